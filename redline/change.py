@@ -1,0 +1,396 @@
+"""Change products: what one scan input is, and how its pixels become change.
+
+Three input modes share one reader interface. :meth:`ProductReader.classify`
+turns one window of the product into four arrays:
+
+- ``key``   uint8, 0 = no change, otherwise ``ACTIVITIES.index(activity) + 1``
+- ``level`` uint8, confidence rank (index into ``vocab.CONFIDENCES``)
+- ``score`` float32 or None, change probability (probability mode only)
+- ``valid`` bool, the ground was observed (not nodata, not cloud)
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import rasterio
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from rasterio.errors import RasterioIOError
+from rasterio.windows import Window
+
+from . import vocab
+from .errors import (
+    CRSError,
+    InputError,
+    MissingFileError,
+    NotARasterError,
+    UnknownClassError,
+)
+
+Mode = Literal["class", "probability", "transition"]
+UNKNOWN = 255  # key LUT sentinel for codes a table does not declare
+TAG_PREFIX = "REDLINE_"
+
+
+class ChangeProduct(BaseModel):
+    """One scan input with its provenance."""
+
+    model_config = ConfigDict(frozen=True)
+
+    product_id: str
+    mode: Mode = "class"
+    path: Path = Field(description="the change raster, or the 'after' land-cover raster")
+    before_path: Path | None = None
+    class_table: Path | None = None
+    transition_table: Path | None = None
+    thresholds: tuple[float, ...] = (0.5, 0.7, 0.9)
+    activity: str = "other"  # what a probability raster detects
+    scale: float | None = None  # integer probability rasters: value / scale = probability
+    sensor: str | None = None
+    acquired_before: date | None = None
+    acquired_after: date
+
+    @field_validator("thresholds")
+    @classmethod
+    def _ascending(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        if not 1 <= len(v) <= len(vocab.CONFIDENCES) or list(v) != sorted(v):
+            raise ValueError(
+                f"thresholds must be 1 to {len(vocab.CONFIDENCES)} ascending values "
+                f"(one per confidence level {', '.join(vocab.CONFIDENCES)})"
+            )
+        return v
+
+    @field_validator("activity")
+    @classmethod
+    def _activity(cls, v: str) -> str:
+        return vocab.activity(v)
+
+    @property
+    def paths(self) -> list[Path]:
+        return [p for p in (self.before_path, self.path) if p is not None]
+
+    def checksum(self) -> str:
+        """Content identity of the product: the scan ledger keys on it."""
+        h = hashlib.sha256(self.mode.encode())
+        for p in self.paths:
+            with open(p, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    h.update(chunk)
+        return h.hexdigest()
+
+    def provenance(self) -> dict:
+        return {
+            "product_id": self.product_id,
+            "mode": self.mode,
+            "sensor": self.sensor,
+            "acquired_before": self.acquired_before.isoformat() if self.acquired_before else None,
+            "acquired_after": self.acquired_after.isoformat(),
+            "files": [str(p) for p in self.paths],
+        }
+
+
+def _raster_tags(path: Path) -> dict:
+    try:
+        with rasterio.open(path) as ds:
+            tags = ds.tags()
+    except RasterioIOError as exc:
+        raise NotARasterError(f"{path}: not a readable raster ({exc})") from None
+    return {k[len(TAG_PREFIX):].lower(): v for k, v in tags.items() if k.startswith(TAG_PREFIX)}
+
+
+def resolve_product(path: str | Path, **overrides) -> ChangeProduct:
+    """Describe a product from a raster (+ sidecar JSON + tags) or a manifest JSON.
+
+    Precedence, lowest first: raster tags ``REDLINE_*``, sidecar ``<name>.json``,
+    explicit ``overrides`` (CLI options). Relative paths in a JSON are relative to it.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise MissingFileError(f"{path}: no such file")
+    meta: dict = {}
+    if path.suffix.lower() == ".json":
+        manifest, base = path, path.parent
+    else:
+        meta.update(_raster_tags(path))
+        meta["path"] = path
+        manifest, base = path.with_suffix(".json"), path.parent
+    if manifest.exists():
+        try:
+            doc = json.loads(manifest.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InputError(f"{manifest}: not valid JSON ({exc})") from None
+        if not isinstance(doc, dict):
+            raise InputError(f"{manifest}: expected a JSON object")
+        if "after" in doc:
+            doc["path"] = doc.pop("after")
+        if "before" in doc:
+            doc["before_path"] = doc.pop("before")
+        for key in ("path", "before_path", "class_table", "transition_table"):
+            if doc.get(key):
+                doc[key] = (base / doc[key]) if not Path(doc[key]).is_absolute() else Path(doc[key])
+        meta.update(doc)
+    meta.update({k: v for k, v in overrides.items() if v is not None})
+    meta.setdefault("product_id", Path(meta.get("path", path)).stem)
+    if "thresholds" in meta and isinstance(meta["thresholds"], str):
+        meta["thresholds"] = tuple(float(t) for t in meta["thresholds"].split(","))
+    try:
+        product = ChangeProduct.model_validate(meta)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "product"
+        hint = " (give it as a CLI option, a sidecar JSON or a REDLINE_* raster tag)"
+        raise InputError(f"{path}: {field}: {err['msg']}{hint if err['type'] == 'missing' else ''}") from None
+    for p in product.paths + [t for t in (product.class_table, product.transition_table) if t]:
+        if not Path(p).exists():
+            raise MissingFileError(f"{p}: no such file (named by {path})")
+    if product.mode == "class" and product.class_table is None:
+        raise InputError(f"{path}: a class product needs a class table (--classes)")
+    if product.mode == "transition" and (product.before_path is None or product.transition_table is None):
+        raise InputError(f"{path}: a transition product needs a before raster and a transition table")
+    return product
+
+
+# --- tables ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ClassEntry:
+    activity: str  # an activity, or vocab.NO_CHANGE / vocab.NO_OBSERVATION
+    confidence: str = "nominal"
+
+
+def _read_csv(path: Path, required: tuple[str, ...]) -> list[dict]:
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            rows = [r for r in reader if any((v or "").strip() for v in r.values())]
+            header = [h.strip().lower() for h in reader.fieldnames or []]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(f"{path}: cannot read table ({exc})") from None
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise InputError(f"{path}: table lacks column(s) {', '.join(missing)}; has {', '.join(header)}")
+    return [{(k or "").strip().lower(): (v or "").strip() for k, v in r.items()} for r in rows]
+
+
+def _code(text: str, path: Path, line: int) -> int:
+    try:
+        code = int(text)
+    except ValueError:
+        raise InputError(f"{path}:{line}: class code {text!r} is not an integer") from None
+    if not 0 <= code <= 65535:
+        raise InputError(f"{path}:{line}: class code {code} outside 0..65535")
+    return code
+
+
+def _confidence(text: str, path: Path, line: int) -> str:
+    conf = (text or "nominal").lower()
+    if conf not in vocab.CONFIDENCES:
+        raise InputError(f"{path}:{line}: confidence {text!r} not one of {', '.join(vocab.CONFIDENCES)}")
+    return conf
+
+
+def _activity(text: str, path: Path, line: int) -> str:
+    try:
+        return vocab.activity(text, allow_pseudo=True)
+    except InputError as exc:
+        raise InputError(f"{path}:{line}: {exc}") from None
+
+
+def read_class_table(path: Path) -> dict[int, ClassEntry]:
+    """CSV ``code,activity[,confidence]``; activity may be ``none`` or ``no_observation``."""
+    table: dict[int, ClassEntry] = {}
+    for i, row in enumerate(_read_csv(path, ("code", "activity")), start=2):
+        code = _code(row["code"], path, i)
+        if code in table:
+            raise InputError(f"{path}:{i}: class code {code} listed twice")
+        table[code] = ClassEntry(_activity(row["activity"], path, i), _confidence(row.get("confidence", ""), path, i))
+    if not table:
+        raise InputError(f"{path}: class table is empty")
+    return table
+
+
+def read_transition_table(path: Path) -> dict[tuple[int, int], ClassEntry]:
+    """CSV ``before,after,activity[,confidence]``; codes may be joined with ``|``.
+
+    Pairs not listed are "no change". ``activity = no_observation`` marks codes such
+    as clouds (use ``*`` for "any code" on the other side).
+    """
+    table: dict[tuple[int, int], ClassEntry] = {}
+    for i, row in enumerate(_read_csv(path, ("before", "after", "activity")), start=2):
+        entry = ClassEntry(_activity(row["activity"], path, i), _confidence(row.get("confidence", ""), path, i))
+        sides = []
+        for side in ("before", "after"):
+            text = row[side]
+            sides.append([-1] if text == "*" else [_code(c.strip(), path, i) for c in text.split("|")])
+        for b in sides[0]:
+            for a in sides[1]:
+                table[(b, a)] = entry
+    if not table:
+        raise InputError(f"{path}: transition table is empty")
+    return table
+
+
+# --- readers --------------------------------------------------------------------------
+
+def open_raster(path: Path):
+    """Open a user-supplied raster with a clear error for anything unusable."""
+    try:
+        ds = rasterio.open(path)
+    except RasterioIOError as exc:
+        raise NotARasterError(f"{path}: not a readable raster ({str(exc).splitlines()[0]})") from None
+    if ds.crs is None:
+        ds.close()
+        raise CRSError(f"{path}: raster has no CRS; assign one (e.g. gdal_edit.py -a_srs EPSG:32649) and retry")
+    if ds.transform.b != 0 or ds.transform.d != 0:
+        ds.close()
+        raise InputError(f"{path}: rotated rasters are not supported; warp it to a north-up grid first")
+    return ds
+
+
+def _levels_for(confidences) -> np.ndarray:
+    return np.array([vocab.CONFIDENCES.index(c) for c in confidences], dtype=np.uint8)
+
+
+class ProductReader:
+    """Reads windows of a product and classifies them. Use as a context manager."""
+
+    def __init__(self, product: ChangeProduct):
+        self.product = product
+        self.ds = open_raster(product.path)
+        self.before = open_raster(product.before_path) if product.before_path else None
+        try:
+            self._setup()
+        except Exception:
+            self.close()
+            raise
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        self.ds.close()
+        if self.before is not None:
+            self.before.close()
+
+    # geometry of the grid -----------------------------------------------------------
+    @property
+    def crs(self):
+        return self.ds.crs
+
+    @property
+    def transform(self):
+        return self.ds.transform
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.ds.height, self.ds.width
+
+    @property
+    def block_shape(self) -> tuple[int, int]:
+        return self.ds.block_shapes[0]
+
+    @property
+    def bounds(self):
+        return self.ds.bounds
+
+    def _setup(self):
+        p, ds = self.product, self.ds
+        self.nodata = ds.nodata
+        if p.mode == "class":
+            if not np.issubdtype(np.dtype(ds.dtypes[0]), np.integer) or np.dtype(ds.dtypes[0]).itemsize > 2:
+                raise InputError(f"{p.path}: a class raster must hold 8- or 16-bit integer codes, not {ds.dtypes[0]}")
+            table = read_class_table(p.class_table)
+            size = 256 if np.dtype(ds.dtypes[0]).itemsize == 1 else 65536
+            self._key = np.full(size, UNKNOWN, dtype=np.uint8)
+            self._level = np.zeros(size, dtype=np.uint8)
+            self._observed = np.ones(size, dtype=bool)
+            for code, e in table.items():
+                if code >= size:
+                    continue
+                self._key[code] = vocab.ACTIVITIES.index(e.activity) + 1 if e.activity in vocab.ACTIVITIES else 0
+                self._level[code] = vocab.CONFIDENCES.index(e.confidence)
+                self._observed[code] = e.activity != vocab.NO_OBSERVATION
+        elif p.mode == "probability":
+            dt = np.dtype(ds.dtypes[0])
+            self._scale = p.scale or (1.0 if np.issubdtype(dt, np.floating) else 100.0)
+            self._thresholds = np.asarray(p.thresholds, dtype=np.float32)
+            self._activity_key = vocab.ACTIVITIES.index(p.activity) + 1
+        else:  # transition
+            b = self.before
+            if (b.width, b.height, b.transform, b.crs) != (ds.width, ds.height, ds.transform, ds.crs):
+                raise InputError(
+                    f"{p.before_path} and {p.path}: before/after rasters must share one grid "
+                    "(same CRS, transform and size); warp one onto the other first"
+                )
+            for d in (b, ds):
+                if np.dtype(d.dtypes[0]) != np.uint8:
+                    raise InputError(f"{d.name}: land-cover rasters must be uint8 class codes, not {d.dtypes[0]}")
+            table = read_transition_table(p.transition_table)
+            self._key2 = np.zeros((256, 256), dtype=np.uint8)
+            self._level2 = np.zeros((256, 256), dtype=np.uint8)
+            self._observed2 = np.ones((256, 256), dtype=bool)
+            # wildcards first so explicit pairs win
+            for (bc, ac), e in sorted(table.items(), key=lambda kv: -1 in kv[0], reverse=True):
+                bi = slice(None) if bc == -1 else bc
+                ai = slice(None) if ac == -1 else ac
+                if (bc != -1 and bc > 255) or (ac != -1 and ac > 255):
+                    continue
+                if e.activity == vocab.NO_OBSERVATION:
+                    self._observed2[bi, ai] = False
+                else:
+                    self._key2[bi, ai] = vocab.ACTIVITIES.index(e.activity) + 1 if e.activity in vocab.ACTIVITIES else 0
+                    self._level2[bi, ai] = vocab.CONFIDENCES.index(e.confidence)
+            self.before_nodata = b.nodata
+
+    def _valid(self, data: np.ndarray, nodata) -> np.ndarray:
+        if nodata is None:
+            return np.ones(data.shape, dtype=bool)
+        if np.isnan(nodata):
+            return ~np.isnan(data)
+        return data != nodata
+
+    def classify(self, window: Window):
+        p = self.product
+        data = self.ds.read(1, window=window)
+        if p.mode == "class":
+            valid = self._valid(data, self.nodata)
+            key = self._key[data]
+            bad = valid & (key == UNKNOWN)
+            if bad.any():
+                codes = sorted(int(c) for c in np.unique(data[bad]))[:10]
+                raise UnknownClassError(
+                    f"{p.path}: class code(s) {', '.join(map(str, codes))} are not in {p.class_table}"
+                )
+            valid &= self._observed[data]
+            key = np.where(valid, key, 0).astype(np.uint8)
+            return key, self._level[data], None, valid
+        if p.mode == "probability":
+            prob = data.astype(np.float32) / np.float32(self._scale)
+            valid = self._valid(data, self.nodata) & np.isfinite(prob)
+            prob = np.where(valid, prob, 0)
+            passed = (prob[..., None] >= self._thresholds).sum(axis=-1).astype(np.uint8)
+            key = np.where(passed > 0, self._activity_key, 0).astype(np.uint8)
+            level = np.maximum(passed, 1) - 1
+            return key, level, prob, valid
+        before = self.before.read(1, window=window)
+        valid = self._valid(data, self.nodata) & self._valid(before, self.before_nodata)
+        valid &= self._observed2[before, data]
+        key = np.where(valid, self._key2[before, data], 0).astype(np.uint8)
+        return key, self._level2[before, data], None, valid
+
+    def read_raw(self, window: Window):
+        """Plain read of the same window(s), for the raw-read baseline in benchmarks."""
+        out = self.ds.read(1, window=window)
+        if self.before is not None:
+            self.before.read(1, window=window)
+        return out

@@ -1,0 +1,43 @@
+"""Settings from the environment (prefix ``REDLINE_``), validated at start-up."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="REDLINE_", extra="ignore")
+
+    # The embedded store is a single SQLite file; PostGIS arrives with its own issue.
+    database_url: str = "sqlite:///redline.db"
+    # Minimum mapping unit: patches smaller than this ground area are noise.
+    mmu_ha: float = Field(0.1, ge=0)
+    # Severity rules; None means the defaults shipped in redline/data/rules.toml.
+    rules_path: Path | None = None
+    # Side, in pixels, of the cells used to record where a scan could see the ground.
+    footprint_cell: int = Field(8, ge=1, le=256)
+    # Guard against pathological inputs (a polygon with millions of vertices).
+    max_vertices_per_feature: int = Field(2_000_000, ge=4)
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_scheme(cls, v: str) -> str:
+        if not v.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://")):
+            raise ValueError("REDLINE_DATABASE_URL must start with sqlite:// or postgresql://")
+        return v
+
+    @field_validator("rules_path")
+    @classmethod
+    def _rules_exist(cls, v: Path | None) -> Path | None:
+        if v is not None and not v.is_file():
+            raise ValueError(f"REDLINE_RULES_PATH {v} does not exist")
+        return v
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,315 @@
+"""Changed pixels → patches, window by window, in bounded memory.
+
+The raster is read in windows aligned to its internal blocks; no window is read
+twice and the whole raster is never in memory. Within a window, connected pixels
+of one activity (4-connectivity, as GDAL's polygonize) are labelled; labels that
+meet across a window seam are joined with a union-find, and their polygons are
+unioned exactly in *pixel* coordinates (integers, so seam edges match bit for
+bit) before the grid transform and reprojection are applied. A patch is emitted
+as soon as the block row below it can no longer extend it, so pending state is
+about one block row of seam-touching pieces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from math import gcd
+
+import numpy as np
+import shapely
+from affine import Affine
+from rasterio.features import shapes
+from rasterio.windows import Window
+from scipy import ndimage
+
+from . import vocab
+from .change import ProductReader
+from .geo import GEOD, M2_PER_HA, reproject
+
+
+@dataclass(frozen=True)
+class Patch:
+    """A connected region of changed pixels, vectorised, in lon/lat."""
+
+    geometry: object
+    activity: str
+    confidence: str
+    score: float | None
+    pixels: int
+    area_ha: float
+
+
+def window_grid(height: int, width: int, block_shape: tuple[int, int], target: int = 1024):
+    """Row-major windows aligned to the raster's blocks, about ``target`` px a side.
+
+    Returns ``(rows, cols)``: lists of ``(offset, size)`` along each axis.
+    """
+    bh, bw = block_shape
+    th = min(height, bh * max(1, round(target / bh)))
+    tw = width if bw >= width else min(width, bw * max(1, round(target / bw)))
+    rows = [(r, min(th, height - r)) for r in range(0, height, th)]
+    cols = [(c, min(tw, width - c)) for c in range(0, width, tw)]
+    return rows, cols
+
+
+def label_by_activity(key: np.ndarray) -> tuple[np.ndarray, int]:
+    """4-connected components of equal nonzero ``key``."""
+    changed = key > 0
+    lab, n = ndimage.label(changed)
+    # Neighbouring pixels of different activities are separate patches; this is
+    # rare, so only then pay for one labelling pass per activity.
+    mixed = (changed[:, 1:] & changed[:, :-1] & (key[:, 1:] != key[:, :-1])).any() or (
+        changed[1:] & changed[:-1] & (key[1:] != key[:-1])
+    ).any()
+    if not mixed:
+        return lab, n
+    lab = np.zeros(key.shape, dtype=np.int32)
+    n = 0
+    for k in np.unique(key[changed]):
+        lk, nk = ndimage.label(key == k)
+        lab[lk > 0] = lk[lk > 0] + n
+        n += nk
+    return lab, n
+
+
+class _UnionFind:
+    def __init__(self):
+        self.parent: dict[int, int] = {}
+
+    def find(self, a: int) -> int:
+        parent = self.parent
+        root = a
+        while parent.get(root, root) != root:
+            root = parent[root]
+        while parent.get(a, a) != root:  # path compression
+            parent[a], a = root, parent[a]
+        return root
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+@dataclass
+class _Piece:
+    key: int
+    pixels: int
+    ge: tuple[int, ...]  # pixels at or above each confidence level
+    score_sum: float
+    polygons: list = field(default_factory=list)  # in pixel coordinates
+    touches_bottom: bool = False
+
+
+def _pixel_area_bounds_m2(reader: ProductReader) -> float:
+    """Largest geodesic pixel area over the grid (for a safe pre-filter)."""
+    h, w = reader.shape
+    t = reader.transform
+    best = 0.0
+    for r in (0, h // 2, max(h - 1, 0)):
+        for c in (0, w // 2, max(w - 1, 0)):
+            ring = shapely.box(c, r, c + 1, r + 1)
+            geom = reproject(shapely.transform(ring, lambda xy: np.column_stack(t * (xy[:, 0], xy[:, 1]))), reader.crs)
+            best = max(best, abs(GEOD.geometry_area_perimeter(geom)[0]))
+    return best
+
+
+class PatchExtractor:
+    """Extract patches from a product; see module docstring for the method."""
+
+    def __init__(self, reader: ProductReader, *, mmu_ha: float = 0.1, footprint_cell: int = 8, target: int = 1024):
+        self.reader = reader
+        self.mmu_ha = mmu_ha
+        self.rows, self.cols = window_grid(*reader.shape, reader.block_shape, target)
+        th, tw = self.rows[0][1], self.cols[0][1]
+        self.cell = gcd(gcd(th, tw), footprint_cell)
+        h, w = reader.shape
+        self._coarse = np.zeros((-(-h // self.cell), -(-w // self.cell)), dtype=bool)
+        self.observed_pixels = 0
+        self.total_pixels = h * w
+        # A component whose pixel count times the largest pixel area is under the
+        # MMU cannot pass it, so it is dropped before the (costly) vectorising.
+        px = _pixel_area_bounds_m2(reader) * 1.01
+        self._min_pixels = int(np.floor(mmu_ha * M2_PER_HA / px)) if px > 0 else 0
+        self._uf = _UnionFind()
+        self._pending: dict[int, _Piece] = {}
+        self._next_gid = 1
+        self._top = np.zeros(w, dtype=np.int64)
+        self._top_key = np.zeros(w, dtype=np.uint8)
+        self.windows_total = len(self.rows) * len(self.cols)
+        self.windows_with_change = 0
+
+    def windows(self) -> Iterator[Window]:
+        for r, h in self.rows:
+            for c, w in self.cols:
+                yield Window(c, r, w, h)
+
+    def run(self, progress: Callable[[int], None] | None = None) -> Iterator[list[Patch]]:
+        """Yield batches of finished patches (MMU applied), one batch per block row."""
+        height, width = self.reader.shape
+        for r, h in self.rows:
+            ready: list[_Piece] = []
+            left = np.zeros(h, dtype=np.int64)
+            left_key = np.zeros(h, dtype=np.uint8)
+            for c, w in self.cols:
+                left, left_key = self._window(Window(c, r, w, h), left, left_key, ready, height, width)
+                if progress:
+                    progress(1)
+            ready.extend(self._flush(final=r + h >= height))
+            yield self._finish(ready)
+
+    # --- one window -------------------------------------------------------------
+    def _window(self, win: Window, left, left_key, ready, height, width):
+        key, level, score, valid = self.reader.classify(win)
+        self._footprint(win, valid)
+        r0, c0, h, w = win.row_off, win.col_off, win.height, win.width
+        if not key.any():
+            self._top[c0:c0 + w] = 0
+            return np.zeros(h, dtype=np.int64), np.zeros(h, dtype=np.uint8)
+        self.windows_with_change += 1
+        lab, n = label_by_activity(key)
+        flat = lab.ravel()
+        npix = np.bincount(flat, minlength=n + 1)
+        keys = np.zeros(n + 1, dtype=np.uint8)
+        keys[flat] = key.ravel()
+        ge = [npix] + [np.bincount(lab[level >= k].ravel(), minlength=n + 1) for k in range(1, len(vocab.CONFIDENCES))]
+        ssum = np.bincount(flat, weights=score.ravel(), minlength=n + 1) if score is not None else np.zeros(n + 1)
+
+        # labels on an internal seam may continue in a neighbour window
+        touch = np.zeros(n + 1, dtype=bool)
+        bottom = np.zeros(n + 1, dtype=bool)
+        if r0 > 0:
+            touch[lab[0]] = True
+        if c0 > 0:
+            touch[lab[:, 0]] = True
+        if c0 + w < width:
+            touch[lab[:, -1]] = True
+        if r0 + h < height:
+            bottom[lab[-1]] = True
+            touch |= bottom
+        touch[0] = bottom[0] = False
+
+        keep = (npix >= self._min_pixels) | touch
+        keep[0] = False
+        kept = np.flatnonzero(keep)
+        gid = np.zeros(n + 1, dtype=np.int64)
+        gid[kept] = self._next_gid + np.arange(kept.size)
+        self._next_gid += kept.size
+
+        # join with the window to the left and the block row above
+        if c0 > 0:
+            self._join(left, left_key, gid[lab[:, 0]], key[:, 0])
+        if r0 > 0:
+            self._join(self._top[c0:c0 + w], self._top_key[c0:c0 + w], gid[lab[0]], key[0])
+        self._top[c0:c0 + w] = gid[lab[-1]]
+        self._top_key[c0:c0 + w] = key[-1]
+
+        labk = np.where(keep[lab], lab, 0).astype(np.int32)
+        pieces: dict[int, _Piece] = {}
+        for geom, value in shapes(labk, mask=labk > 0, connectivity=4, transform=Affine.translation(c0, r0)):
+            v = int(value)
+            piece = pieces.get(v)
+            if piece is None:
+                piece = pieces[v] = _Piece(
+                    int(keys[v]), int(npix[v]), tuple(int(g[v]) for g in ge), float(ssum[v]),
+                    touches_bottom=bool(bottom[v]),
+                )
+            piece.polygons.append(shapely.geometry.shape(geom))
+        for v, piece in pieces.items():
+            if touch[v]:
+                self._pending[int(gid[v])] = piece
+            else:
+                ready.append(piece)
+        return gid[lab[:, -1]], key[:, -1].copy()
+
+    def _join(self, a_ids, a_keys, b_ids, b_keys):
+        both = (a_ids > 0) & (b_ids > 0) & (a_keys == b_keys)
+        if both.any():
+            for a, b in np.unique(np.column_stack([a_ids[both], b_ids[both]]), axis=0):
+                self._uf.union(int(a), int(b))
+
+    def _footprint(self, win: Window, valid: np.ndarray):
+        f = self.cell
+        self.observed_pixels += int(np.count_nonzero(valid))
+        h, w = valid.shape
+        ph, pw = -(-h // f) * f, -(-w // f) * f
+        if (ph, pw) != (h, w):
+            padded = np.zeros((ph, pw), dtype=bool)
+            padded[:h, :w] = valid
+            valid = padded
+        cells = valid.reshape(ph // f, f, pw // f, f).sum(axis=(1, 3)) * 2 >= f * f
+        r, c = win.row_off // f, win.col_off // f
+        self._coarse[r:r + cells.shape[0], c:c + cells.shape[1]] = cells
+
+    # --- merging ------------------------------------------------------------------
+    def _flush(self, final: bool) -> list[_Piece]:
+        """Merge and release pending groups the next block row cannot extend."""
+        if not self._pending:
+            return []
+        groups: dict[int, list[int]] = {}
+        for g in self._pending:
+            groups.setdefault(self._uf.find(g), []).append(g)
+        out = []
+        for root, members in groups.items():
+            if not final and any(self._pending[g].touches_bottom for g in members):
+                continue
+            parts = [self._pending.pop(g) for g in members]
+            first = parts[0]
+            if len(parts) > 1:
+                first = _Piece(
+                    first.key,
+                    sum(p.pixels for p in parts),
+                    tuple(map(sum, zip(*(p.ge for p in parts)))),
+                    sum(p.score_sum for p in parts),
+                    [shapely.coverage_union_all([poly for p in parts for poly in p.polygons])],
+                )
+            out.append(first)
+            for g in members:
+                self._uf.parent.pop(g, None)
+        return out
+
+    def _finish(self, pieces: list[_Piece]) -> list[Patch]:
+        if not pieces:
+            return []
+        t = self.reader.transform
+        geoms = np.array(
+            [p.polygons[0] if len(p.polygons) == 1 else shapely.union_all(p.polygons) for p in pieces], dtype=object
+        )
+        geoms = shapely.transform(geoms, lambda xy: np.column_stack(t * (xy[:, 0], xy[:, 1])))
+        geoms = reproject(geoms, self.reader.crs)
+        patches = []
+        for piece, geom in zip(pieces, geoms):
+            area = abs(GEOD.geometry_area_perimeter(geom)[0]) / M2_PER_HA
+            if area < self.mmu_ha:
+                continue
+            # confidence: the highest level reached by at least half of the pixels
+            level = max(k for k, n in enumerate(piece.ge) if 2 * n >= piece.pixels)
+            patches.append(
+                Patch(
+                    geometry=geom,
+                    activity=vocab.ACTIVITIES[piece.key - 1],
+                    confidence=vocab.CONFIDENCES[level],
+                    score=piece.score_sum / piece.pixels if self.reader.product.mode == "probability" else None,
+                    pixels=piece.pixels,
+                    area_ha=area,
+                )
+            )
+        return patches
+
+    def footprint(self):
+        """Where the scan saw the ground, in lon/lat (cells of ``self.cell`` pixels)."""
+        if not self._coarse.any():
+            return None
+        f = self.cell
+        polys = [
+            shapely.geometry.shape(g)
+            for g, _ in shapes(self._coarse.view(np.uint8), mask=self._coarse, connectivity=4)
+        ]
+        h, w = self.reader.shape
+        # union in coarse-cell coordinates, clip to the grid, then to ground coordinates
+        geom = shapely.intersection(shapely.coverage_union_all(polys), shapely.box(0, 0, w / f, h / f))
+        geom = shapely.segmentize(geom, 16)
+        t = self.reader.transform * Affine.scale(f)
+        geom = shapely.transform(geom, lambda xy: np.column_stack(t * (xy[:, 0], xy[:, 1])))
+        return shapely.make_valid(reproject(geom, self.reader.crs))

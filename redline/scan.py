@@ -1,0 +1,192 @@
+"""One scan: a change product → patches → conflicts → flags, recorded once.
+
+The product is read and judged entirely before the store is touched; the
+writes then happen in one transaction, so a crash leaves the store as it was
+and the scan ledger (keyed on the content checksum) makes a re-run a no-op.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import shapely
+from rasterio.warp import transform_bounds
+
+from . import vocab
+from .change import ChangeProduct, ProductReader
+from .config import Settings, get_settings
+from .errors import InputError, NoOverlapError
+from .geo import STORAGE_CRS
+from .overlay import Assessment, Overlay
+from .patches import PatchExtractor
+from .rules import PROTECTION_LAYERS, Rules, load_rules
+from .store import FlagFilter, Store
+from .store.sqlite import now
+
+
+
+@dataclass
+class ScanResult:
+    product_id: str
+    checksum: str
+    skipped: bool = False
+    scan_id: int | None = None
+    patches: int = 0
+    conflicts: int = 0
+    permitted: int = 0
+    new_flags: list[int] = field(default_factory=list)
+    observed_flags: list[int] = field(default_factory=list)
+    observed_fraction: float | None = None
+    seconds: float = 0.0
+    windows: int = 0
+    windows_with_change: int = 0
+
+    def summary(self) -> dict:
+        return {k: v for k, v in self.__dict__.items()}
+
+
+def scan_product(
+    store: Store,
+    product: ChangeProduct,
+    *,
+    settings: Settings | None = None,
+    rules: Rules | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ScanResult:
+    """Scan ``product`` once; a product already in the ledger is skipped."""
+    settings = settings or get_settings()
+    rules = rules or load_rules(settings.rules_path)
+    t0 = time.perf_counter()
+    checksum = product.checksum()
+    result = ScanResult(product.product_id, checksum)
+    if store.scan_by_checksum(checksum):
+        result.skipped = True
+        return result
+
+    versions = {lv["kind"]: lv["version"] for lv in store.layer_versions()}
+    if not any(k in versions for k in PROTECTION_LAYERS):
+        raise InputError("no red-line or reserve layer is loaded; run `redline layers load redline FILE` first")
+    started = now()
+    with ProductReader(product) as reader:
+        bbox = transform_bounds(reader.crs, STORAGE_CRS, *reader.bounds, densify_pts=21)
+        zones = store.zones(("redline", "reserve", "permit", "admin"), bbox=bbox)
+        if not any(z.kind in PROTECTION_LAYERS for z in zones):
+            raise NoOverlapError(
+                f"{product.path}: raster (lon/lat bounds {', '.join(f'{v:.4f}' for v in bbox)}) "
+                "does not overlap any loaded red-line or reserve zone"
+            )
+        overlay = Overlay(zones, rules, product.acquired_after)
+        extractor = PatchExtractor(reader, mmu_ha=settings.mmu_ha, footprint_cell=settings.footprint_cell)
+        tick = (lambda n: progress(n, extractor.windows_total)) if progress else None
+        assessments: list[Assessment] = []
+        for batch in extractor.run(tick):
+            result.patches += len(batch)
+            assessments.extend(overlay.assess(batch))
+        footprint = extractor.footprint()
+        result.observed_fraction = extractor.observed_pixels / extractor.total_pixels
+        result.windows, result.windows_with_change = extractor.windows_total, extractor.windows_with_change
+
+    scan = {
+        **product.provenance(),
+        "checksum": checksum,
+        "started_at": started,
+        "finished_at": now(),
+        "state": "done",
+        "layer_versions": versions,
+        "rules_version": rules.version,
+        "observed_fraction": result.observed_fraction,
+        "stats": {"patches": result.patches, "conflict_patches": len(assessments), "mmu_ha": settings.mmu_ha},
+    }
+    with store.transaction():
+        if store.scan_by_checksum(checksum):  # another process recorded it meanwhile
+            result.skipped = True
+            return result
+        result.scan_id = store.insert_scan(scan, footprint)
+        this_scan: dict[int, object] = {}
+        for a in assessments:
+            _record(store, result, a, product, versions, rules, this_scan)
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _flag_fields(a: Assessment, versions: dict, rules: Rules) -> dict:
+    top = a.strictest
+    return {
+        "severity": top.severity,
+        "activity": a.patch.activity,
+        "confidence": a.patch.confidence,
+        "score": a.patch.score,
+        "area_ha": round(a.patch.area_ha, 4),
+        "area_mu": round(vocab.hectares_to_mu(a.patch.area_ha), 3),
+        "zone_layer": top.zone.kind,
+        "zone_name": top.zone.name,
+        "zone_regime": top.zone.regime,
+        "admin_code": a.admin.code if a.admin else None,
+        "admin_name": a.admin.name if a.admin else None,
+        "permit_id": a.permit.id if a.permit else None,
+        "layer_versions": versions,
+        "rules_version": rules.version,
+        "rule": top.rule,
+    }
+
+
+def _match(store: Store, geom) -> dict | None:
+    """The existing flag this patch is a new observation of: the largest overlap wins."""
+    best, best_overlap = None, 0.0
+    for f in store.flags(FlagFilter(bbox=tuple(shapely.bounds(geom))), with_geometry=True):
+        overlap = shapely.intersection(f["geometry"], geom).area
+        if overlap > best_overlap:
+            best, best_overlap = f, overlap
+    return best
+
+
+def _record(store, result: ScanResult, a: Assessment, product, versions, rules, this_scan: dict) -> None:
+    patch, day = a.patch, product.acquired_after
+    fields = _flag_fields(a, versions, rules)
+    if a.permit:
+        result.permitted += 1
+    else:
+        result.conflicts += 1
+    flag = _match(store, patch.geometry)
+    if flag is None:
+        fid = store.insert_flag(
+            {**fields, "status": "permitted" if a.permit else "new", "first_seen": day, "last_seen": day,
+             "n_observations": 1},
+            patch.geometry,
+        )
+        store.audit(fid, "scan", "created", {"scan_id": result.scan_id, "product_id": product.product_id,
+                                             "status": "permitted" if a.permit else "new"})
+        result.new_flags.append(fid)
+        geom = patch.geometry
+    else:
+        fid = flag["id"]
+        latest = day.isoformat() >= flag["last_seen"]
+        geom = patch.geometry
+        if fid in this_scan:  # several patches of one scan re-observe the same flag
+            geom = shapely.union_all([this_scan[fid], patch.geometry])
+        update = {
+            "first_seen": min(flag["first_seen"], day.isoformat()),
+            "last_seen": max(flag["last_seen"], day.isoformat()),
+            "n_observations": flag["n_observations"] + 1,
+        }
+        if latest:
+            update.update({k: v for k, v in fields.items() if k != "permit_id" or v is not None})
+            if fid in this_scan:
+                update["area_ha"] = round(flag["area_ha"] + patch.area_ha, 4)
+                update["area_mu"] = round(vocab.hectares_to_mu(update["area_ha"]), 3)
+        store.update_flag(fid, update, geom if latest else None)
+        store.audit(fid, "scan", "observed", {"scan_id": result.scan_id, "product_id": product.product_id,
+                                              "status": flag["status"]})
+        if fid not in result.observed_flags:
+            result.observed_flags.append(fid)
+    this_scan[fid] = geom
+    store.add_observation(
+        {"flag_id": fid, "scan_id": result.scan_id, "observed_on": day, "activity": patch.activity,
+         "confidence": patch.confidence, "score": patch.score, "area_ha": round(patch.area_ha, 4),
+         "pixels": patch.pixels},
+        patch.geometry,
+    )
+    if flag is None or day.isoformat() >= flag["last_seen"]:
+        store.replace_conflicts(fid, [c.record() for c in a.conflicts])

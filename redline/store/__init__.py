@@ -1,0 +1,26 @@
+"""Store factory: pick the implementation from the database URL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import StoreError
+from .base import FLAG_FIELDS, FlagFilter, Store
+
+__all__ = ["FLAG_FIELDS", "FlagFilter", "Store", "open_store"]
+
+
+def open_store(url: str | None = None) -> Store:
+    """Open the store named by ``url`` (default: ``REDLINE_DATABASE_URL``)."""
+    if url is None:
+        from ..config import get_settings
+
+        url = get_settings().database_url
+    if url.startswith("sqlite://"):
+        from .sqlite import SQLiteStore
+
+        path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else url[len("sqlite://"):]
+        return SQLiteStore(path or ":memory:")
+    if url.startswith("postgresql"):
+        raise StoreError("the PostGIS store is not available in this version; use a sqlite:/// URL")
+    raise StoreError(f"unsupported database URL {url!r}")

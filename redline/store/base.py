@@ -1,0 +1,105 @@
+"""The store interface. SQLite is the embedded default; PostGIS implements the same.
+
+Geometries cross this boundary as shapely objects in lon/lat (EPSG:4326).
+Rows cross it as plain dicts whose keys are the column names below, so that
+exports and API serialisers need no per-backend code.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import date
+
+from ..layers import LoadReport, Zone
+
+FLAG_FIELDS = (
+    "id", "status", "severity", "activity", "confidence", "score", "area_ha", "area_mu",
+    "first_seen", "last_seen", "n_observations", "zone_layer", "zone_name", "zone_regime",
+    "admin_code", "admin_name", "permit_id", "layer_versions", "rules_version", "rule",
+    "created_at", "updated_at",
+)
+
+
+@dataclass
+class FlagFilter:
+    """Filters shared by the CLI, exports and (later) the API; None means any."""
+
+    bbox: tuple[float, float, float, float] | None = None  # lon/lat
+    status: list[str] | None = None
+    severity: list[str] | None = None
+    activity: list[str] | None = None
+    admin_code: list[str] | None = None
+    since: date | None = None  # last_seen >= since
+    until: date | None = None  # first_seen <= until
+    limit: int | None = None
+    after_id: int | None = None  # keyset paging
+
+
+class Store(ABC):
+    """One persistence interface for layers, scans, flags, observations and audit."""
+
+    # lifecycle -------------------------------------------------------------------------
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager:
+        """All writes inside commit together or not at all (exclusive for writers)."""
+
+    # layers ----------------------------------------------------------------------------
+    @abstractmethod
+    def add_layer_version(self, report: LoadReport) -> dict: ...
+
+    @abstractmethod
+    def layer_versions(self, kind: str | None = None, current_only: bool = True) -> list[dict]: ...
+
+    @abstractmethod
+    def zones(self, kinds: tuple[str, ...], bbox: tuple[float, float, float, float] | None = None) -> list[Zone]:
+        """Zones of the current version of each kind, optionally within a lon/lat bbox."""
+
+    # scans -----------------------------------------------------------------------------
+    @abstractmethod
+    def scan_by_checksum(self, checksum: str) -> dict | None: ...
+
+    @abstractmethod
+    def insert_scan(self, scan: dict, footprint) -> int: ...
+
+    @abstractmethod
+    def scans(self, bbox=None, since: date | None = None, until: date | None = None) -> list[dict]:
+        """Finished scans (with ``footprint`` geometry) overlapping bbox, acquired in the period."""
+
+    # flags -----------------------------------------------------------------------------
+    @abstractmethod
+    def flags(self, flt: FlagFilter | None = None, with_geometry: bool = True) -> list[dict]: ...
+
+    @abstractmethod
+    def count_flags(self, flt: FlagFilter | None = None) -> int: ...
+
+    @abstractmethod
+    def flag(self, flag_id: int) -> dict: ...
+
+    @abstractmethod
+    def insert_flag(self, flag: dict, geometry) -> int: ...
+
+    @abstractmethod
+    def update_flag(self, flag_id: int, fields: dict, geometry=None) -> None: ...
+
+    @abstractmethod
+    def add_observation(self, obs: dict, geometry) -> int: ...
+
+    @abstractmethod
+    def observations(self, flag_id: int) -> list[dict]: ...
+
+    @abstractmethod
+    def replace_conflicts(self, flag_id: int, conflicts: list[dict]) -> None: ...
+
+    @abstractmethod
+    def conflicts(self, flag_id: int) -> list[dict]: ...
+
+    @abstractmethod
+    def audit(self, flag_id: int | None, actor: str, action: str, detail: dict) -> None: ...
+
+    @abstractmethod
+    def history(self, flag_id: int) -> list[dict]: ...

@@ -1,0 +1,418 @@
+"""Embedded store: one SQLite file, geometries as WKB with an R*Tree index.
+
+WAL mode lets readers (checks, exports) run while a scan writes; every scan is
+one ``BEGIN IMMEDIATE`` transaction, so a crash leaves the file as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from contextlib import contextmanager
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import shapely
+
+from ..errors import NotFoundError, StoreError
+from ..layers import LoadReport, Zone
+from .base import FlagFilter, Store
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS layer_versions (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    source_sha256 TEXT NOT NULL,
+    source_crs TEXT,
+    loaded_at TEXT NOT NULL,
+    report TEXT NOT NULL,
+    UNIQUE (kind, version)
+);
+CREATE TABLE IF NOT EXISTS zones (
+    id INTEGER PRIMARY KEY,
+    layer_version_id INTEGER NOT NULL REFERENCES layer_versions(id),
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    regime TEXT NOT NULL,
+    code TEXT,
+    attrs TEXT NOT NULL DEFAULT '{}',
+    valid_from TEXT,
+    valid_to TEXT,
+    activity TEXT,
+    area_ha REAL NOT NULL,
+    geom BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS zones_version ON zones(layer_version_id);
+CREATE VIRTUAL TABLE IF NOT EXISTS zones_rtree USING rtree(id, minx, maxx, miny, maxy);
+CREATE TABLE IF NOT EXISTS scans (
+    id INTEGER PRIMARY KEY,
+    checksum TEXT NOT NULL UNIQUE,
+    product_id TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    sensor TEXT,
+    acquired_before TEXT,
+    acquired_after TEXT NOT NULL,
+    files TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    finished_at TEXT NOT NULL,
+    state TEXT NOT NULL,
+    stats TEXT NOT NULL,
+    layer_versions TEXT NOT NULL,
+    rules_version TEXT NOT NULL,
+    observed_fraction REAL,
+    footprint BLOB
+);
+CREATE VIRTUAL TABLE IF NOT EXISTS scans_rtree USING rtree(id, minx, maxx, miny, maxy);
+CREATE TABLE IF NOT EXISTS flags (
+    id INTEGER PRIMARY KEY,
+    status TEXT NOT NULL,
+    severity TEXT,
+    activity TEXT NOT NULL,
+    confidence TEXT NOT NULL,
+    score REAL,
+    area_ha REAL NOT NULL,
+    area_mu REAL NOT NULL,
+    first_seen TEXT NOT NULL,
+    last_seen TEXT NOT NULL,
+    n_observations INTEGER NOT NULL,
+    zone_layer TEXT,
+    zone_name TEXT,
+    zone_regime TEXT,
+    admin_code TEXT,
+    admin_name TEXT,
+    permit_id INTEGER,
+    layer_versions TEXT NOT NULL,
+    rules_version TEXT NOT NULL,
+    rule TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    geom BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS flags_status ON flags(status, severity);
+CREATE VIRTUAL TABLE IF NOT EXISTS flags_rtree USING rtree(id, minx, maxx, miny, maxy);
+CREATE TABLE IF NOT EXISTS observations (
+    id INTEGER PRIMARY KEY,
+    flag_id INTEGER NOT NULL REFERENCES flags(id),
+    scan_id INTEGER NOT NULL REFERENCES scans(id),
+    observed_on TEXT NOT NULL,
+    activity TEXT NOT NULL,
+    confidence TEXT NOT NULL,
+    score REAL,
+    area_ha REAL NOT NULL,
+    pixels INTEGER NOT NULL,
+    geom BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS observations_flag ON observations(flag_id);
+CREATE TABLE IF NOT EXISTS conflicts (
+    id INTEGER PRIMARY KEY,
+    flag_id INTEGER NOT NULL REFERENCES flags(id),
+    zone_id INTEGER NOT NULL REFERENCES zones(id),
+    layer TEXT NOT NULL,
+    layer_version INTEGER NOT NULL,
+    zone_name TEXT NOT NULL,
+    regime TEXT NOT NULL,
+    overlap_ha REAL NOT NULL,
+    overlap_mu REAL NOT NULL,
+    severity TEXT,
+    rule TEXT
+);
+CREATE INDEX IF NOT EXISTS conflicts_flag ON conflicts(flag_id);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY,
+    flag_id INTEGER REFERENCES flags(id),
+    at TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_flag ON audit(flag_id);
+"""
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _iso(v):
+    return v.isoformat() if isinstance(v, (date, datetime)) else v
+
+
+def _bbox(geom):
+    minx, miny, maxx, maxy = shapely.bounds(geom)
+    return minx, maxx, miny, maxy
+
+
+class SQLiteStore(Store):
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if str(path) != ":memory:" and not self.path.parent.exists():
+            raise StoreError(f"store folder {self.path.parent} does not exist")
+        try:
+            self.db = sqlite3.connect(str(path), isolation_level=None, timeout=60, check_same_thread=False)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{path}: not a redline store ({exc})") from None
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{path}: store schema v{version} is newer than this redline (v{SCHEMA_VERSION})")
+        if version < SCHEMA_VERSION:
+            with self.transaction():
+                self.db.executescript(SCHEMA.replace("CREATE", "\nCREATE"))  # executescript ends the txn
+            self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        self._depth = 0
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self):
+        if getattr(self, "_depth", 0):
+            self._depth += 1
+            try:
+                yield self
+            finally:
+                self._depth -= 1
+            return
+        self._depth = 1
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self
+        except BaseException:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise
+        else:
+            if self.db.in_transaction:
+                self.db.execute("COMMIT")
+        finally:
+            self._depth = 0
+
+    # layers ----------------------------------------------------------------------------
+    def add_layer_version(self, report: LoadReport) -> dict:
+        with self.transaction():
+            row = self.db.execute(
+                "SELECT COALESCE(MAX(version), 0) + 1 FROM layer_versions WHERE kind = ?", (report.kind,)
+            ).fetchone()
+            version = row[0]
+            cur = self.db.execute(
+                "INSERT INTO layer_versions (kind, version, source, source_sha256, source_crs, loaded_at, report)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (report.kind, version, report.source, report.sha256, report.source_crs, now(),
+                 json.dumps({**report.summary(), "field_map": report.field_map}, ensure_ascii=False)),
+            )
+            lv_id = cur.lastrowid
+            for z in report.zones:
+                zid = self.db.execute(
+                    "INSERT INTO zones (layer_version_id, kind, name, regime, code, attrs, valid_from, valid_to,"
+                    " activity, area_ha, geom) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    (lv_id, z.kind, z.name, z.regime, z.code, json.dumps(z.attrs, ensure_ascii=False),
+                     _iso(z.valid_from), _iso(z.valid_to), z.activity, z.area_ha, shapely.to_wkb(z.geometry)),
+                ).lastrowid
+                self.db.execute("INSERT INTO zones_rtree VALUES (?,?,?,?,?)", (zid, *_bbox(z.geometry)))
+        return {"id": lv_id, "kind": report.kind, "version": version}
+
+    def layer_versions(self, kind=None, current_only=True) -> list[dict]:
+        sql = "SELECT * FROM layer_versions"
+        if current_only:
+            sql += " WHERE id IN (SELECT MAX(id) FROM layer_versions GROUP BY kind)"
+        rows = [dict(r) for r in self.db.execute(sql + " ORDER BY kind, version")]
+        for r in rows:
+            r["report"] = json.loads(r["report"])
+        return [r for r in rows if kind is None or r["kind"] == kind]
+
+    def zones(self, kinds, bbox=None) -> list[Zone]:
+        current = {r["kind"]: r for r in self.layer_versions()}
+        ids = [current[k]["id"] for k in kinds if k in current]
+        if not ids:
+            return []
+        sql = f"SELECT z.*, lv.version FROM zones z JOIN layer_versions lv ON lv.id = z.layer_version_id WHERE z.layer_version_id IN ({','.join('?' * len(ids))})"
+        params: list = list(ids)
+        if bbox is not None:
+            sql += " AND z.id IN (SELECT id FROM zones_rtree WHERE maxx >= ? AND minx <= ? AND maxy >= ? AND miny <= ?)"
+            params += [bbox[0], bbox[2], bbox[1], bbox[3]]
+        out = []
+        for r in self.db.execute(sql + " ORDER BY z.id", params):
+            z = Zone(
+                r["kind"], r["name"], r["regime"], shapely.from_wkb(r["geom"]), r["code"], json.loads(r["attrs"]),
+                date.fromisoformat(r["valid_from"]) if r["valid_from"] else None,
+                date.fromisoformat(r["valid_to"]) if r["valid_to"] else None,
+                r["activity"], r["id"], r["layer_version_id"], r["area_ha"],
+            )
+            z.attrs["layer_version"] = r["version"]
+            out.append(z)
+        return out
+
+    # scans -----------------------------------------------------------------------------
+    def scan_by_checksum(self, checksum: str) -> dict | None:
+        r = self.db.execute("SELECT * FROM scans WHERE checksum = ?", (checksum,)).fetchone()
+        return self._scan(r) if r else None
+
+    def _scan(self, r, with_footprint=False) -> dict:
+        d = dict(r)
+        fp = d.pop("footprint")
+        for k in ("files", "stats", "layer_versions"):
+            d[k] = json.loads(d[k])
+        if with_footprint:
+            d["footprint"] = shapely.from_wkb(fp) if fp else None
+        return d
+
+    def insert_scan(self, scan: dict, footprint) -> int:
+        cols = ("checksum", "product_id", "mode", "sensor", "acquired_before", "acquired_after", "files",
+                "started_at", "finished_at", "state", "stats", "layer_versions", "rules_version", "observed_fraction")
+        values = [scan[c] for c in cols]
+        for i, c in enumerate(cols):
+            if c in ("files", "stats", "layer_versions"):
+                values[i] = json.dumps(values[i], ensure_ascii=False)
+        with self.transaction():
+            sid = self.db.execute(
+                f"INSERT INTO scans ({','.join(cols)}, footprint) VALUES ({','.join('?' * (len(cols) + 1))})",
+                (*values, shapely.to_wkb(footprint) if footprint is not None else None),
+            ).lastrowid
+            if footprint is not None:
+                self.db.execute("INSERT INTO scans_rtree VALUES (?,?,?,?,?)", (sid, *_bbox(footprint)))
+        return sid
+
+    def scans(self, bbox=None, since=None, until=None) -> list[dict]:
+        sql, params = "SELECT * FROM scans WHERE state = 'done'", []
+        if bbox is not None:
+            sql += " AND id IN (SELECT id FROM scans_rtree WHERE maxx >= ? AND minx <= ? AND maxy >= ? AND miny <= ?)"
+            params += [bbox[0], bbox[2], bbox[1], bbox[3]]
+        if since:
+            sql += " AND acquired_after >= ?"
+            params.append(_iso(since))
+        if until:
+            sql += " AND acquired_after <= ?"
+            params.append(_iso(until))
+        return [self._scan(r, with_footprint=True) for r in self.db.execute(sql + " ORDER BY acquired_after, id", params)]
+
+    # flags -----------------------------------------------------------------------------
+    def _where(self, flt: FlagFilter | None):
+        clauses, params = [], []
+        if flt is None:
+            return "", params
+        if flt.bbox is not None:
+            clauses.append("id IN (SELECT id FROM flags_rtree WHERE maxx >= ? AND minx <= ? AND maxy >= ? AND miny <= ?)")
+            params += [flt.bbox[0], flt.bbox[2], flt.bbox[1], flt.bbox[3]]
+        for col in ("status", "severity", "activity", "admin_code"):
+            values = getattr(flt, col)
+            if values:
+                clauses.append(f"{col} IN ({','.join('?' * len(values))})")
+                params += list(values)
+        if flt.since:
+            clauses.append("last_seen >= ?")
+            params.append(_iso(flt.since))
+        if flt.until:
+            clauses.append("first_seen <= ?")
+            params.append(_iso(flt.until))
+        if flt.after_id is not None:
+            clauses.append("id > ?")
+            params.append(flt.after_id)
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+    def _flag(self, r, with_geometry=True) -> dict:
+        d = dict(r)
+        geom = d.pop("geom", None)
+        d["layer_versions"] = json.loads(d["layer_versions"])
+        if with_geometry:
+            d["geometry"] = shapely.from_wkb(geom)
+        return d
+
+    def flags(self, flt=None, with_geometry=True) -> list[dict]:
+        where, params = self._where(flt)
+        sql = f"SELECT * FROM flags{where} ORDER BY id"
+        if flt is not None and flt.limit is not None:
+            sql += f" LIMIT {int(flt.limit)}"
+        return [self._flag(r, with_geometry) for r in self.db.execute(sql, params)]
+
+    def count_flags(self, flt=None) -> int:
+        where, params = self._where(flt)
+        return self.db.execute(f"SELECT COUNT(*) FROM flags{where}", params).fetchone()[0]
+
+    def flag(self, flag_id: int) -> dict:
+        r = self.db.execute("SELECT * FROM flags WHERE id = ?", (flag_id,)).fetchone()
+        if r is None:
+            raise NotFoundError(f"flag {flag_id} does not exist")
+        return self._flag(r)
+
+    def insert_flag(self, flag: dict, geometry) -> int:
+        flag = {k: _iso(v) for k, v in flag.items()}
+        flag["layer_versions"] = json.dumps(flag["layer_versions"])
+        flag.setdefault("created_at", now())
+        flag.setdefault("updated_at", flag["created_at"])
+        cols = list(flag)
+        with self.transaction():
+            fid = self.db.execute(
+                f"INSERT INTO flags ({','.join(cols)}, geom) VALUES ({','.join('?' * (len(cols) + 1))})",
+                (*flag.values(), shapely.to_wkb(geometry)),
+            ).lastrowid
+            self.db.execute("INSERT INTO flags_rtree VALUES (?,?,?,?,?)", (fid, *_bbox(geometry)))
+        return fid
+
+    def update_flag(self, flag_id: int, fields: dict, geometry=None) -> None:
+        fields = {k: _iso(v) for k, v in fields.items()}
+        if "layer_versions" in fields:
+            fields["layer_versions"] = json.dumps(fields["layer_versions"])
+        fields["updated_at"] = now()
+        sets = [f"{k} = ?" for k in fields]
+        params = list(fields.values())
+        if geometry is not None:
+            sets.append("geom = ?")
+            params.append(shapely.to_wkb(geometry))
+        with self.transaction():
+            cur = self.db.execute(f"UPDATE flags SET {', '.join(sets)} WHERE id = ?", (*params, flag_id))
+            if cur.rowcount == 0:
+                raise NotFoundError(f"flag {flag_id} does not exist")
+            if geometry is not None:
+                self.db.execute("UPDATE flags_rtree SET minx=?, maxx=?, miny=?, maxy=? WHERE id = ?",
+                                (*_bbox(geometry), flag_id))
+
+    def add_observation(self, obs: dict, geometry) -> int:
+        obs = {k: _iso(v) for k, v in obs.items()}
+        cols = list(obs)
+        return self.db.execute(
+            f"INSERT INTO observations ({','.join(cols)}, geom) VALUES ({','.join('?' * (len(cols) + 1))})",
+            (*obs.values(), shapely.to_wkb(geometry)),
+        ).lastrowid
+
+    def observations(self, flag_id: int) -> list[dict]:
+        rows = self.db.execute(
+            "SELECT o.*, s.product_id, s.sensor FROM observations o JOIN scans s ON s.id = o.scan_id"
+            " WHERE flag_id = ? ORDER BY observed_on, o.id", (flag_id,))
+        out = []
+        for r in rows:
+            d = dict(r)
+            d["geometry"] = shapely.from_wkb(d.pop("geom"))
+            out.append(d)
+        return out
+
+    def replace_conflicts(self, flag_id: int, conflicts: list[dict]) -> None:
+        with self.transaction():
+            self.db.execute("DELETE FROM conflicts WHERE flag_id = ?", (flag_id,))
+            for c in conflicts:
+                cols = list(c)
+                self.db.execute(
+                    f"INSERT INTO conflicts (flag_id, {','.join(cols)}) VALUES (?, {','.join('?' * len(cols))})",
+                    (flag_id, *c.values()),
+                )
+
+    def conflicts(self, flag_id: int) -> list[dict]:
+        return [dict(r) for r in self.db.execute(
+            "SELECT * FROM conflicts WHERE flag_id = ? ORDER BY overlap_ha DESC, id", (flag_id,))]
+
+    def audit(self, flag_id, actor, action, detail) -> None:
+        self.db.execute(
+            "INSERT INTO audit (flag_id, at, actor, action, detail) VALUES (?,?,?,?,?)",
+            (flag_id, now(), actor, action, json.dumps(detail, ensure_ascii=False, default=str)),
+        )
+
+    def history(self, flag_id: int) -> list[dict]:
+        rows = [dict(r) for r in self.db.execute("SELECT * FROM audit WHERE flag_id = ? ORDER BY id", (flag_id,))]
+        for r in rows:
+            r["detail"] = json.loads(r["detail"])
+        return rows
