@@ -58,6 +58,17 @@ def reproject(geoms, src, dst=STORAGE_CRS):
     return shapely.transform(geoms, _xy)
 
 
+def apply_affine(geoms, t):
+    """Apply a raster's affine transform (pixel -> ground) to geometries."""
+    a, b, c, d, e, f = t.a, t.b, t.c, t.d, t.e, t.f
+
+    def _xy(xy: np.ndarray) -> np.ndarray:
+        x, y = xy[:, 0], xy[:, 1]
+        return np.column_stack([a * x + b * y + c, d * x + e * y + f])
+
+    return shapely.transform(geoms, _xy)
+
+
 def area_ha(geom) -> float:
     """Geodesic area of a lon/lat geometry on the WGS84 ellipsoid, in hectares."""
     if geom is None or geom.is_empty:

@@ -4,7 +4,7 @@ The raster is read in windows aligned to its internal blocks; no window is read
 twice and the whole raster is never in memory. Within a window, connected pixels
 of one activity (4-connectivity, as GDAL's polygonize) are labelled; labels that
 meet across a window seam are joined with a union-find, and their polygons are
-unioned exactly in *pixel* coordinates (integers, so seam edges match bit for
+unioned in *pixel* coordinates (integers, so seam edges match bit for
 bit) before the grid transform and reprojection are applied. A patch is emitted
 as soon as the block row below it can no longer extend it, so pending state is
 about one block row of seam-touching pieces.
@@ -25,7 +25,7 @@ from scipy import ndimage
 
 from . import vocab
 from .change import ProductReader
-from .geo import GEOD, M2_PER_HA, reproject
+from .geo import GEOD, M2_PER_HA, apply_affine, reproject
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ def _pixel_area_bounds_m2(reader: ProductReader) -> float:
     for r in (0, h // 2, max(h - 1, 0)):
         for c in (0, w // 2, max(w - 1, 0)):
             ring = shapely.box(c, r, c + 1, r + 1)
-            geom = reproject(shapely.transform(ring, lambda xy: np.column_stack(t * (xy[:, 0], xy[:, 1]))), reader.crs)
+            geom = reproject(apply_affine(ring, t), reader.crs)
             best = max(best, abs(GEOD.geometry_area_perimeter(geom)[0]))
     return best
 
@@ -262,7 +262,9 @@ class PatchExtractor:
                     sum(p.pixels for p in parts),
                     tuple(map(sum, zip(*(p.ge for p in parts)))),
                     sum(p.score_sum for p in parts),
-                    [shapely.coverage_union_all([poly for p in parts for poly in p.polygons])],
+                    # pieces meet edge to edge but are not noded alike along the seam, so a
+                    # full (exact, integer-coordinate) union rather than a coverage union
+                    [shapely.union_all([poly for p in parts for poly in p.polygons])],
                 )
             out.append(first)
             for g in members:
@@ -276,7 +278,7 @@ class PatchExtractor:
         geoms = np.array(
             [p.polygons[0] if len(p.polygons) == 1 else shapely.union_all(p.polygons) for p in pieces], dtype=object
         )
-        geoms = shapely.transform(geoms, lambda xy: np.column_stack(t * (xy[:, 0], xy[:, 1])))
+        geoms = apply_affine(geoms, t)
         geoms = reproject(geoms, self.reader.crs)
         patches = []
         for piece, geom in zip(pieces, geoms):
@@ -310,6 +312,5 @@ class PatchExtractor:
         # union in coarse-cell coordinates, clip to the grid, then to ground coordinates
         geom = shapely.intersection(shapely.coverage_union_all(polys), shapely.box(0, 0, w / f, h / f))
         geom = shapely.segmentize(geom, 16)
-        t = self.reader.transform * Affine.scale(f)
-        geom = shapely.transform(geom, lambda xy: np.column_stack(t * (xy[:, 0], xy[:, 1])))
+        geom = apply_affine(geom, self.reader.transform @ Affine.scale(f))
         return shapely.make_valid(reproject(geom, self.reader.crs))

@@ -1,0 +1,75 @@
+"""A check: what does a region touch, what was flagged there, and what did we see."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date
+
+import shapely
+
+from . import vocab
+from .geo import area_ha
+from .rules import PROTECTION_LAYERS
+from .store import FlagFilter, Store
+
+# Flags in these states are not (or no longer) conflicts an inspector must act on.
+NOT_CONFLICT = ("permitted", "false_positive")
+
+
+def _ha(x: float) -> dict:
+    return {"ha": round(x, 4), "mu": round(vocab.hectares_to_mu(x), 2)}
+
+
+def check_region(store: Store, region, since: date | None = None, until: date | None = None) -> dict:
+    """Answer a check over a lon/lat ``region`` for the period [since, until]."""
+    bbox = tuple(shapely.bounds(region))
+    shapely.prepare(region)
+    region_ha = area_ha(region)
+
+    scans = [s for s in store.scans(bbox, since, until) if s["footprint"] is not None
+             and shapely.intersects(region, s["footprint"])]
+    seen = shapely.union_all([s["footprint"] for s in scans]) if scans else None
+
+    def coverage(geom, geom_ha: float) -> dict:
+        if seen is None or geom_ha <= 0:
+            return {"observed_fraction": 0.0, "last_observed": None}
+        frac = area_ha(shapely.intersection(geom, seen)) / geom_ha
+        last = max((s["acquired_after"] for s in scans if shapely.intersects(geom, s["footprint"])), default=None)
+        return {"observed_fraction": round(min(frac, 1.0), 4), "last_observed": last}
+
+    zones = []
+    for z in store.zones(PROTECTION_LAYERS, bbox=bbox):
+        if not shapely.intersects(region, z.geometry):
+            continue
+        part = region if shapely.contains_properly(z.geometry, region) else shapely.intersection(region, z.geometry)
+        overlap = area_ha(part)
+        if overlap <= 1e-6:
+            continue
+        zones.append({
+            "layer": z.kind, "layer_version": z.attrs.get("layer_version"), "name": z.name, "regime": z.regime,
+            "code": z.code, "overlap": _ha(overlap), **coverage(part, overlap),
+        })
+    zones.sort(key=lambda z: (z["layer"], -z["overlap"]["ha"]))
+
+    flags = [f for f in store.flags(FlagFilter(bbox=bbox, since=since, until=until))
+             if shapely.intersects(region, f["geometry"])]
+    conflicts = [f for f in flags if f["status"] not in NOT_CONFLICT]
+    summary = {
+        "region": _ha(region_ha),
+        "zones_touched": len(zones),
+        "flags": len(flags),
+        "conflicts": len(conflicts),
+        "conflict_area": _ha(sum(f["area_ha"] for f in conflicts)),
+        "by_severity": dict(Counter(f["severity"] for f in conflicts)),
+        "by_activity": dict(Counter(f["activity"] for f in conflicts)),
+        "by_status": dict(Counter(f["status"] for f in flags)),
+        "scans": len(scans),
+        **coverage(region, region_ha),
+    }
+    return {
+        "period": {"since": since.isoformat() if since else None, "until": until.isoformat() if until else None},
+        "summary": summary,
+        "zones": zones,
+        "flags": [{k: v for k, v in f.items() if k != "geometry"} for f in flags],
+        "layer_versions": {lv["kind"]: lv["version"] for lv in store.layer_versions()},
+    }

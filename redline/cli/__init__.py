@@ -1,0 +1,48 @@
+"""The ``redline`` command line: one module per command, shared options in options.py."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+
+from ..errors import RedlineError
+from . import check, export, flags, layers, scan
+from .options import State, err_console
+
+app = typer.Typer(
+    name="redline",
+    help="Ecological red-line supervision: load protection layers, scan change products, check regions.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _root(
+    db: Annotated[str | None, typer.Option("--db", envvar="REDLINE_DATABASE_URL",
+                                           help="Store URL (default sqlite:///redline.db).")] = None,
+):
+    State.database_url = db
+
+
+app.add_typer(layers.app, name="layers")
+app.add_typer(flags.app, name="flags")
+app.command("scan")(scan.scan)
+app.command("check")(check.check)
+app.command("export")(export.export)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: user mistakes become one line on stderr and exit status 2."""
+    try:
+        app(args=argv, prog_name="redline")
+    except RedlineError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except ValidationError as exc:  # settings from the environment
+        err_console.print(f"[bold red]error:[/] configuration: {exc.errors()[0]['msg']}", highlight=False)
+        sys.exit(2)

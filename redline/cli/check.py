@@ -1,0 +1,45 @@
+"""``redline check``: zones, flags and imagery coverage inside a region."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ..check import check_region
+from ..regions import read_region
+from .options import JsonOpt, SinceOpt, UntilOpt, console, parse_date, print_json, store
+
+
+def check(
+    region_file: Annotated[Path, typer.Argument(help="Region: GeoPackage, zipped shapefile, KML, GeoJSON...")],
+    crs: Annotated[str | None, typer.Option(help="CRS of the region when the file has none (e.g. EPSG:4490).")] = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    as_json: JsonOpt = False,
+):
+    """Check a region: red lines and reserve zones touched, flags inside, imagery coverage."""
+    region = read_region(region_file, crs)
+    with store() as s:
+        answer = check_region(s, region, parse_date(since, "since"), parse_date(until, "until"))
+    if as_json:
+        print_json(answer)
+        return
+    sm = answer["summary"]
+    console.print(
+        f"region {sm['region']['ha']:,.1f} ha ({sm['region']['mu']:,.0f} mu): touches {sm['zones_touched']} zones; "
+        f"{sm['conflicts']} conflicts ({sm['conflict_area']['ha']:,.2f} ha), {sm['flags']} flags in all; "
+        f"observed {sm['observed_fraction']:.0%} by {sm['scans']} scans, last {sm['last_observed'] or 'never'}"
+    )
+    if answer["zones"]:
+        t = Table("layer", "zone", "regime", "overlap ha", "mu", "observed", "last seen", title="zones touched")
+        for z in answer["zones"]:
+            t.add_row(z["layer"], z["name"], z["regime"], f"{z['overlap']['ha']:,.2f}", f"{z['overlap']['mu']:,.0f}",
+                      f"{z['observed_fraction']:.0%}", z["last_observed"] or "never")
+        console.print(t)
+    if answer["flags"]:
+        from .flags import flags_table
+
+        console.print(flags_table(answer["flags"], title="flags inside"))

@@ -1,0 +1,79 @@
+"""Options and helpers shared by every CLI command."""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from datetime import date
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from ..store import FlagFilter, open_store
+from ..errors import InputError
+
+console = Console()
+err_console = Console(stderr=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
+SinceOpt = Annotated[str | None, typer.Option(help="Only from this date on (YYYY-MM-DD).")]
+UntilOpt = Annotated[str | None, typer.Option(help="Only up to this date (YYYY-MM-DD).")]
+StatusOpt = Annotated[list[str] | None, typer.Option("--status", help="Flag status (repeatable).")]
+SeverityOpt = Annotated[list[str] | None, typer.Option("--severity", help="Severity (repeatable).")]
+ActivityOpt = Annotated[list[str] | None, typer.Option("--activity", help="Activity type (repeatable).")]
+AdminOpt = Annotated[list[str] | None, typer.Option("--admin", help="Admin unit code (repeatable).")]
+BboxOpt = Annotated[str | None, typer.Option(help="lon/lat bbox: minx,miny,maxx,maxy.")]
+
+
+class State:
+    database_url: str | None = None
+
+
+@contextmanager
+def store():
+    s = open_store(State.database_url)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def parse_date(value: str | None, name: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)", param_hint=f"--{name}") from None
+
+
+def parse_bbox(value: str | None):
+    if value is None:
+        return None
+    try:
+        box = tuple(float(v) for v in value.split(","))
+    except ValueError:
+        box = ()
+    if len(box) != 4 or box[0] > box[2] or box[1] > box[3]:
+        raise typer.BadParameter("expected minx,miny,maxx,maxy in lon/lat", param_hint="--bbox")
+    return box
+
+
+def flag_filter(status=None, severity=None, activity=None, admin=None, since=None, until=None, bbox=None,
+                limit=None) -> FlagFilter:
+    from .. import vocab
+
+    for values, allowed, name in ((status, vocab.FLAG_STATUSES, "status"), (severity, vocab.SEVERITIES, "severity")):
+        for v in values or []:
+            if v not in allowed:
+                raise InputError(f"--{name} {v!r}: expected one of {', '.join(allowed)}")
+    return FlagFilter(
+        bbox=parse_bbox(bbox), status=status or None, severity=severity or None,
+        activity=[vocab.activity(a) for a in activity] if activity else None, admin_code=admin or None,
+        since=parse_date(since, "since"), until=parse_date(until, "until"), limit=limit,
+    )
+
+
+def print_json(obj) -> None:
+    typer.echo(json.dumps(obj, ensure_ascii=False, indent=2, default=str))

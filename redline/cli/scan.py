@@ -1,0 +1,63 @@
+"""``redline scan``: scan change products once each."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ..change import resolve_product
+from ..scan import scan_product
+from .options import JsonOpt, console, parse_date, print_json, store
+
+
+def scan(
+    products: Annotated[list[Path], typer.Argument(help="Change rasters (with optional sidecar JSON) or product manifests (.json).")],
+    mode: Annotated[str | None, typer.Option(help="class | probability | transition.")] = None,
+    classes: Annotated[Path | None, typer.Option(help="Class table CSV: code,activity[,confidence].")] = None,
+    thresholds: Annotated[str | None, typer.Option(help="Probability thresholds per confidence level, e.g. 0.5,0.7,0.9.")] = None,
+    activity: Annotated[str | None, typer.Option(help="Activity a probability raster detects.")] = None,
+    before: Annotated[Path | None, typer.Option(help="Before land-cover raster (transition mode).")] = None,
+    transitions: Annotated[Path | None, typer.Option(help="Transition table CSV: before,after,activity.")] = None,
+    product_id: Annotated[str | None, typer.Option(help="Product id (default: from sidecar/tags/file name).")] = None,
+    sensor: Annotated[str | None, typer.Option(help="Sensor name.")] = None,
+    acquired_before: Annotated[str | None, typer.Option(help="Acquisition date of the 'before' image.")] = None,
+    acquired_after: Annotated[str | None, typer.Option(help="Acquisition date of the 'after' image.")] = None,
+    as_json: JsonOpt = False,
+):
+    """Scan change products: patches, conflicts with zones, flags."""
+    overrides = dict(
+        mode=mode, class_table=classes, thresholds=thresholds, activity=activity, before_path=before,
+        transition_table=transitions, product_id=product_id if len(products) == 1 else None, sensor=sensor,
+        acquired_before=parse_date(acquired_before, "acquired-before"),
+        acquired_after=parse_date(acquired_after, "acquired-after"),
+    )
+    resolved = [resolve_product(p, **overrides) for p in products]  # fail fast, before any work
+    results = []
+    with store() as s, Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, transient=True, disable=as_json,
+    ) as bar:
+        for product in resolved:
+            task = bar.add_task(f"scan {product.product_id}", total=None)
+
+            def progress(n: int, total: int, task=task) -> None:
+                bar.update(task, advance=n, total=total)
+
+            result = scan_product(s, product, progress=progress)
+            results.append(result.summary())
+            if not as_json:
+                if result.skipped:
+                    console.print(f"{product.product_id}: already scanned (same content), nothing changed")
+                else:
+                    console.print(
+                        f"{product.product_id}: {result.patches} patches, {result.conflicts} conflicts, "
+                        f"{result.permitted} permitted; {len(result.new_flags)} new flags, "
+                        f"{len(result.observed_flags)} re-observed; observed {result.observed_fraction:.1%} "
+                        f"of the scene in {result.seconds:.1f} s"
+                    )
+    if as_json:
+        print_json(results)
