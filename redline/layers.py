@@ -102,6 +102,8 @@ def _resolve_fields(kind: str, columns: list[str], mapping: dict[str, str]) -> d
     for canon, required in SCHEMA[kind].items():
         src = mapping.get(canon)
         if src is not None and src not in columns:
+            src = by_lower.get(src.lower(), src)  # KML capitalises "Name", shapefiles upper-case
+        if src is not None and src not in columns:
             raise FieldMappingError(
                 f"field {src!r} (mapped to {canon}) is not in the layer; it has: {', '.join(columns) or 'no fields'}"
             )

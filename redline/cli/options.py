@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from contextlib import contextmanager
 from datetime import date
 from typing import Annotated
@@ -13,7 +14,8 @@ from rich.console import Console
 from ..store import FlagFilter, open_store
 from ..errors import InputError
 
-console = Console()
+# Piped output (logs, cron mail) gets wide tables instead of 80 truncated columns.
+console = Console() if sys.stdout.isatty() else Console(width=200)
 err_console = Console(stderr=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
