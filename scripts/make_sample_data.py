@@ -42,7 +42,7 @@ from rasterio import features
 from rasterio.transform import from_origin
 from rasterio.warp import transform_bounds
 from shapely import affinity, make_valid
-from shapely.geometry import LineString, Polygon, box, shape
+from shapely.geometry import Polygon, box, shape
 from shapely.validation import explain_validity
 
 SEED = 20260620
@@ -150,17 +150,25 @@ class Planted:
 
     name: str
     activity: str
-    inside: tuple[str, ...]  # zone keys it lies in: RL-xx, core/buffer/experimental, P1/P2
+    inside: tuple[str, ...]  # zones it lies in: RL-0x, core/buffer/experimental, P1/P2
     severity: str | None
-    status: str | None
-    footprints: dict  # product_id -> (rows, cols), first observation first
-    product_grid: str = "change"  # or "landcover"
+    status: str | None  # None: no flag expected
+    footprints: dict  # product_id -> (rows, cols), in observation order
+    grid: str = "change"  # or "landcover" (20 m)
     code: int | None = None
     transition: tuple[int, int] | None = None
 
     @property
     def observations(self) -> int:
         return len(self.footprints) if self.status else 0
+
+    @property
+    def pixel_size(self) -> float:
+        return LC_PIXEL if self.grid == "landcover" else PIXEL
+
+    @property
+    def transform(self):
+        return grid_transform(self.pixel_size)
 
 
 def rng_for(purpose: str) -> np.random.Generator:
@@ -346,10 +354,10 @@ def planted_patches() -> list[Planted]:
     transitions = [
         Planted("wetland_to_cropland", "farmland", ("RL-02",), "medium", "new",
                 {lc: blob(rng_for("wetland_to_cropland"), (350, 625), 250, aspect=1.4)},
-                product_grid="landcover", transition=(WORLDCOVER["wetland"], WORLDCOVER["crop"])),
+                grid="landcover", transition=(WORLDCOVER["wetland"], WORLDCOVER["crop"])),
         Planted("grass_to_builtup", "construction", ("experimental",), "medium", "new",
                 {lc: blob(rng_for("grass_to_builtup"), (200, 315), 125)},
-                product_grid="landcover", transition=(WORLDCOVER["grass"], WORLDCOVER["built"])),
+                grid="landcover", transition=(WORLDCOVER["grass"], WORLDCOVER["built"])),
     ]
     return change + transitions
 
@@ -462,46 +470,42 @@ def pinned_gdal_dates():
 
 
 def write_layers(out: Path, zones: dict):
-    def to_cgcs(records, geometries, crs=UTM):
-        return gpd.GeoDataFrame(records, geometry=geometries, crs=crs).to_crs(CGCS2000)
+    """Red lines, reserve zones and permits in CGCS2000; townships as KML (always WGS 84)."""
+    def to_cgcs(records, geometries):
+        return gpd.GeoDataFrame(records, geometry=geometries, crs=UTM).to_crs(CGCS2000)
 
-    redline = to_cgcs(
-        [{"HXBH": REDLINE_PREFIX + k, "HXMC": name, "GNLX": kind} for k, (name, kind, _) in REDLINES.items()]
-        + [dict(zip(("HXBH", "HXMC", "GNLX"), (REDLINE_PREFIX + EMPTY_REDLINE[0], *EMPTY_REDLINE[1:])))],
-        [zones[k] for k in REDLINES] + [Polygon()],
-    )
-    reserve = to_cgcs(
-        [{"BHQMC": RESERVE_NAME, "GNFQ": REGIME_CN[k]} for k in RESERVE_OUTLINES],
-        [zones[k] for k in RESERVE_OUTLINES],
-    )
-    permits = to_cgcs(
-        [{k: v for k, v in p.items() if k != "outline"} for p in PERMITS.values()],
-        [zones[k] for k in PERMITS],
-    )
+    rows = [(k, name, kind, zones[k]) for k, (name, kind, _) in REDLINES.items()]
+    rows.append((*EMPTY_REDLINE, Polygon()))
+    redline = to_cgcs([{"HXBH": REDLINE_PREFIX + k, "HXMC": name, "GNLX": kind} for k, name, kind, _ in rows],
+                      [geom for *_, geom in rows])
+    reserve = to_cgcs([{"BHQMC": RESERVE_NAME, "GNFQ": REGIME_CN[k]} for k in RESERVE_OUTLINES],
+                      [zones[k] for k in RESERVE_OUTLINES])
+    permits = to_cgcs([{k: v for k, v in p.items() if k != "outline"} for p in PERMITS.values()],
+                      [zones[k] for k in PERMITS])
+
     with pinned_gdal_dates():
         for name, gdf in (("redline", redline), ("reserve", reserve)):
             path = out / f"{name}.gpkg"
-            path.unlink(missing_ok=True)  # a fresh file, not a layer appended to an old one
+            path.unlink(missing_ok=True)  # a fresh file, not a layer added to an old one
             gdf.to_file(path, layer=name, driver="GPKG")
         with tempfile.TemporaryDirectory() as tmp:
-            permits.to_file(Path(tmp) / "permits.shp", encoding="UTF-8",
-                            DBF_DATE_LAST_UPDATE=STAMP_DATE)
+            permits.to_file(Path(tmp) / "permits.shp", encoding="UTF-8", DBF_DATE_LAST_UPDATE=STAMP_DATE)
             with zipfile.ZipFile(out / "permits.zip", "w", zipfile.ZIP_DEFLATED) as zf:
                 for member in sorted(Path(tmp).iterdir()):
-                    info = zipfile.ZipInfo(member.name, date_time=ZIP_DATE)
-                    zf.writestr(info, member.read_bytes(), zipfile.ZIP_DEFLATED)
+                    zf.writestr(zipfile.ZipInfo(member.name, date_time=ZIP_DATE), member.read_bytes(),
+                                zipfile.ZIP_DEFLATED)
 
-    # Townships: a kinked meridian split, extended beyond the grid on every side.
+    # Townships: split along a kinked meridian, reaching past the grid on every side.
     t = grid_transform()
-    west, south, east, north = transform_bounds(UTM, "EPSG:4326", *rasterio.transform.array_bounds(
-        SIZE, SIZE, t), densify_pts=21)
+    west, south, east, north = transform_bounds(
+        UTM, "EPSG:4326", *rasterio.transform.array_bounds(SIZE, SIZE, t), densify_pts=21)
     west, south, east, north = west - 0.02, south - 0.02, east + 0.02, north + 0.02
     split_lon, _ = Transformer.from_crs(UTM, "EPSG:4326", always_xy=True).transform(
         *(t * (TOWNSHIP_SPLIT[0] + 0.5, TOWNSHIP_SPLIT[1] + 0.5)))
     lats = np.linspace(south, north, len(TOWNSHIP_KINKS))
-    seam = [(split_lon + dk, lat) for dk, lat in zip(TOWNSHIP_KINKS, lats)]
+    seam = [(split_lon + kink, lat) for kink, lat in zip(TOWNSHIP_KINKS, lats)]
     admin = gpd.GeoDataFrame(
-        {"name": [n for n, _ in TOWNSHIPS], "code": [c for _, c in TOWNSHIPS]},
+        {"name": [name for name, _ in TOWNSHIPS], "code": [code for _, code in TOWNSHIPS]},
         geometry=[Polygon([(west, south), *seam, (west, north)]),
                   Polygon([(east, south), (east, north), *seam[::-1]])],
         crs="EPSG:4326",
@@ -510,263 +514,246 @@ def write_layers(out: Path, zones: dict):
     admin.to_file(out / "admin.kml", layer="admin", driver="KML")
 
 
-def read_table(path: Path):
+def read_table(path: Path) -> list[dict]:
     with path.open(newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
 
 
 def ensure_tables(out: Path):
-    """Copy the committed tables next to generated data in another folder; never overwrite."""
-    names = (PRODUCT_A["class_table"], LANDCOVER["transition_table"])
-    for name in names:
+    """Check the committed class and transition tables agree with the scenario.
+
+    When writing somewhere else, copy them there first so the sidecars' relative
+    table names resolve; an existing table is never overwritten.
+    """
+    class_table, transition_table = PRODUCT_A["class_table"], LANDCOVER["transition_table"]
+    for name in (class_table, transition_table):
         if not (out / name).exists():
             if not (TABLES_DIR / name).exists():
-                raise FileNotFoundError(f"{TABLES_DIR / name} is missing: it is committed config, restore it")
+                raise FileNotFoundError(f"{TABLES_DIR / name} is missing; it is committed config, restore it")
             shutil.copyfile(TABLES_DIR / name, out / name)
-    classes = {int(r["code"]): r["activity"] for r in read_table(out / names[0])}
-    for activity, code in CLASS_CODES.items():
-        assert classes.get(code) == activity, f"{names[0]}: code {code} should be {activity}"
-    assert classes.get(CLOUD) == "no_observation", f"{names[0]}: code {CLOUD} should be no_observation"
+
+    classes = {int(r["code"]): r["activity"] for r in read_table(out / class_table)}
+    wanted = {**{code: word for word, code in CLASS_CODES.items()}, CLOUD: "no_observation"}
+    wrong = {code: word for code, word in wanted.items() if classes.get(code) != word}
+    if wrong:
+        raise ValueError(f"{out / class_table} should map {wrong}")
+
     transitions = [({int(c) for c in r["before"].split("|")}, {int(c) for c in r["after"].split("|")},
-                    r["activity"]) for r in read_table(out / names[1])]
-    return classes, transitions
+                    r["activity"]) for r in read_table(out / transition_table)]
+    for p in planted_patches():
+        if p.transition:
+            before, after = p.transition
+            matches = [word for b4, af, word in transitions if before in b4 and after in af]
+            if matches[:1] != [p.activity]:
+                raise ValueError(f"{out / transition_table} should map {before}->{after} to {p.activity}")
 
 
-# --- Truth and checks --------------------------------------------------------------------
+# --- Checks and truth ----------------------------------------------------------------------
 
 
-def pixels_polygon(rows, cols, transform):
-    """Footprint of the pixels as polygons (rasterio's 4-connected vectorisation)."""
+def pixels_polygons(rows, cols, transform) -> list:
+    """The pixels' footprint as polygons: rasterio's 4-connected vectorisation."""
     r0, c0 = rows.min(), cols.min()
     mask = np.zeros((rows.max() - r0 + 1, cols.max() - c0 + 1), np.uint8)
     mask[rows - r0, cols - c0] = 1
-    win_transform = transform * transform.translation(c0, r0)
-    return [shape(g) for g, v in features.shapes(mask, mask=mask.astype(bool), transform=win_transform)]
+    return [shape(g) for g, _ in features.shapes(mask, mask=mask.astype(bool),
+                                                  transform=transform * transform.translation(c0, r0))]
 
 
-def check_relation(name, geom, inside, zones, margin=MARGIN_M):
-    """``geom`` lies in each zone of ``inside`` and keeps ``margin`` from every zone edge."""
-    closest = np.inf
-    for key, zone in zones.items():
-        if key in inside:
-            assert zone.contains(geom), f"{name} should lie inside {key}"
-            gap = geom.distance(zone.boundary)
-        else:
-            gap = geom.distance(zone)
-        assert gap >= margin, f"{name} is only {gap:.0f} m from {key}"
-        closest = min(closest, gap)
-    return closest
+def one_solid_polygon(rows, cols, transform, what):
+    polygons = pixels_polygons(rows, cols, transform)
+    if len(polygons) != 1 or polygons[0].interiors:
+        raise AssertionError(f"{what} should be one 4-connected blob without holes")
+    return polygons[0]
 
 
-def read_zones(out: Path) -> dict:
-    """The layers as written, back in UTM, keyed like zone_geometries()."""
+def read_back(out: Path):
+    """The layers as written, back in UTM: zones keyed like zone_geometries(), and the townships."""
     redline = gpd.read_file(out / "redline.gpkg", layer="redline")
-    rl03 = redline.loc[redline.HXBH == REDLINE_PREFIX + "RL-03", "geometry"].iloc[0]
-    assert not rl03.is_valid and "Self-intersection" in explain_validity(rl03), "RL-03 should be a bow-tie"
-    assert redline.geometry.is_empty.sum() == 1, "one red-line record should have an empty geometry"
+    rl03 = redline.geometry[redline.HXBH == REDLINE_PREFIX + "RL-03"].iloc[0]
+    assert "Self-intersection" in explain_validity(rl03), "RL-03 should keep its bow-tie"
+    assert redline.geometry.is_empty.sum() == 1, "one red line should have an empty geometry"
     redline = redline[~redline.geometry.is_empty].to_crs(UTM)
-    zones = {h.removeprefix(REDLINE_PREFIX): make_valid(g) for h, g in zip(redline.HXBH, redline.geometry)}
+    zones = {code.removeprefix(REDLINE_PREFIX): make_valid(g) for code, g in zip(redline.HXBH, redline.geometry)}
     reserve = gpd.read_file(out / "reserve.gpkg", layer="reserve").to_crs(UTM)
-    cn_to_regime = {v: k for k, v in REGIME_CN.items()}
-    zones.update({cn_to_regime[z]: g for z, g in zip(reserve.GNFQ, reserve.geometry)})
+    regime = {cn: word for word, cn in REGIME_CN.items()}
+    zones.update({regime[z]: g for z, g in zip(reserve.GNFQ, reserve.geometry)})
     permits = gpd.read_file(out / "permits.zip").to_crs(UTM)
-    assert permits.crs is not None
     zones.update({k: g for k, g in zip(PERMITS, permits.geometry)})
-    return zones
+
+    townships = gpd.read_file(out / "admin.kml")  # read by LIBKML: Name, description, ..., code
+    name = next(c for c in townships.columns if c.lower() == "name")
+    assert "code" in townships.columns, f"admin.kml lost its code field: {list(townships.columns)}"
+    fields = [c for c in townships.columns if c != "geometry"]
+    townships = townships.rename(columns={name: "name"}).to_crs(UTM)
+    grid = box(*rasterio.transform.array_bounds(SIZE, SIZE, grid_transform()))
+    assert townships.union_all().contains(grid), "the townships should cover the whole grid"
+    return zones, townships, fields
 
 
-def verify_and_describe(out: Path, patches, cloud_fps, change_arrays, before, after):
-    """Re-read what was written and check the planted layout; return the truth records."""
-    t10, t20 = grid_transform(), grid_transform(LC_PIXEL)
-    zones = read_zones(out)
-    admin = gpd.read_file(out / "admin.kml")
-    name_field = next(c for c in admin.columns if c.lower() == "name")
-    assert "code" in admin.columns, f"admin.kml lost its code field: {list(admin.columns)}"
-    admin_utm = admin.to_crs(UTM)
-    grid = box(*rasterio.transform.array_bounds(SIZE, SIZE, t10))
-    assert admin_utm.union_all().contains(grid), "townships must cover the whole grid"
-    observed = box(*rasterio.transform.array_bounds(SIZE, SIZE - SWATH_EDGE, t10))
-    to_lonlat = Transformer.from_crs(UTM, CGCS2000, always_xy=True)
-    cloud_geoms = {pid: pixels_polygon(*fp, t10) for pid, fp in cloud_fps.items()}
-    assert all(len(g) == 1 for g in cloud_geoms.values()), "each cloud should be one blob"
-    cloud_geoms = {pid: g[0] for pid, g in cloud_geoms.items()}
-
-    placed = {}
-    records = []
-    for p in patches:
-        transform = t20 if p.product_grid == "landcover" else t10
-        pixel = LC_PIXEL if p.product_grid == "landcover" else PIXEL
-        footprints = []
-        margin = np.inf
-        for product_id, (rows, cols) in p.footprints.items():
-            key = set(zip(rows.tolist(), cols.tolist()))
-            assert len(key) == len(rows), f"{p.name}: duplicate pixels"
-            for name, other_key in placed.get(product_id, {}).items():
-                assert not key & other_key, f"{p.name} overlaps {name}"
-            placed.setdefault(product_id, {})[p.name] = key
-            polys = pixels_polygon(rows, cols, transform)
-            assert len(polys) == 1 and not polys[0].interiors, f"{p.name}: not one solid 4-connected blob"
-            geom = polys[0]
-            margin = min(margin, check_relation(p.name, geom, p.inside, zones))
-            assert observed.buffer(-MARGIN_M).contains(geom), f"{p.name} is too near the grid or swath edge"
-            if p.product_grid == "change":
-                for cloud in cloud_geoms.values():
-                    assert geom.distance(cloud) >= MARGIN_M, f"a cloud is near {p.name}"
-            units = [code for code, g in zip(admin.code, admin_utm.geometry) if g.contains(geom)]
-            assert len(units) == 1 and geom.distance(admin_utm.boundary.union_all()) >= MARGIN_M, \
-                f"{p.name} should sit well inside one township"
-            cx, cy = transform * (cols.mean() + 0.5, rows.mean() + 0.5)
-            lon, lat = to_lonlat.transform(cx, cy)
-            footprints.append({
-                "product": product_id,
-                "pixels": int(len(rows)),
-                "area_ha_planar": round(len(rows) * pixel * pixel / 10_000, 4),
-                "centroid_lonlat": [round(lon, 7), round(lat, 7)],
-                "pixel_bbox": {"row_min": int(rows.min()), "col_min": int(cols.min()),
-                               "row_max": int(rows.max()), "col_max": int(cols.max())},
-            })
-        redlines = [k for k in p.inside if k in REDLINES]
-        regimes = [k for k in p.inside if k in REGIME_CN]
-        permit = next((PERMITS[k] for k in p.inside if k in PERMITS), None)
-        first = footprints[0]
-        record = {
-            "name": p.name,
-            "product": first["product"],
-            "grid": p.product_grid,
-            "activity": p.activity,
-            "pixels": first["pixels"],
-            "pixel_size_m": pixel,
-            "area_ha_planar": first["area_ha_planar"],
-            "centroid_lonlat": first["centroid_lonlat"],
-            "layer": "redline" if redlines else "reserve" if regimes else None,
-            "zones": [REDLINES[k][0] for k in redlines] or regimes,
-            "zone_codes": [REDLINE_PREFIX + k for k in redlines],
-            "reserve": RESERVE_NAME if regimes else None,
-            "permit": None if permit is None else {
-                "PZWH": permit["PZWH"], "valid_from": permit["YXQQ"], "valid_to": permit["YXQZ"]},
-            "township_code": units[0],
-            "severity": p.severity,
-            "status": p.status,
-            "observations": p.observations,
-            "footprints": footprints,
-            "min_margin_m": round(float(margin), 1),
-        }
-        if p.code is not None:
-            record["code"] = p.code
-        else:
-            record["transition"] = {"before": p.transition[0], "after": p.transition[1]}
-        records.append(record)
-
-    for product_id, arr in change_arrays.items():
-        for p in patches:
-            if product_id in p.footprints:
-                assert (arr[p.footprints[product_id]] == p.code).all(), f"{p.name} was overwritten"
-    planted_lc = np.zeros(before.shape, bool)
-    for p in patches:
-        if p.product_grid == "landcover":
-            planted_lc[p.footprints[LANDCOVER["product_id"]]] = True
-    assert ((after != before) == planted_lc).all(), "land cover changed off the planted patches"
-    cloud_a = cloud_geoms[PRODUCT_A["product_id"]]
+def check_layout(patches, zones, townships, cloud_polygons):
+    """Each patch sits in exactly its zones, MARGIN_M clear of every zone edge, cloud and township line."""
+    observed = box(*rasterio.transform.array_bounds(SIZE, SIZE - SWATH_EDGE, grid_transform())).buffer(-MARGIN_M)
+    cloud_a = cloud_polygons[PRODUCT_A["product_id"]]
     assert cloud_a.intersects(zones["RL-02"]) and not zones["RL-02"].contains(cloud_a), \
-        "cloud A should cover part of RL-02's edge"
-    admin_fields = [(n, c) for n, c in zip(admin[name_field], admin.code)]
-    return records, admin_fields, list(admin.columns)
+        "cloud A should cover part of RL-02"
+    township_lines = townships.boundary.union_all()
+    taken = {}
+    for p in patches:
+        for product_id, (rows, cols) in p.footprints.items():
+            pixels = set(zip(rows.tolist(), cols.tolist()))
+            assert len(pixels) == len(rows), f"{p.name}: repeated pixels"
+            for other, other_pixels in taken.get(product_id, {}).items():
+                assert not pixels & other_pixels, f"{p.name} overlaps {other}"
+            taken.setdefault(product_id, {})[p.name] = pixels
+
+            geom = one_solid_polygon(rows, cols, p.transform, p.name)
+            assert observed.contains(geom), f"{p.name} is too near the grid or swath edge"
+            for key, zone in zones.items():
+                if key in p.inside:
+                    assert zone.contains(geom), f"{p.name} should lie inside {key}"
+                    gap = geom.distance(zone.boundary)
+                else:
+                    gap = geom.distance(zone)
+                assert gap >= MARGIN_M, f"{p.name} is only {gap:.0f} m from {key}"
+            assert geom.distance(township_lines) >= MARGIN_M, f"{p.name} is near a township boundary"
+            if p.grid == "change":
+                assert all(geom.distance(c) >= MARGIN_M for c in cloud_polygons.values()), \
+                    f"{p.name} is near a cloud"
 
 
-def seams_crossed(rows, cols):
-    """Block boundaries (in pixels) a footprint spans, as {"columns": [...], "rows": [...]}."""
-    def crossed(idx):
-        return [int(b) * BLOCK for b in np.unique(idx // BLOCK)[1:]]
+def describe(p: Planted, zones, townships) -> dict:
+    """The truth record of one planted patch."""
+    to_lonlat = Transformer.from_crs(UTM, CGCS2000, always_xy=True)
+    footprints = []
+    for product_id, (rows, cols) in p.footprints.items():
+        lon, lat = to_lonlat.transform(*(p.transform * (cols.mean() + 0.5, rows.mean() + 0.5)))
+        footprints.append({
+            "product": product_id,
+            "pixels": int(len(rows)),
+            "area_ha_planar": round(len(rows) * p.pixel_size ** 2 / 10_000, 4),
+            "centroid_lonlat": [round(lon, 7), round(lat, 7)],
+            "pixel_bbox": {"row_min": int(rows.min()), "col_min": int(cols.min()),
+                           "row_max": int(rows.max()), "col_max": int(cols.max())},
+        })
+    geom = one_solid_polygon(*p.footprints[footprints[0]["product"]], p.transform, p.name)
+    redlines = [k for k in p.inside if k in REDLINES]
+    regimes = [k for k in p.inside if k in REGIME_CN]
+    permit = next((PERMITS[k] for k in p.inside if k in PERMITS), None)
+    first = footprints[0]
+    record = {
+        "name": p.name,
+        "product": first["product"],
+        "grid": p.grid,
+        "activity": p.activity,
+        **({"code": p.code} if p.code is not None
+           else {"transition": {"before": p.transition[0], "after": p.transition[1]}}),
+        "pixels": first["pixels"],
+        "pixel_size_m": p.pixel_size,
+        "area_ha_planar": first["area_ha_planar"],
+        "centroid_lonlat": first["centroid_lonlat"],
+        "layer": "redline" if redlines else "reserve" if regimes else None,
+        "zones": [REDLINES[k][0] for k in redlines] or regimes,
+        "zone_codes": [REDLINE_PREFIX + k for k in redlines],
+        "reserve": RESERVE_NAME if regimes else None,
+        "permit": permit and {"PZWH": permit["PZWH"], "valid_from": permit["YXQQ"],
+                              "valid_to": permit["YXQZ"], "activity": permit["XKHD"]},
+        "township_code": next(c for c, g in zip(townships.code, townships.geometry) if g.contains(geom)),
+        "severity": p.severity,
+        "status": p.status,
+        "observations": p.observations,
+        "footprints": footprints,
+        # Closest approach to any zone edge (inside) or zone (outside), as laid out.
+        "min_margin_m": round(min(geom.distance(z.boundary if k in p.inside else z) for k, z in zones.items()), 1),
+    }
+    return record
+
+
+def seams_crossed(rows, cols) -> dict:
+    """Block boundaries a footprint spans, in pixel offsets."""
+    def crossed(index):
+        return [int(b) * BLOCK for b in np.unique(index // BLOCK)[1:]]
     return {"columns": crossed(cols), "rows": crossed(rows)}
 
 
-def product_stats(arr, cloud, zones_utm):
-    codes, counts = np.unique(arr, return_counts=True)
-    rows, cols = cloud
-    in_rl02 = features.geometry_mask([zones_utm["RL-02"]], arr.shape, grid_transform(), invert=True)
-    return {
-        "code_counts": {str(k): int(v) for k, v in zip(codes, counts)},
-        "cloud_pixels": int(np.count_nonzero(arr == CLOUD)),
-        # Pixel-centre rule, against RL-02 as designed in UTM.
-        "cloud_pixels_in_zone": {REDLINE_PREFIX + "RL-02": int(in_rl02[rows, cols].sum())},
-        "nodata_pixels": int(np.count_nonzero(arr == NODATA)),
-        "nodata_columns": [SIZE - SWATH_EDGE, SIZE],
-    }
+def counts(arr) -> dict:
+    codes, n = np.unique(arr, return_counts=True)
+    return {str(c): int(k) for c, k in zip(codes, n)}
 
 
-# --- Entry points ------------------------------------------------------------------------
+# --- Entry points ---------------------------------------------------------------------------
 
 
 def generate(out: Path) -> dict:
-    """Write the whole scenario into ``out`` and return the truth record."""
+    """Write the whole scenario into ``out``, check it, and return the truth record."""
     out.mkdir(parents=True, exist_ok=True)
-    classes, transitions = ensure_tables(out)
+    ensure_tables(out)
     patches = planted_patches()
-    change_patches = [p for p in patches if p.product_grid == "change"]
-    lc_patches = [p for p in patches if p.product_grid == "landcover"]
-    for p in lc_patches:
-        activities = [a for b4, af, a in transitions if p.transition[0] in b4 and p.transition[1] in af]
-        assert activities[:1] == [p.activity], f"transitions.csv does not map {p.name} to {p.activity}"
-
     zones = zone_geometries()
     write_layers(out, zones)
 
     t10 = grid_transform()
-    cloud_fps = clouds()
-    arrays, products, noise = {}, {}, {}
+    cloud_footprints = clouds()
+    products, noise = {}, {}
     for meta in (PRODUCT_A, PRODUCT_B):
-        pid = meta["product_id"]
-        arr, noise[pid] = change_array(pid, change_patches, cloud_fps[pid])
-        unknown = set(np.unique(arr).tolist()) - set(classes) - {NODATA}
-        assert not unknown, f"codes {unknown} missing from {meta['class_table']}"
-        stem = PRODUCT_FILES[pid]
+        pid, stem = meta["product_id"], PRODUCT_FILES[meta["product_id"]]
+        arr, noise[pid] = change_array(pid, [p for p in patches if p.grid == "change"], cloud_footprints[pid])
         write_geotiff(out / f"{stem}.tif", arr, t10, nodata=NODATA, colours=CHANGE_COLOURS, tags={
             "REDLINE_PRODUCT_ID": pid, "REDLINE_SENSOR": meta["sensor"],
             "REDLINE_ACQUIRED_BEFORE": meta["acquired_before"],
             "REDLINE_ACQUIRED_AFTER": meta["acquired_after"],
         })
         write_json(out / f"{stem}.json", meta)
-        arrays[pid] = arr
-        products[pid] = {"file": f"{stem}.tif", **product_stats(arr, cloud_fps[pid], zones)}
+        in_rl02 = features.geometry_mask([zones["RL-02"]], arr.shape, t10, invert=True)
+        products[pid] = {
+            "file": f"{stem}.tif",
+            "code_counts": counts(arr),
+            "cloud_pixels": int(np.count_nonzero(arr == CLOUD)),
+            # Pixel-centre rule, against RL-02 as laid out in UTM.
+            "cloud_pixels_in_zone": {REDLINE_PREFIX + "RL-02": int(in_rl02[cloud_footprints[pid]].sum())},
+            "nodata_columns": [SIZE - SWATH_EDGE, SIZE],
+        }
 
-    before, after = landcover_pair(lc_patches)
+    before, after = landcover_pair([p for p in patches if p.grid == "landcover"])
     t20 = grid_transform(LC_PIXEL)
     write_geotiff(out / LANDCOVER["before"], before, t20, nodata=LC_NODATA, colours=LANDCOVER_COLOURS)
     write_geotiff(out / LANDCOVER["after"], after, t20, nodata=LC_NODATA, colours=LANDCOVER_COLOURS)
     write_json(out / "landcover_pair.json", LANDCOVER)
-    codes, counts = np.unique(before, return_counts=True)
     products[LANDCOVER["product_id"]] = {
         "before": LANDCOVER["before"], "after": LANDCOVER["after"],
-        "code_counts_before": {str(k): int(v) for k, v in zip(codes, counts)},
+        "code_counts_before": counts(before), "code_counts_after": counts(after),
         "changed_pixels": int(np.count_nonzero(before != after)),
     }
 
-    records, admin_fields, admin_columns = verify_and_describe(
-        out, patches, cloud_fps, arrays, before, after)
+    # Check the layout against the layers as written (after the round trip through CGCS2000).
+    zones_back, townships, township_fields = read_back(out)
+    clouds_back = {pid: one_solid_polygon(*fp, t10, f"cloud {pid}") for pid, fp in cloud_footprints.items()}
+    check_layout(patches, zones_back, townships, clouds_back)
+
     road = next(p for p in patches if p.name == "road_seam").footprints[PRODUCT_A["product_id"]]
     truth = {
-        "scenario": "Hangjin Banner (杭锦旗), Ordos, Inner Mongolia - synthetic, planted truth",
+        "scenario": "Hangjin Banner (杭锦旗), Ordos, Inner Mongolia: synthetic, with planted truth",
         "generator": "scripts/make_sample_data.py",
         "seed": SEED,
-        "grid": {"crs": UTM, "width": SIZE, "height": SIZE, "pixel_size_m": PIXEL,
-                 "transform": list(t10)[:6], "block": BLOCK},
+        "grid": {"crs": UTM, "width": SIZE, "height": SIZE, "pixel_size_m": PIXEL, "block": BLOCK,
+                 "origin": [t10.c, t10.f], "affine": list(t10)[:6]},
         "landcover_grid": {"crs": UTM, "width": LC_SIZE, "height": LC_SIZE, "pixel_size_m": LC_PIXEL,
-                           "transform": list(t20)[:6], "block": BLOCK},
+                           "block": BLOCK, "origin": [t20.c, t20.f], "affine": list(t20)[:6]},
         "mmu_pixels": MMU_PIXELS,
         "margin_m": MARGIN_M,
         "products": products,
-        "patches": records,
+        "patches": [describe(p, zones_back, townships) for p in patches],
         "road_seams_crossed": seams_crossed(*road),
         "noise": noise,
         "layers": {
-            "redline": {"file": "redline.gpkg", "layer": "redline", "crs": CGCS2000,
-                        "features": len(REDLINES) + 1, "empty_geometry": REDLINE_PREFIX + EMPTY_REDLINE[0],
+            "redline": {"file": "redline.gpkg", "layer": "redline", "crs": CGCS2000, "features": len(REDLINES) + 1,
+                        "empty_geometry": REDLINE_PREFIX + EMPTY_REDLINE[0],
                         "invalid_geometry": REDLINE_PREFIX + "RL-03"},
             "reserve": {"file": "reserve.gpkg", "layer": "reserve", "crs": CGCS2000, "name": RESERVE_NAME},
             "permit": {"file": "permits.zip", "crs": CGCS2000,
                        "permits": [{k: v for k, v in p.items() if k != "outline"} for p in PERMITS.values()]},
-            "admin": {"file": "admin.kml", "crs": "EPSG:4326", "fields_read_back": admin_columns,
-                      "units": [{"name": n, "code": c} for n, c in admin_fields]},
+            "admin": {"file": "admin.kml", "crs": "EPSG:4326", "fields_read_back": township_fields,
+                      "units": [{"name": n, "code": c} for n, c in zip(townships.name, townships.code)]},
         },
     }
     write_json(out / "truth.json", truth)
@@ -777,18 +764,20 @@ def summarise(out: Path, truth: dict) -> str:
     lines = [f"wrote {out}:"]
     for path in sorted(out.iterdir()):
         if path.is_file() and not path.name.startswith("."):
-            lines.append(f"  {path.name:28s} {path.stat().st_size:>10,d} B")
-    lines.append("planted patches (pixels, ha, zones -> severity/status):")
+            lines.append(f"  {path.name:24s} {path.stat().st_size:>8,d} B")
+    lines.append("planted (pixels, planar ha, layer:zones -> severity/status):")
     for r in truth["patches"]:
-        px = "+".join(str(f["pixels"]) for f in r["footprints"])
-        lines.append(f"  {r['name']:26s} {r['product']:16s} {px:>8s} px {r['area_ha_planar']:6.2f} ha "
-                     f"{r['layer'] or '-'}:{','.join(r['zones']) or '-'} -> {r['severity']}/{r['status']}")
+        pixels = "+".join(str(f["pixels"]) for f in r["footprints"])
+        zones = ",".join(r["zone_codes"] or r["zones"]) or "-"
+        lines.append(f"  {r['name']:26s} {r['product']:16s} {pixels:>8s} px {r['area_ha_planar']:6.2f} ha  "
+                     f"{r['layer'] or '-'}:{zones} -> {r['severity']}/{r['status']}")
     seams = truth["road_seams_crossed"]
-    lines.append(f"road crosses block seams at columns {seams['columns']} and rows {seams['rows']}")
+    lines.append(f"road_seam crosses block seams at columns {seams['columns']} and rows {seams['rows']}")
     for pid, n in truth["noise"].items():
-        lines.append(f"noise {pid}: {n['singles']} singles + {n['clumps']} clumps = {n['pixels']} px")
-    units = ", ".join(f"{u['name']}={u['code']}" for u in truth["layers"]["admin"]["units"])
-    lines.append(f"admin.kml read back: fields {truth['layers']['admin']['fields_read_back']}; {units}")
+        lines.append(f"noise in {pid}: {n['singles']} single pixels + {n['clumps']} clumps = {n['pixels']} px")
+    units = ", ".join(f"{u['name']} {u['code']}" for u in truth["layers"]["admin"]["units"])
+    fields = ", ".join(truth["layers"]["admin"]["fields_read_back"])
+    lines.append(f"admin.kml read back: {units} (fields: {fields})")
     return "\n".join(lines)
 
 
@@ -797,8 +786,7 @@ def main(argv=None):
     parser.add_argument("--out", type=Path, default=TABLES_DIR,
                         help="output folder (default: sample_data/ at the repository root)")
     args = parser.parse_args(argv)
-    truth = generate(args.out)
-    print(summarise(args.out, truth))
+    print(summarise(args.out, generate(args.out)))
 
 
 if __name__ == "__main__":
