@@ -359,9 +359,20 @@ class ProductReader:
             return ~np.isnan(data)
         return data != nodata
 
+    @staticmethod
+    def _read(ds, window: Window) -> np.ndarray:
+        try:
+            return ds.read(1, window=window)
+        except RasterioIOError as exc:
+            raise NotARasterError(
+                f"{ds.name}: read failed at rows {window.row_off}..{window.row_off + window.height}, "
+                f"columns {window.col_off}..{window.col_off + window.width}; the file is corrupt or truncated "
+                f"({str(exc).splitlines()[0]})"
+            ) from None
+
     def classify(self, window: Window):
         p = self.product
-        data = self.ds.read(1, window=window)
+        data = self._read(self.ds, window)
         if p.mode == "class":
             valid = self._valid(data, self.nodata)
             key = self._key[data]
@@ -382,7 +393,7 @@ class ProductReader:
             key = np.where(passed > 0, self._activity_key, 0).astype(np.uint8)
             level = np.maximum(passed, 1) - 1
             return key, level, prob, valid
-        before = self.before.read(1, window=window)
+        before = self._read(self.before, window)
         valid = self._valid(data, self.nodata) & self._valid(before, self.before_nodata)
         valid &= self._observed2[before, data]
         key = np.where(valid, self._key2[before, data], 0).astype(np.uint8)
@@ -390,7 +401,7 @@ class ProductReader:
 
     def read_raw(self, window: Window):
         """Plain read of the same window(s), for the raw-read baseline in benchmarks."""
-        out = self.ds.read(1, window=window)
+        out = self._read(self.ds, window)
         if self.before is not None:
-            self.before.read(1, window=window)
+            self._read(self.before, window)
         return out

@@ -263,7 +263,7 @@ def grow(mask, r):
 
 
 def value_noise(rng, shape, octaves):
-    """Smooth field in [0, 1): bilinear blend of coarse random lattices (no FFT, exact on any CPU)."""
+    """Smooth field in [0, 1): blended coarse random lattices (only + and *: same bits on any CPU)."""
     h, w = shape
     field = np.zeros(shape)
     for cell, weight in octaves:
@@ -371,6 +371,7 @@ def clouds() -> dict:
 
 
 def change_array(product_id, patches, cloud):
+    """One product: its planted patches, a cloud, the swath edge, then salt noise around them."""
     arr = np.zeros((SIZE, SIZE), np.uint8)
     for p in patches:
         if product_id in p.footprints:
@@ -411,15 +412,15 @@ def landcover_pair(patches):
     before[belts] = wc["tree"]
     before[blob(rng, (665, 650), 600)] = wc["built"]
 
-    # The grass_to_builtup site must have been grassland in 2025.
-    before[blob(rng, (200, 315), 1000)] = wc["grass"]
-
     before[:, n - SWATH_EDGE // 2:] = LC_NODATA
     after = before.copy()
     for p in patches:
-        rows_cols = p.footprints[LANDCOVER["product_id"]]
-        assert (before[rows_cols] == p.transition[0]).all(), p.name
-        after[rows_cols] = p.transition[1]
+        rows, cols = p.footprints[LANDCOVER["product_id"]]
+        # Each site lies in a stand of its 2025 class, so the transition is really there.
+        stand = blob(rng, (round(cols.mean()), round(rows.mean())), 4 * len(rows))
+        before[stand] = after[stand] = p.transition[0]
+        assert (before[rows, cols] == p.transition[0]).all(), p.name
+        after[rows, cols] = p.transition[1]
     return before, after
 
 
@@ -501,7 +502,7 @@ def write_layers(out: Path, zones: dict):
         UTM, "EPSG:4326", *rasterio.transform.array_bounds(SIZE, SIZE, t), densify_pts=21)
     west, south, east, north = west - 0.02, south - 0.02, east + 0.02, north + 0.02
     split_lon, _ = Transformer.from_crs(UTM, "EPSG:4326", always_xy=True).transform(
-        *(t * (TOWNSHIP_SPLIT[0] + 0.5, TOWNSHIP_SPLIT[1] + 0.5)))
+        *(t @ (TOWNSHIP_SPLIT[0] + 0.5, TOWNSHIP_SPLIT[1] + 0.5)))
     lats = np.linspace(south, north, len(TOWNSHIP_KINKS))
     seam = [(split_lon + kink, lat) for kink, lat in zip(TOWNSHIP_KINKS, lats)]
     admin = gpd.GeoDataFrame(
@@ -519,7 +520,7 @@ def read_table(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def ensure_tables(out: Path):
+def ensure_tables(out: Path, patches):
     """Check the committed class and transition tables agree with the scenario.
 
     When writing somewhere else, copy them there first so the sidecars' relative
@@ -540,7 +541,7 @@ def ensure_tables(out: Path):
 
     transitions = [({int(c) for c in r["before"].split("|")}, {int(c) for c in r["after"].split("|")},
                     r["activity"]) for r in read_table(out / transition_table)]
-    for p in planted_patches():
+    for p in patches:
         if p.transition:
             before, after = p.transition
             matches = [word for b4, af, word in transitions if before in b4 and after in af]
@@ -557,7 +558,7 @@ def pixels_polygons(rows, cols, transform) -> list:
     mask = np.zeros((rows.max() - r0 + 1, cols.max() - c0 + 1), np.uint8)
     mask[rows - r0, cols - c0] = 1
     return [shape(g) for g, _ in features.shapes(mask, mask=mask.astype(bool),
-                                                  transform=transform * transform.translation(c0, r0))]
+                                                  transform=transform @ transform.translation(c0, r0))]
 
 
 def one_solid_polygon(rows, cols, transform, what):
@@ -627,7 +628,7 @@ def describe(p: Planted, zones, townships) -> dict:
     to_lonlat = Transformer.from_crs(UTM, CGCS2000, always_xy=True)
     footprints = []
     for product_id, (rows, cols) in p.footprints.items():
-        lon, lat = to_lonlat.transform(*(p.transform * (cols.mean() + 0.5, rows.mean() + 0.5)))
+        lon, lat = to_lonlat.transform(*(p.transform @ (cols.mean() + 0.5, rows.mean() + 0.5)))
         footprints.append({
             "product": product_id,
             "pixels": int(len(rows)),
@@ -641,7 +642,7 @@ def describe(p: Planted, zones, townships) -> dict:
     regimes = [k for k in p.inside if k in REGIME_CN]
     permit = next((PERMITS[k] for k in p.inside if k in PERMITS), None)
     first = footprints[0]
-    record = {
+    return {
         "name": p.name,
         "product": first["product"],
         "grid": p.grid,
@@ -666,7 +667,6 @@ def describe(p: Planted, zones, townships) -> dict:
         # Closest approach to any zone edge (inside) or zone (outside), as laid out.
         "min_margin_m": round(min(geom.distance(z.boundary if k in p.inside else z) for k, z in zones.items()), 1),
     }
-    return record
 
 
 def seams_crossed(rows, cols) -> dict:
@@ -687,8 +687,8 @@ def counts(arr) -> dict:
 def generate(out: Path) -> dict:
     """Write the whole scenario into ``out``, check it, and return the truth record."""
     out.mkdir(parents=True, exist_ok=True)
-    ensure_tables(out)
     patches = planted_patches()
+    ensure_tables(out, patches)
     zones = zone_geometries()
     write_layers(out, zones)
 

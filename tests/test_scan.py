@@ -1,0 +1,116 @@
+"""Scans against the store: conflicts, persistence, idempotence, atomicity."""
+
+from __future__ import annotations
+
+import pytest
+
+from redline.change import resolve_product
+from redline.errors import InputError, NoOverlapError
+from redline.scan import scan_product
+from redline.store import FlagFilter
+
+from .conftest import blank, pixel_box
+
+
+@pytest.fixture
+def zones(load_zones):
+    load_zones("redline", [(pixel_box(0, 0, 350, 600), {"name": "RL-A", "function_type": "防风固沙"})])
+    load_zones("reserve", [(pixel_box(350, 0, 500, 300), {"zone": "核心区", "name": "R"}),
+                           (pixel_box(300, 300, 600, 600), {"zone": "缓冲区", "name": "R"})])
+
+
+def product(write_raster, class_table, arr, name="change.tif", day="2026-06-01"):
+    return resolve_product(write_raster(arr, name), class_table=class_table, acquired_after=day)
+
+
+def test_overlapping_zones_strictest_wins(store, zones, write_raster, class_table):
+    arr = blank()
+    arr[100:140, 330:370] = 1  # mining across the red line (high) and the core zone (critical)
+    result = scan_product(store, product(write_raster, class_table, arr))
+    (flag,) = store.flags()
+    assert result.conflicts == 1 and flag["severity"] == "critical" and flag["zone_regime"] == "core"
+    conflicts = store.conflicts(flag["id"])
+    assert {(c["layer"], c["severity"]) for c in conflicts} == {("reserve", "critical"), ("redline", "high")}
+    # parts add up (each rounded to 1 m2; zone edges are straight in lon/lat, not UTM)
+    assert sum(c["overlap_ha"] for c in conflicts) == pytest.approx(flag["area_ha"], abs=1e-3)
+
+
+def test_patch_outside_all_zones_is_not_a_flag(store, zones, write_raster, class_table):
+    arr = blank()
+    arr[10:40, 600:640] = 5
+    result = scan_product(store, product(write_raster, class_table, arr))
+    assert result.patches == 1 and result.conflicts == 0 and store.flags() == []
+
+
+def test_same_product_twice_is_scanned_once(store, zones, write_raster, class_table):
+    arr = blank()
+    arr[100:140, 100:140] = 6
+    p = product(write_raster, class_table, arr)
+    first = scan_product(store, p)
+    again = scan_product(store, p)
+    assert not first.skipped and again.skipped
+    assert len(store.flags()) == 1 and len(store.scans()) == 1
+
+
+def test_overlapping_patch_of_a_later_scan_is_an_observation(store, zones, write_raster, class_table):
+    a, b = blank(), blank()
+    a[100:140, 100:140] = 6
+    b[120:160, 120:170] = 6  # grown, overlapping
+    b[400:420, 100:150] = 4  # new elsewhere
+    scan_product(store, product(write_raster, class_table, a, "a.tif", "2026-06-01"))
+    result = scan_product(store, product(write_raster, class_table, b, "b.tif", "2026-09-01"))
+    assert len(result.new_flags) == 1 and len(result.observed_flags) == 1
+    flag = store.flag(result.observed_flags[0])
+    assert flag["n_observations"] == 2 and (flag["first_seen"], flag["last_seen"]) == ("2026-06-01", "2026-09-01")
+    assert flag["area_ha"] == pytest.approx(20.0, rel=2e-3)  # geometry is the latest observation
+
+
+def test_crash_mid_scan_leaves_store_as_before(store, zones, write_raster, class_table, monkeypatch):
+    arr = blank()
+    arr[100:140, 100:140] = 6
+    arr[400:440, 100:140] = 1
+    scan_product(store, product(write_raster, class_table, arr, "a.tif"))
+    before = (store.flags(with_geometry=False), len(store.scans()))
+
+    arr2 = arr.copy()
+    arr2[200:240, 200:240] = 2
+    import redline.scan as scan_module
+
+    calls = {"n": 0}
+    real = scan_module._record
+
+    def crash_on_second(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("power cut")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(scan_module, "_record", crash_on_second)
+    with pytest.raises(RuntimeError):
+        scan_product(store, product(write_raster, class_table, arr2, "b.tif"))
+    assert (store.flags(with_geometry=False), len(store.scans())) == before
+    monkeypatch.setattr(scan_module, "_record", real)
+    result = scan_product(store, product(write_raster, class_table, arr2, "b.tif"))  # re-run works
+    assert not result.skipped and len(result.new_flags) == 1
+
+
+def test_no_layers_and_no_overlap_are_clear_errors(store, write_raster, class_table, load_zones):
+    arr = blank()
+    with pytest.raises(InputError, match="no red-line or reserve layer"):
+        scan_product(store, product(write_raster, class_table, arr))
+    far = pixel_box(0, 0, 10, 10, origin=(700000.0, 3000000.0))
+    load_zones("redline", [(far, {"name": "far", "function_type": "x"})])
+    with pytest.raises(NoOverlapError, match="does not overlap"):
+        scan_product(store, product(write_raster, class_table, arr))
+
+
+def test_flag_filters(store, zones, write_raster, class_table):
+    arr = blank()
+    arr[100:140, 100:140] = 6
+    arr[100:140, 400:440] = 1
+    scan_product(store, product(write_raster, class_table, arr))
+    assert [f["activity"] for f in store.flags(FlagFilter(severity=["critical"]))] == ["mining"]
+    assert store.count_flags(FlagFilter(activity=["farmland"])) == 1
+    assert store.count_flags(FlagFilter(since=__import__("datetime").date(2026, 7, 1))) == 0
+    first = store.flags(FlagFilter(limit=1))
+    assert len(first) == 1 and len(store.flags(FlagFilter(after_id=first[0]["id"]))) == 1
