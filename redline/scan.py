@@ -59,17 +59,16 @@ def scan_product(
     settings = settings or get_settings()
     rules = rules or load_rules(settings.rules_path)
     t0 = time.perf_counter()
-    checksum = product.checksum()
-    result = ScanResult(product.product_id, checksum)
-    if store.scan_by_checksum(checksum):
-        result.skipped = True
-        return result
-
-    versions = {lv["kind"]: lv["version"] for lv in store.layer_versions()}
-    if not any(k in versions for k in PROTECTION_LAYERS):
-        raise InputError("no red-line or reserve layer is loaded; run `redline layers load redline FILE` first")
     started = now()
-    with ProductReader(product) as reader:
+    with ProductReader(product) as reader:  # validates raster, CRS and tables first
+        checksum = product.checksum()
+        result = ScanResult(product.product_id, checksum)
+        if store.scan_by_checksum(checksum):
+            result.skipped = True
+            return result
+        versions = {lv["kind"]: lv["version"] for lv in store.layer_versions()}
+        if not any(k in versions for k in PROTECTION_LAYERS):
+            raise InputError("no red-line or reserve layer is loaded; run `redline layers load redline FILE` first")
         bbox = transform_bounds(reader.crs, STORAGE_CRS, *reader.bounds, densify_pts=21)
         zones = store.zones(("redline", "reserve", "permit", "admin"), bbox=bbox)
         if not any(z.kind in PROTECTION_LAYERS for z in zones):

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ..change import resolve_product
+from ..change import ProductReader, resolve_product
 from ..scan import scan_product
 from .options import JsonOpt, console, parse_date, print_json, store
 
@@ -35,7 +35,9 @@ def scan(
         acquired_before=parse_date(acquired_before, "acquired-before"),
         acquired_after=parse_date(acquired_after, "acquired-after"),
     )
-    resolved = [resolve_product(p, **overrides) for p in products]  # fail fast, before any work
+    resolved = [resolve_product(p, **overrides) for p in products]
+    for product in resolved:  # fail fast on a bad raster or table, before any work
+        ProductReader(product).close()
     results = []
     with store() as s, Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
