@@ -37,6 +37,14 @@ def check_region(store: Store, region, since: date | None = None, until: date | 
         last = max((s["acquired_after"] for s in scans if shapely.intersects(geom, s["footprint"])), default=None)
         return {"observed_fraction": round(min(frac, 1.0), 4), "last_observed": last}
 
+    # per scan, so "the June image saw 96 % (clouds)" is visible, not only the union
+    per_scan = [
+        {"product_id": s["product_id"], "sensor": s["sensor"], "acquired_after": s["acquired_after"],
+         "observed_fraction": round(min(area_ha(shapely.intersection(region, s["footprint"])) / region_ha, 1.0), 4)
+         if region_ha > 0 else 0.0}
+        for s in scans
+    ]
+
     zones = []
     for z in store.zones(PROTECTION_LAYERS, bbox=bbox):
         if not shapely.intersects(region, z.geometry):
@@ -70,6 +78,7 @@ def check_region(store: Store, region, since: date | None = None, until: date | 
         "period": {"since": since.isoformat() if since else None, "until": until.isoformat() if until else None},
         "summary": summary,
         "zones": zones,
+        "scans": per_scan,
         "flags": [{k: v for k, v in f.items() if k != "geometry"} for f in flags],
         "layer_versions": {lv["kind"]: lv["version"] for lv in store.layer_versions()},
     }

@@ -169,6 +169,8 @@ def test_check_reports_zones_flags_and_coverage(scenario):
                                  and _inside_region(p["centroid_lonlat"]))
     assert s["scans"] == 3 and s["last_observed"] == "2026-09-18"
     assert 0.9 < s["observed_fraction"] <= 1.0
+    per_scan = {sc["product_id"]: sc["observed_fraction"] for sc in answer["scans"]}
+    assert per_scan["HJ-CHG-2026-06"] < per_scan["HJ-CHG-2026-09"] <= 1.0  # June had a cloud over RL-02 too
     names = {z["name"] for z in answer["zones"]}
     assert "摩林河水源涵养生态保护红线" in names
     for z in answer["zones"]:

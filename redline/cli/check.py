@@ -33,6 +33,9 @@ def check(
         f"{sm['conflicts']} conflicts ({sm['conflict_area']['ha']:,.2f} ha), {sm['flags']} flags in all; "
         f"observed {sm['observed_fraction']:.0%} by {sm['scans']} scans, last {sm['last_observed'] or 'never'}"
     )
+    for sc in answer["scans"]:
+        console.print(f"  {sc['acquired_after']} {sc['product_id']} ({sc['sensor'] or 'unknown sensor'}): "
+                      f"saw {sc['observed_fraction']:.1%} of the region")
     if answer["zones"]:
         t = Table("layer", "zone", "regime", "overlap ha", "mu", "observed", "last seen", title="zones touched")
         for z in answer["zones"]:

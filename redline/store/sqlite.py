@@ -149,6 +149,7 @@ def _bbox(geom):
 class SQLiteStore(Store):
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self._depth = 0  # nesting of transaction()
         if str(path) != ":memory:" and not self.path.parent.exists():
             raise StoreError(f"store folder {self.path.parent} does not exist")
         try:
@@ -162,17 +163,15 @@ class SQLiteStore(Store):
         if version > SCHEMA_VERSION:
             raise StoreError(f"{path}: store schema v{version} is newer than this redline (v{SCHEMA_VERSION})")
         if version < SCHEMA_VERSION:
-            with self.transaction():
-                self.db.executescript(SCHEMA.replace("CREATE", "\nCREATE"))  # executescript ends the txn
-            self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        self._depth = 0
+            # one script, so a half-created schema is never left behind
+            self.db.executescript(f"BEGIN IMMEDIATE;\n{SCHEMA}\nPRAGMA user_version={SCHEMA_VERSION};\nCOMMIT;")
 
     def close(self) -> None:
         self.db.close()
 
     @contextmanager
     def transaction(self):
-        if getattr(self, "_depth", 0):
+        if self._depth:
             self._depth += 1
             try:
                 yield self

@@ -1,0 +1,70 @@
+"""The SQLite store: transactions, schema guard, spatial queries."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+import shapely
+
+from redline.errors import NotFoundError, StoreError
+from redline.store import FlagFilter, open_store
+from redline.store.sqlite import SCHEMA_VERSION
+
+FLAG = {
+    "status": "new", "severity": "high", "activity": "mining", "confidence": "high", "score": None,
+    "area_ha": 1.0, "area_mu": 15.0, "first_seen": "2026-06-01", "last_seen": "2026-06-01", "n_observations": 1,
+    "zone_layer": "redline", "zone_name": "RL", "zone_regime": "redline", "admin_code": "1", "admin_name": "A",
+    "permit_id": None, "layer_versions": {"redline": 1}, "rules_version": "t", "rule": "r",
+}
+
+
+def test_transaction_rolls_back_everything(store):
+    with pytest.raises(RuntimeError):
+        with store.transaction():
+            store.insert_flag(FLAG, shapely.box(108, 39, 108.01, 39.01))
+            store.insert_flag(FLAG, shapely.box(109, 39, 109.01, 39.01))
+            raise RuntimeError("crash")
+    assert store.flags() == []
+
+
+def test_bbox_query_uses_the_index(store):
+    a = store.insert_flag(FLAG, shapely.box(108, 39, 108.01, 39.01))
+    store.insert_flag(FLAG, shapely.box(109, 39, 109.01, 39.01))
+    assert [f["id"] for f in store.flags(FlagFilter(bbox=(107.9, 38.9, 108.005, 39.005)))] == [a]
+    store.update_flag(a, {"status": "dispatched"}, shapely.box(110, 39, 110.01, 39.01))
+    assert store.flags(FlagFilter(bbox=(107.9, 38.9, 108.005, 39.005))) == []
+    assert store.flag(a)["status"] == "dispatched"
+
+
+def test_missing_flag(store):
+    with pytest.raises(NotFoundError):
+        store.flag(42)
+    with pytest.raises(NotFoundError):
+        store.update_flag(42, {"status": "closed"})
+
+
+def test_refuses_newer_schema_and_foreign_files(tmp_path):
+    path = tmp_path / "s.db"
+    open_store(f"sqlite:///{path}").close()
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    db.close()
+    with pytest.raises(StoreError, match="newer"):
+        open_store(f"sqlite:///{path}")
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="not a redline store"):
+        open_store(f"sqlite:///{junk}")
+    with pytest.raises(StoreError, match="does not exist"):
+        open_store(f"sqlite:///{tmp_path / 'no' / 'dir.db'}")
+
+
+def test_reopen_keeps_data(tmp_path):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    s = open_store(url)
+    fid = s.insert_flag(FLAG, shapely.box(108, 39, 108.01, 39.01))
+    s.close()
+    s = open_store(url)
+    assert s.flag(fid)["layer_versions"] == {"redline": 1}
+    s.close()
