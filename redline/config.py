@@ -23,6 +23,17 @@ class Settings(BaseSettings):
     # Guard against pathological inputs (a polygon with millions of vertices).
     max_vertices_per_feature: int = Field(2_000_000, ge=4)
 
+    # HTTP API ---------------------------------------------------------------------------
+    # Products that POST /scans may name live under this folder (nothing outside it).
+    data_dir: Path = Path("data")
+    # Field evidence (photos, documents) is stored here under generated names.
+    evidence_dir: Path = Path("evidence")
+    max_body_bytes: int = Field(20 * 1024 * 1024, ge=1024)
+    max_region_vertices: int = Field(200_000, ge=4)
+    max_region_features: int = Field(10_000, ge=1)
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+
     @field_validator("database_url")
     @classmethod
     def _known_scheme(cls, v: str) -> str:

@@ -48,3 +48,15 @@ class ConflictError(RedlineError):
 
 class StoreError(RedlineError):
     """The store is unusable (bad URL, schema from a newer version)."""
+
+
+class AuthenticationError(RedlineError):
+    """No credentials, or credentials that match no active token."""
+
+
+class PermissionDeniedError(RedlineError, PermissionError):
+    """The caller's role or jurisdiction does not allow this."""
+
+
+class TooLargeError(InputError):
+    """An input exceeds a size limit (bytes, vertices, features)."""

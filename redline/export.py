@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 
 import geopandas as gpd
@@ -14,19 +16,30 @@ from .errors import InputError
 from .geo import STORAGE_CRS, parse_crs
 from .store import FLAG_FIELDS, FlagFilter, Store
 
-# format -> (GDAL driver, file suffix, extra dataset/layer options)
+# format -> (file suffix, media type)
 FORMATS = {
-    "gpkg": ("GPKG", ".gpkg", {}),
-    "geojson": ("GeoJSON", ".geojson", {}),
-    "fgb": ("FlatGeobuf", ".fgb", {}),
-    "csv": ("CSV", ".csv", {"layer_options": {"GEOMETRY": "AS_WKT"}}),
+    "gpkg": (".gpkg", "application/geopackage+sqlite3"),
+    "geojson": (".geojson", "application/geo+json"),
+    "fgb": (".fgb", "application/flatgeobuf"),
+    "parquet": (".parquet", "application/vnd.apache.parquet"),
+    "csv": (".csv", "text/csv"),
+    "kml": (".kml", "application/vnd.google-earth.kml+xml"),
+    "shp": (".zip", "application/zip"),
+}
+
+# Shapefile (dBASE) field names hold at most 10 characters.
+SHAPEFILE_NAMES = {
+    "confidence": "confidenc", "first_seen": "first_seen", "last_seen": "last_seen",
+    "n_observations": "n_obs", "zone_layer": "zone_layer", "zone_name": "zone_name",
+    "zone_regime": "zone_regim", "admin_code": "admin_code", "admin_name": "admin_name",
+    "permit_id": "permit_id", "layer_versions": "layer_vers", "rules_version": "rules_ver",
+    "created_at": "created_at", "updated_at": "updated_at",
 }
 
 
 def flags_frame(store: Store, flt: FlagFilter | None = None, crs=None) -> gpd.GeoDataFrame:
-    rows = store.flags(flt)
     records = []
-    for f in rows:
+    for f in store.flags(flt):
         rec = {k: f.get(k) for k in FLAG_FIELDS}
         rec["layer_versions"] = json.dumps(rec["layer_versions"])
         rec["geometry"] = f["geometry"]
@@ -37,21 +50,44 @@ def flags_frame(store: Store, flt: FlagFilter | None = None, crs=None) -> gpd.Ge
     return gdf
 
 
+def _write(gdf: gpd.GeoDataFrame, path: Path, fmt: str) -> None:
+    if fmt == "parquet":
+        gdf.to_parquet(path)
+    elif fmt == "shp":
+        folder = path.parent / (path.name + ".d")
+        folder.mkdir()
+        try:
+            shp = gdf.rename(columns=SHAPEFILE_NAMES)
+            pyogrio.write_dataframe(shp, folder / "flags.shp", driver="ESRI Shapefile",
+                                    layer_options={"ENCODING": "UTF-8"})  # writes flags.cpg
+            with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+                for f in sorted(folder.iterdir()):
+                    z.write(f, f.name)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+    else:
+        driver = {"gpkg": "GPKG", "geojson": "GeoJSON", "fgb": "FlatGeobuf", "csv": "CSV", "kml": "KML"}[fmt]
+        opts = {"layer_options": {"GEOMETRY": "AS_WKT"}} if fmt == "csv" else {}
+        pyogrio.write_dataframe(gdf, path, driver=driver, layer="flags", **opts)
+
+
 def export_flags(store: Store, path: str | Path, fmt: str | None = None, flt: FlagFilter | None = None,
                  crs=None) -> dict:
+    """Write flags to ``path``; the file appears whole or not at all."""
     path = Path(path)
-    fmt = (fmt or path.suffix.lstrip(".")).lower()
+    fmt = (fmt or {".zip": "shp"}.get(path.suffix.lower(), path.suffix.lstrip("."))).lower()
     if fmt not in FORMATS:
         raise InputError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    if not path.parent.exists():
+    if not path.parent.is_dir():
         raise InputError(f"{path.parent}: folder does not exist")
-    driver, suffix, opts = FORMATS[fmt]
+    if fmt == "kml" and crs is not None and parse_crs(crs) != STORAGE_CRS:
+        raise InputError("KML is always longitude/latitude (EPSG:4326); drop --crs")
     gdf = flags_frame(store, flt, crs)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=FORMATS[fmt][0], dir=path.parent)
     os.close(fd)
     os.unlink(tmp)  # GDAL wants to create the file itself
     try:
-        pyogrio.write_dataframe(gdf, tmp, driver=driver, layer="flags", **opts)
+        _write(gdf, Path(tmp), fmt)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -11,6 +11,7 @@ from . import vocab
 from .errors import InputError
 
 PROTECTION_LAYERS = ("redline", "reserve")
+VERDICTS = ("prohibited", "needs_approval", "clear")  # strictest first
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,10 @@ class Rules:
     version: str
     rules: tuple[Rule, ...]
     permit_cover: float = 0.9
+    verdicts: tuple[tuple[str, str], ...] = ()  # severity -> screening verdict
+
+    def verdict(self, severity: str | None) -> str:
+        return dict(self.verdicts).get(severity, "needs_approval") if severity else "clear"
 
     def grade(self, layer: str, regime: str, activity: str) -> tuple[str | None, str | None]:
         """(severity, rule name) of the strictest matching rule, or (None, None)."""
@@ -84,4 +89,8 @@ def load_rules(path: Path | None = None) -> Rules:
     cover = float(doc.get("permit_cover", 0.9))
     if not 0 < cover <= 1:
         raise InputError(f"{where}: permit_cover must be in (0, 1]")
-    return Rules(str(doc.get("version", "unversioned")), tuple(rules), cover)
+    verdicts = doc.get("verdicts", {})
+    for sev, verdict in verdicts.items():
+        if sev not in vocab.SEVERITIES or verdict not in VERDICTS:
+            raise InputError(f"{where}: [verdicts] {sev} = {verdict!r}: expected a severity = one of {VERDICTS}")
+    return Rules(str(doc.get("version", "unversioned")), tuple(rules), cover, tuple(sorted(verdicts.items())))

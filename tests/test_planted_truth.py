@@ -9,9 +9,7 @@ pixels on a 50-pixel-wide patch) is > 1 %.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,23 +19,17 @@ from typer.testing import CliRunner
 from redline.cli import app
 from redline.store import FlagFilter, open_store
 
+from .scenario import generator
+
 ROOT = Path(__file__).resolve().parents[1]
 AREA_REL = 5e-3
-
-
-def _generator():
-    spec = importlib.util.spec_from_file_location("make_sample_data", ROOT / "scripts" / "make_sample_data.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
 def scenario(tmp_path_factory):
     """Generate the sample data, load the layers and scan every product through the CLI."""
     out = tmp_path_factory.mktemp("sample")
-    truth = _generator().generate(out)
+    truth = generator().generate(out)
     url = f"sqlite:///{out / 'store.db'}"
     runner = CliRunner()
 

@@ -22,7 +22,7 @@ def export(
     since: SinceOpt = None, until: UntilOpt = None, bbox: BboxOpt = None,
     as_json: JsonOpt = False,
 ):
-    """Export flags (filtered) to GeoPackage, GeoJSON, FlatGeobuf or CSV."""
+    """Export flags (filtered): GeoPackage, GeoJSON, FlatGeobuf, GeoParquet, CSV (WKT), KML, zipped shapefile."""
     flt = flag_filter(status, severity, activity, admin, since, until, bbox)
     with store() as s:
         out = export_flags(s, output, fmt, flt, crs)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import StoreError
-from .base import FLAG_FIELDS, FlagFilter, Store
+from .base import FLAG_FIELDS, STATS_GROUPS, FlagFilter, Store
 
-__all__ = ["FLAG_FIELDS", "FlagFilter", "Store", "open_store"]
+__all__ = ["FLAG_FIELDS", "STATS_GROUPS", "FlagFilter", "Store", "open_store"]
 
 
 def open_store(url: str | None = None) -> Store:

@@ -14,6 +14,16 @@ from datetime import date
 
 from ..layers import LoadReport, Zone
 
+# group_by key -> the flag columns that form the group
+STATS_GROUPS = {
+    "region": ("admin_code", "admin_name"),
+    "zone": ("zone_layer", "zone_name", "zone_regime"),
+    "activity": ("activity",),
+    "severity": ("severity",),
+    "status": ("status",),
+    "month": ("month",),  # month first seen, YYYY-MM
+}
+
 FLAG_FIELDS = (
     "id", "status", "severity", "activity", "confidence", "score", "area_ha", "area_mu",
     "first_seen", "last_seen", "n_observations", "zone_layer", "zone_name", "zone_regime",
@@ -103,3 +113,42 @@ class Store(ABC):
 
     @abstractmethod
     def history(self, flag_id: int) -> list[dict]: ...
+
+    # statistics ------------------------------------------------------------------------
+    @abstractmethod
+    def stats(self, group_by: str, flt: FlagFilter | None = None) -> list[dict]:
+        """Counts and areas of flags grouped by one of STATS_GROUPS."""
+
+    # access tokens ---------------------------------------------------------------------
+    @abstractmethod
+    def add_token(self, name: str, role: str, jurisdiction: list[str], token_hash: str) -> int: ...
+
+    @abstractmethod
+    def token_by_hash(self, token_hash: str) -> dict | None: ...
+
+    @abstractmethod
+    def tokens(self) -> list[dict]: ...
+
+    @abstractmethod
+    def revoke_token(self, token_id: int) -> None: ...
+
+    # field evidence --------------------------------------------------------------------
+    @abstractmethod
+    def add_evidence(self, record: dict) -> int: ...
+
+    @abstractmethod
+    def evidence(self, flag_id: int) -> list[dict]: ...
+
+    @abstractmethod
+    def evidence_item(self, evidence_id: int) -> dict: ...
+
+    # jobs ------------------------------------------------------------------------------
+    @abstractmethod
+    def add_job(self, job: dict) -> None: ...
+
+    @abstractmethod
+    def update_job(self, job_id: str, fields: dict) -> None: ...
+
+    @abstractmethod
+    def job(self, job_id: str) -> dict: ...
+

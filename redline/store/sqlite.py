@@ -16,7 +16,7 @@ import shapely
 
 from ..errors import NotFoundError, StoreError
 from ..layers import LoadReport, Zone
-from .base import FlagFilter, Store
+from .base import STATS_GROUPS, FlagFilter, Store
 
 SCHEMA_VERSION = 1
 
@@ -130,6 +130,42 @@ CREATE TABLE IF NOT EXISTS audit (
     detail TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS audit_flag ON audit(flag_id);
+CREATE TABLE IF NOT EXISTS tokens (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    jurisdiction TEXT NOT NULL DEFAULT '[]',
+    token_hash TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    revoked_at TEXT
+);
+CREATE TABLE IF NOT EXISTS evidence (
+    id INTEGER PRIMARY KEY,
+    flag_id INTEGER NOT NULL REFERENCES flags(id),
+    stored_name TEXT NOT NULL,
+    original_name TEXT,
+    content_type TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    lon REAL,
+    lat REAL,
+    note TEXT,
+    actor TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS evidence_flag ON evidence(flag_id);
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    state TEXT NOT NULL,
+    progress INTEGER NOT NULL DEFAULT 0,
+    message TEXT,
+    request TEXT NOT NULL DEFAULT '{}',
+    result TEXT,
+    actor TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
 """
 
 
@@ -415,3 +451,89 @@ class SQLiteStore(Store):
         for r in rows:
             r["detail"] = json.loads(r["detail"])
         return rows
+
+    # statistics ------------------------------------------------------------------------
+    def stats(self, group_by: str, flt=None) -> list[dict]:
+        cols = STATS_GROUPS[group_by]
+        where, params = self._where(flt)
+        select = ", ".join("substr(first_seen, 1, 7) AS month" if c == "month" else c for c in cols)
+        rows = self.db.execute(
+            f"SELECT {select}, COUNT(*) AS count, SUM(area_ha) AS area_ha FROM flags{where}"
+            f" GROUP BY {', '.join(cols)} ORDER BY count DESC, {', '.join(cols)}", params)
+        out = []
+        for r in rows:
+            d = dict(r)
+            d["area_ha"] = round(d["area_ha"] or 0.0, 4)
+            d["area_mu"] = round(d["area_ha"] * 15, 2)
+            out.append(d)
+        return out
+
+    # access tokens ---------------------------------------------------------------------
+    def add_token(self, name, role, jurisdiction, token_hash) -> int:
+        with self.transaction():
+            return self.db.execute(
+                "INSERT INTO tokens (name, role, jurisdiction, token_hash, created_at) VALUES (?,?,?,?,?)",
+                (name, role, json.dumps(list(jurisdiction)), token_hash, now())).lastrowid
+
+    def _token(self, r) -> dict:
+        d = dict(r)
+        d["jurisdiction"] = json.loads(d["jurisdiction"])
+        d.pop("token_hash", None)
+        return d
+
+    def token_by_hash(self, token_hash: str) -> dict | None:
+        r = self.db.execute("SELECT * FROM tokens WHERE token_hash = ? AND revoked_at IS NULL",
+                            (token_hash,)).fetchone()
+        return self._token(r) if r else None
+
+    def tokens(self) -> list[dict]:
+        return [self._token(r) for r in self.db.execute("SELECT * FROM tokens ORDER BY id")]
+
+    def revoke_token(self, token_id: int) -> None:
+        with self.transaction():
+            if self.db.execute("UPDATE tokens SET revoked_at = ? WHERE id = ?", (now(), token_id)).rowcount == 0:
+                raise NotFoundError(f"token {token_id} does not exist")
+
+    # field evidence --------------------------------------------------------------------
+    def add_evidence(self, record: dict) -> int:
+        cols = list(record)
+        with self.transaction():
+            return self.db.execute(
+                f"INSERT INTO evidence ({','.join(cols)}) VALUES ({','.join('?' * len(cols))})",
+                tuple(record.values())).lastrowid
+
+    def evidence(self, flag_id: int) -> list[dict]:
+        return [dict(r) for r in self.db.execute("SELECT * FROM evidence WHERE flag_id = ? ORDER BY id", (flag_id,))]
+
+    def evidence_item(self, evidence_id: int) -> dict:
+        r = self.db.execute("SELECT * FROM evidence WHERE id = ?", (evidence_id,)).fetchone()
+        if r is None:
+            raise NotFoundError(f"evidence {evidence_id} does not exist")
+        return dict(r)
+
+    # jobs ------------------------------------------------------------------------------
+    def add_job(self, job: dict) -> None:
+        job = {**job, "request": json.dumps(job.get("request", {})), "created_at": now(), "updated_at": now()}
+        cols = list(job)
+        with self.transaction():
+            self.db.execute(f"INSERT INTO jobs ({','.join(cols)}) VALUES ({','.join('?' * len(cols))})",
+                            tuple(job.values()))
+
+    def update_job(self, job_id: str, fields: dict) -> None:
+        fields = dict(fields)
+        if "result" in fields:
+            fields["result"] = json.dumps(fields["result"], default=str)
+        fields["updated_at"] = now()
+        with self.transaction():
+            self.db.execute(f"UPDATE jobs SET {', '.join(f'{k} = ?' for k in fields)} WHERE id = ?",
+                            (*fields.values(), job_id))
+
+    def job(self, job_id: str) -> dict:
+        r = self.db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if r is None:
+            raise NotFoundError(f"job {job_id} does not exist")
+        d = dict(r)
+        d["request"] = json.loads(d["request"])
+        d["result"] = json.loads(d["result"]) if d["result"] else None
+        return d
+

@@ -1,0 +1,1 @@
+"""redline HTTP API: a thin FastAPI layer over the engine (``redline``)."""

@@ -1,0 +1,52 @@
+"""Analysts: exports in the formats GIS tools want, and statistics."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import FileResponse
+from starlette.background import BackgroundTask
+
+from redline.export import FORMATS, export_flags
+from redline.store import STATS_GROUPS
+
+from .deps import StoreDep, requires
+from .filters import FlagQuery
+from .schemas import Stats
+
+router = APIRouter(tags=["analysts"])
+
+ExportFormat = Literal[tuple(FORMATS)]  # type: ignore[valid-type]
+GroupBy = Literal[tuple(STATS_GROUPS)]  # type: ignore[valid-type]
+
+
+@router.get("/exports", summary="Export flags", dependencies=[requires("export")], response_class=FileResponse,
+            responses={200: {"content": {media: {} for _, media in FORMATS.values()}}})
+def export(
+    store: StoreDep, flt: FlagQuery,
+    format: Annotated[ExportFormat, Query(description="Output format.")] = "gpkg",
+    crs: Annotated[str | None, Query(description="Output CRS, e.g. EPSG:4490 (default EPSG:4326).")] = None,
+) -> Any:
+    """The file is written whole in a private temp folder, streamed, then removed:
+    a failure leaves no partial file anywhere."""
+    folder = tempfile.mkdtemp(prefix="redline-export-")
+    try:
+        suffix, media = FORMATS[format]
+        path = Path(folder) / f"flags{suffix}"
+        export_flags(store, path, format, flt, crs)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return FileResponse(path, media_type=media, filename=path.name,
+                        background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True))
+
+
+@router.get("/stats", response_model=Stats, summary="Counts and areas of flags",
+            dependencies=[requires("stats")])
+def stats(store: StoreDep, flt: FlagQuery,
+          group_by: Annotated[GroupBy, Query(description="Grouping.")] = "severity") -> Any:
+    return {"group_by": group_by, "groups": store.stats(group_by, flt)}

@@ -1,0 +1,58 @@
+"""The FastAPI application: routers, error mapping, limits. Thin by design."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from redline import __version__
+from redline.config import Settings, get_settings
+from redline.store import open_store
+
+from . import analysts, checks, errors, features, flags, scans
+from .deps import StoreDep
+from .errors import problem
+from .limits import BodySizeLimit
+from .schemas import Health
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        open_store(settings.database_url).close()  # create/upgrade the schema once, fail fast
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="scan-job") as executor:
+            app.state.executor = executor
+            yield
+
+    app = FastAPI(
+        title="redline",
+        version=__version__,
+        description="Ecological red-line supervision: checks, screenings, flags (OGC API – Features), "
+                    "the Green Shield workflow, exports and scan jobs.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    errors.install(app)
+
+    @app.get("/health", response_model=Health, tags=["service"], summary="Liveness")
+    def health() -> dict:
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/ready", response_model=Health, tags=["service"], summary="Readiness: the store answers",
+             responses={503: {"description": "store unavailable"}})
+    def ready(store: StoreDep):
+        store.layer_versions()
+        return {"status": "ready", "version": __version__}
+
+    for router in (features.router, checks.router, flags.router, flags.evidence_router, analysts.router,
+                   scans.router):
+        app.include_router(router)
+    return app
+
+
+__all__ = ["create_app", "problem"]

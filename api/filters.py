@@ -1,0 +1,41 @@
+"""Query parameters shared by flag listings, exports and statistics."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Query
+
+from redline.auth import Principal
+from redline.store import FlagFilter
+
+from .deps import CurrentUser
+from .inputs import parse_bbox, parse_datetime_interval
+from .schemas import Activity, Severity, Status
+
+
+def flag_filter(
+    user: CurrentUser,
+    status: Annotated[list[Status] | None, Query(description="Flag status (repeatable).")] = None,
+    severity: Annotated[list[Severity] | None, Query(description="Severity (repeatable).")] = None,
+    activity: Annotated[list[Activity] | None, Query(description="Activity type (repeatable).")] = None,
+    admin: Annotated[list[str] | None, Query(description="Admin-unit code (repeatable).")] = None,
+    bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy in CRS84.")] = None,
+    datetime: Annotated[str | None, Query(description="RFC 3339 instant or interval (a/b, .. open).")] = None,
+) -> FlagFilter:
+    since, until = parse_datetime_interval(datetime)
+    return restrict(FlagFilter(bbox=parse_bbox(bbox), status=status, severity=severity, activity=activity,
+                               admin_code=admin, since=since, until=until), user)
+
+
+def restrict(flt: FlagFilter, user: Principal) -> FlagFilter:
+    """Inspectors only ever see their jurisdiction."""
+    if user.restricted:
+        allowed = list(user.jurisdiction)
+        flt.admin_code = [a for a in flt.admin_code if a in allowed] if flt.admin_code else allowed
+        if not flt.admin_code:
+            flt.admin_code = ["\x00none"]  # asked only for units outside the jurisdiction
+    return flt
+
+
+FlagQuery = Annotated[FlagFilter, Depends(flag_filter)]

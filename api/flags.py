@@ -1,0 +1,78 @@
+"""The Green Shield workflow: flag detail, status moves, history, field evidence."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, UploadFile
+from fastapi.responses import FileResponse
+
+from redline.evidence import evidence_path, save_evidence
+from redline.workflow import allowed_next, move
+
+from .deps import CurrentUser, SettingsDep, StoreDep, requires
+from .schemas import Evidence, FlagDetail, FlagPatch, HistoryEntry
+
+router = APIRouter(prefix="/flags", tags=["workflow"])
+
+
+def _visible_flag(store, flag_id: int, user) -> dict:
+    flag = store.flag(flag_id)
+    user.require_flag(flag)
+    return flag
+
+
+@router.get("/{flag_id}", response_model=FlagDetail, summary="A flag with conflicts and observations")
+def get_flag(flag_id: int, store: StoreDep, user: CurrentUser) -> Any:
+    flag = _visible_flag(store, flag_id, user)
+    flag.pop("geometry")
+    flag["conflicts"] = store.conflicts(flag_id)
+    flag["observations"] = [{k: v for k, v in o.items() if k != "geometry"} for o in store.observations(flag_id)]
+    flag["allowed_next"] = list(allowed_next(flag["status"]))
+    return flag
+
+
+@router.patch("/{flag_id}", response_model=FlagDetail, summary="Move a flag through the workflow",
+              responses={409: {"description": "Illegal transition; `allowed` lists the legal next states"}})
+def patch_flag(flag_id: int, body: FlagPatch, store: StoreDep,
+               user: Annotated[Any, requires("workflow")]) -> Any:
+    _visible_flag(store, flag_id, user)
+    move(store, flag_id, body.status, actor=user.name, note=body.note)
+    return get_flag(flag_id, store, user)
+
+
+@router.get("/{flag_id}/history", response_model=list[HistoryEntry], summary="Audit trail of a flag")
+def history(flag_id: int, store: StoreDep, user: CurrentUser) -> Any:
+    _visible_flag(store, flag_id, user)
+    return store.history(flag_id)
+
+
+@router.post("/{flag_id}/evidence", response_model=Evidence, status_code=201, summary="Attach field evidence")
+def add_evidence(
+    flag_id: int, store: StoreDep, settings: SettingsDep, user: Annotated[Any, requires("evidence")],
+    file: Annotated[UploadFile, File(description="JPEG/PNG photo or PDF document")],
+    lon: Annotated[float | None, Form(ge=-180, le=180)] = None,
+    lat: Annotated[float | None, Form(ge=-90, le=90)] = None,
+    note: Annotated[str | None, Form(max_length=4000)] = None,
+) -> Any:
+    _visible_flag(store, flag_id, user)
+    return save_evidence(store, settings.evidence_dir, flag_id, file.file, original_name=file.filename,
+                         actor=user.name, lon=lon, lat=lat, note=note, max_bytes=settings.max_body_bytes)
+
+
+@router.get("/{flag_id}/evidence", response_model=list[Evidence], summary="Evidence attached to a flag")
+def list_evidence(flag_id: int, store: StoreDep, user: CurrentUser) -> Any:
+    _visible_flag(store, flag_id, user)
+    return store.evidence(flag_id)
+
+
+evidence_router = APIRouter(tags=["workflow"])
+
+
+@evidence_router.get("/evidence/{evidence_id}", summary="Download one evidence file",
+                     response_class=FileResponse, responses={200: {"content": {"image/jpeg": {}, "image/png": {},
+                                                                                "application/pdf": {}}}})
+def download_evidence(evidence_id: int, store: StoreDep, settings: SettingsDep, user: CurrentUser) -> Any:
+    item, path = evidence_path(store, settings.evidence_dir, evidence_id)
+    _visible_flag(store, item["flag_id"], user)
+    return FileResponse(path, media_type=item["content_type"], filename=f"evidence-{evidence_id}{path.suffix}")

@@ -1,0 +1,227 @@
+"""Request and response models: the OpenAPI document is generated from these."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from redline.vocab import ACTIVITIES, FLAG_STATUSES, SEVERITIES
+
+Status = Literal[FLAG_STATUSES]  # type: ignore[valid-type]
+Severity = Literal[SEVERITIES]  # type: ignore[valid-type]
+Activity = Literal[ACTIVITIES]  # type: ignore[valid-type]
+
+
+class Area(BaseModel):
+    ha: float
+    mu: float
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+
+
+class Flag(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: int
+    status: str
+    severity: str | None
+    activity: str
+    confidence: str
+    score: float | None = None
+    area_ha: float
+    area_mu: float
+    first_seen: str
+    last_seen: str
+    n_observations: int
+    zone_layer: str | None
+    zone_name: str | None
+    zone_regime: str | None
+    admin_code: str | None
+    admin_name: str | None
+    permit_id: int | None
+    layer_versions: dict[str, int]
+    rules_version: str
+    rule: str | None
+    created_at: str
+    updated_at: str
+
+
+class Conflict(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    layer: str
+    layer_version: int
+    zone_name: str
+    regime: str
+    overlap_ha: float
+    overlap_mu: float
+    severity: str | None
+    rule: str | None
+
+
+class Observation(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    scan_id: int
+    product_id: str
+    sensor: str | None
+    observed_on: str
+    activity: str
+    confidence: str
+    score: float | None
+    area_ha: float
+    pixels: int
+
+
+class FlagDetail(Flag):
+    conflicts: list[Conflict]
+    observations: list[Observation]
+    allowed_next: list[str]
+
+
+class HistoryEntry(BaseModel):
+    id: int
+    at: str
+    actor: str
+    action: str
+    detail: dict[str, Any]
+
+
+class FlagPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: Status = Field(description="The new status; see allowed_next on the flag.")
+    note: str | None = Field(None, max_length=4000)
+
+
+class Evidence(BaseModel):
+    id: int
+    flag_id: int
+    original_name: str | None
+    content_type: str
+    size: int
+    sha256: str
+    lon: float | None
+    lat: float | None
+    note: str | None
+    actor: str
+    at: str
+
+
+class CheckZone(BaseModel):
+    layer: str
+    layer_version: int | None
+    name: str
+    regime: str
+    code: str | None
+    overlap: Area
+    observed_fraction: float
+    last_observed: str | None
+
+
+class CheckScan(BaseModel):
+    product_id: str
+    sensor: str | None
+    acquired_after: str
+    observed_fraction: float
+
+
+class CheckSummary(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    region: Area
+    zones_touched: int
+    flags: int
+    conflicts: int
+    conflict_area: Area
+    by_severity: dict[str, int]
+    by_activity: dict[str, int]
+    by_status: dict[str, int]
+    scans: int
+    observed_fraction: float
+    last_observed: str | None
+
+
+class CheckAnswer(BaseModel):
+    period: dict[str, str | None]
+    summary: CheckSummary
+    zones: list[CheckZone]
+    scans: list[CheckScan]
+    flags: list[Flag]
+    layer_versions: dict[str, int]
+
+
+class ScreeningRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    footprint: dict[str, Any] = Field(description="GeoJSON geometry, Feature or FeatureCollection")
+    activity: Activity
+    crs: str | None = Field(None, description="CRS of the footprint; default CRS84 (EPSG:4490 accepted)")
+
+
+class ScreeningZone(BaseModel):
+    layer: str
+    layer_version: int | None
+    name: str
+    regime: str
+    code: str | None
+    overlap_ha: float
+    overlap_mu: float
+    severity: str | None
+    verdict: Literal["prohibited", "needs_approval", "clear"]
+    rule: str | None
+
+
+class NearestRedline(BaseModel):
+    name: str
+    code: str | None
+    distance_m: float
+
+
+class ScreeningAnswer(BaseModel):
+    activity: str
+    area_ha: float
+    area_mu: float
+    verdict: Literal["prohibited", "needs_approval", "clear"]
+    zones: list[ScreeningZone]
+    nearest_redline: NearestRedline | None
+    rules_version: str
+    layer_versions: dict[str, int]
+
+
+class StatsRow(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    count: int
+    area_ha: float
+    area_mu: float
+
+
+class Stats(BaseModel):
+    group_by: str
+    groups: list[StatsRow]
+
+
+class ScanRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    product: str = Field(description="Raster or product manifest, relative to the server's data folder")
+    mode: Literal["class", "probability", "transition"] | None = None
+    class_table: str | None = None
+    transition_table: str | None = None
+    before: str | None = None
+    thresholds: list[float] | None = None
+    activity: Activity | None = None
+    product_id: str | None = Field(None, max_length=200)
+    sensor: str | None = Field(None, max_length=200)
+    acquired_before: date | None = None
+    acquired_after: date | None = None
+
+
+class Job(BaseModel):
+    id: str
+    kind: str
+    state: Literal["accepted", "running", "successful", "failed"]
+    progress: int
+    message: str | None
+    request: dict[str, Any]
+    result: dict[str, Any] | None
+    created_at: str
+    updated_at: str

@@ -1,0 +1,77 @@
+"""Bearer tokens with roles and jurisdictions. Tokens are shown once, stored hashed.
+
+Roles: viewer (read), inspector (read + workflow + evidence inside a jurisdiction),
+analyst (read + exports + statistics), admin (everything, incl. starting scans).
+A jurisdiction is a list of admin-unit codes; empty means everywhere (not allowed
+for inspectors, who must be bound to units).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass, field
+
+from .errors import AuthenticationError, InputError, PermissionDeniedError
+from .store import Store
+
+ROLES = ("viewer", "inspector", "analyst", "admin")
+
+# permission -> roles that have it
+PERMISSIONS: dict[str, tuple[str, ...]] = {
+    "read": ROLES,
+    "check": ROLES,
+    "workflow": ("inspector", "admin"),
+    "evidence": ("inspector", "admin"),
+    "export": ("analyst", "admin"),
+    "stats": ("analyst", "admin", "viewer"),
+    "scan": ("admin",),
+}
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    role: str
+    jurisdiction: tuple[str, ...] = field(default_factory=tuple)
+
+    def require(self, permission: str) -> None:
+        if self.role not in PERMISSIONS[permission]:
+            raise PermissionDeniedError(f"role {self.role} may not {permission}")
+
+    @property
+    def restricted(self) -> bool:
+        """Inspectors see and act only inside their jurisdiction."""
+        return self.role == "inspector"
+
+    def may_see(self, flag: dict) -> bool:
+        return not self.restricted or flag.get("admin_code") in self.jurisdiction
+
+    def require_flag(self, flag: dict) -> None:
+        if not self.may_see(flag):
+            raise PermissionDeniedError(f"flag {flag['id']} is outside your jurisdiction")
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(store: Store, name: str, role: str, jurisdiction: list[str] | None = None) -> str:
+    """Create a token and return it; only its hash is stored."""
+    if role not in ROLES:
+        raise InputError(f"unknown role {role!r}; expected one of {', '.join(ROLES)}")
+    jurisdiction = [j.strip() for j in jurisdiction or [] if j.strip()]
+    if role == "inspector" and not jurisdiction:
+        raise InputError("an inspector token needs a jurisdiction: one or more admin-unit codes (--admin CODE)")
+    token = f"rl_{secrets.token_urlsafe(32)}"
+    store.add_token(name, role, jurisdiction, _hash(token))
+    return token
+
+
+def authenticate(store: Store, token: str | None) -> Principal:
+    if not token:
+        raise AuthenticationError("missing bearer token")
+    row = store.token_by_hash(_hash(token))
+    if row is None:
+        raise AuthenticationError("invalid or revoked token")
+    return Principal(row["name"], row["role"], tuple(row["jurisdiction"]))

@@ -1,0 +1,50 @@
+"""Scans run as jobs (for the API): state and progress recorded in the store."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from .change import ChangeProduct
+from .config import Settings
+from .errors import RedlineError
+from .scan import scan_product
+from .store import open_store
+
+log = logging.getLogger(__name__)
+
+JOB_STATES = ("accepted", "running", "successful", "failed")
+
+
+def new_job(store, kind: str, request: dict, actor: str) -> str:
+    job_id = uuid.uuid4().hex
+    store.add_job({"id": job_id, "kind": kind, "state": "accepted", "progress": 0, "request": request,
+                   "actor": actor})
+    return job_id
+
+
+def run_scan_job(database_url: str, job_id: str, product: ChangeProduct, settings: Settings) -> None:
+    """Run one scan job to completion; never raises (the job row says what happened)."""
+    store = open_store(database_url)
+    try:
+        store.update_job(job_id, {"state": "running"})
+        done, reported = 0, 0
+
+        def progress(n: int, total: int) -> None:
+            nonlocal done, reported
+            done += n
+            pct = min(99, done * 100 // max(total, 1))
+            if pct >= reported + 5:  # a write per 5 %, not per window
+                reported = pct
+                store.update_job(job_id, {"progress": pct})
+
+        result = scan_product(store, product, settings=settings, progress=progress)
+        store.update_job(job_id, {"state": "successful", "progress": 100, "result": result.summary(),
+                                  "message": "already scanned" if result.skipped else None})
+    except RedlineError as exc:
+        store.update_job(job_id, {"state": "failed", "message": str(exc)})
+    except Exception as exc:  # a bug: keep the reason, and the traceback in the log
+        log.exception("scan job %s crashed", job_id)
+        store.update_job(job_id, {"state": "failed", "message": f"internal error: {type(exc).__name__}: {exc}"})
+    finally:
+        store.close()

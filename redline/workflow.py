@@ -1,0 +1,59 @@
+"""The Green Shield verification workflow: which status may follow which.
+
+new → dispatched → (verified_violation | false_positive | permitted) → rectifying
+→ rectified → closed. A rectified site that turns out not to be may go back to
+rectifying. Moves are recorded in the audit log with who, when and a note.
+"""
+
+from __future__ import annotations
+
+from .errors import ConflictError, InputError
+from .store import Store
+from .vocab import FLAG_STATUSES
+
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    "new": ("dispatched",),
+    "dispatched": ("verified_violation", "false_positive", "permitted"),
+    "verified_violation": ("rectifying",),
+    "false_positive": ("closed",),
+    "permitted": ("closed",),
+    "rectifying": ("rectified",),
+    "rectified": ("closed", "rectifying"),
+    "closed": (),
+}
+
+# States judged by a person: re-observing the place adds evidence, never re-dispatches.
+SETTLED = ("false_positive", "permitted", "closed")
+
+
+class TransitionError(ConflictError):
+    """An illegal status change; ``allowed`` lists the legal next states."""
+
+    def __init__(self, message: str, allowed: tuple[str, ...]):
+        super().__init__(message)
+        self.allowed = allowed
+
+
+def allowed_next(status: str) -> tuple[str, ...]:
+    return TRANSITIONS.get(status, ())
+
+
+def move(store: Store, flag_id: int, to: str, actor: str, note: str | None = None) -> dict:
+    """Move a flag to status ``to``; returns the updated flag (without geometry)."""
+    if to not in FLAG_STATUSES:
+        raise InputError(f"unknown status {to!r}; expected one of {', '.join(FLAG_STATUSES)}")
+    with store.transaction():
+        flag = store.flag(flag_id)
+        current = flag["status"]
+        allowed = allowed_next(current)
+        if to not in allowed:
+            raise TransitionError(
+                f"flag {flag_id} cannot move from {current} to {to}; "
+                f"allowed: {', '.join(allowed) if allowed else 'none (final state)'}",
+                allowed,
+            )
+        store.update_flag(flag_id, {"status": to})
+        store.audit(flag_id, actor, "status", {"from": current, "to": to, "note": note})
+    out = store.flag(flag_id)
+    out.pop("geometry", None)
+    return out
