@@ -1,0 +1,101 @@
+"""OGC API – Features: paging, filters, and GDAL's own OAPIF client against a live server."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pyogrio
+import pytest
+
+from .conftest import assert_problem
+
+
+def test_landing_conformance_collections(client, auth):
+    assert {l["rel"] for l in client.get("/").json()["links"]} >= {"self", "conformance", "data", "service-desc"}
+    assert any(c.endswith("/geojson") for c in client.get("/conformance").json()["conformsTo"])
+    ids = [c["id"] for c in client.get("/collections", headers=auth("viewer")).json()["collections"]]
+    assert ids == ["flags", "redline", "reserve"]
+    assert_problem(client.get("/collections/roads", headers=auth("viewer")), 404, "roads")
+
+
+def test_keyset_paging_with_next_links(client, auth):
+    h = auth("viewer")
+    url, seen, pages = "/collections/flags/items?limit=3&severity=high&severity=critical", [], 0
+    while url:
+        r = client.get(url, headers=h)
+        assert r.headers["content-type"].startswith("application/geo+json")
+        page = r.json()
+        assert page["numberMatched"] == 5 and page["numberReturned"] == len(page["features"]) <= 3
+        seen += [f["id"] for f in page["features"]]
+        nxt = [l["href"] for l in page["links"] if l["rel"] == "next"]
+        url = nxt[0].split("testserver", 1)[1] if nxt else None
+        pages += 1
+    assert pages == 2 and len(seen) == len(set(seen)) == 5 and seen == sorted(seen)
+
+
+def test_filters_bbox_datetime_and_item(client, auth, env):
+    h = auth("viewer")
+    everything = client.get("/collections/flags/items", headers=h).json()
+    assert everything["numberMatched"] == 8
+    road = next(p for p in env["truth"]["patches"] if p["name"] == "road_seam")["centroid_lonlat"]
+    box = f"{road[0] - 0.02},{road[1] - 0.02},{road[0] + 0.02},{road[1] + 0.02}"
+    near = client.get(f"/collections/flags/items?bbox={box}", headers=h).json()
+    assert "transport" in {f["properties"]["activity"] for f in near["features"]} and near["numberMatched"] < 8
+    sept = client.get("/collections/flags/items?datetime=2026-09-01/..", headers=h).json()
+    assert [f["properties"]["n_observations"] for f in sept["features"]] == [2]
+    fid = sept["features"][0]["id"]
+    one = client.get(f"/collections/flags/items/{fid}", headers=h).json()
+    assert one["type"] == "Feature" and one["geometry"]["type"] == "Polygon"
+    assert_problem(client.get("/collections/flags/items?bbox=1,2,3", headers=h), 422, "bbox")
+    assert_problem(client.get("/collections/flags/items?datetime=yesterday", headers=h), 422, "RFC 3339")
+    assert_problem(client.get("/collections/flags/items/99999", headers=h), 404)
+    rl = client.get("/collections/redline/items", headers=h).json()
+    assert rl["numberMatched"] == 3 and {f["properties"]["function_type"] for f in rl["features"]}
+
+
+@pytest.fixture(scope="module")
+def live_server(env):
+    """`redline serve` in its own process (GDAL holds the GIL while it fetches)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    redline = str(Path(sys.executable).with_name("redline"))
+    proc = subprocess.Popen([redline, "--db", env["url"], "serve", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        else:
+            raise RuntimeError(f"server did not start: {proc.stderr.read().decode()}")
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_gdal_oapif_client_reads_flags(live_server, env):
+    """GDAL's OGC API Features driver: count, paging (page size 3 < 8 flags) and a bbox filter."""
+    # the OAPIF driver sets its own headers, so the token goes through GDAL's bearer auth
+    pyogrio.set_gdal_config_options({"GDAL_HTTP_AUTH": "BEARER", "GDAL_HTTP_BEARER": env["tokens"]["viewer"]})
+    try:
+        layers = [name for name, _ in pyogrio.list_layers(f"OAPIF:{live_server}")]
+        assert {"flags", "redline", "reserve"} <= set(layers)
+        gdf = pyogrio.read_dataframe(f"OAPIF:{live_server}", layer="flags", dataset_options={"PAGE_SIZE": 3})
+        assert len(gdf) == 8 and gdf["id"].is_unique
+        assert set(gdf["severity"]) == {"critical", "high", "medium"}
+        road = next(p for p in env["truth"]["patches"] if p["name"] == "road_seam")["centroid_lonlat"]
+        box = (road[0] - 0.02, road[1] - 0.02, road[0] + 0.02, road[1] + 0.02)
+        near = pyogrio.read_dataframe(f"OAPIF:{live_server}", layer="flags", bbox=box)
+        assert 0 < len(near) < 8 and "transport" in set(near["activity"])
+    finally:
+        pyogrio.set_gdal_config_options({"GDAL_HTTP_AUTH": None, "GDAL_HTTP_BEARER": None})
