@@ -57,7 +57,7 @@ def add_evidence(
 ) -> Any:
     _visible_flag(store, flag_id, user)
     return save_evidence(store, settings.evidence_dir, flag_id, file.file, original_name=file.filename,
-                         actor=user.name, lon=lon, lat=lat, note=note, max_bytes=settings.max_body_bytes)
+                         actor=user.name, lon=lon, lat=lat, note=note, max_bytes=settings.max_evidence_bytes)
 
 
 @router.get("/{flag_id}/evidence", response_model=list[Evidence], summary="Evidence attached to a flag")

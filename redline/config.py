@@ -28,7 +28,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     # Field evidence (photos, documents) is stored here under generated names.
     evidence_dir: Path = Path("evidence")
-    max_body_bytes: int = Field(20 * 1024 * 1024, ge=1024)
+    max_evidence_bytes: int = Field(15 * 1024 * 1024, ge=1024)
+    max_body_bytes: int = Field(20 * 1024 * 1024, ge=1024)  # any request, evidence uploads included
     max_region_vertices: int = Field(200_000, ge=4)
     max_region_features: int = Field(10_000, ge=1)
     host: str = "127.0.0.1"

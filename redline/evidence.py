@@ -41,19 +41,19 @@ def save_evidence(store: Store, root: Path, flag_id: int, stream: BinaryIO, *, o
         raise InputError("give both lon and lat for the GPS point, or neither")
     if lon is not None and not (-180 <= lon <= 180 and -90 <= lat <= 90):
         raise InputError(f"GPS point ({lon}, {lat}) is not a longitude/latitude")
+    head = stream.read(16)
+    content_type, ext = sniff(head)  # before anything touches the disk
     folder = Path(root) / str(int(flag_id))
     folder.mkdir(parents=True, exist_ok=True)
     digest, size = hashlib.sha256(), 0
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".upload-")
     try:
         with os.fdopen(fd, "wb") as out:
-            head = stream.read(16)
-            content_type, ext = sniff(head)
             chunk = head
             while chunk:
                 size += len(chunk)
                 if size > max_bytes:
-                    raise TooLargeError(f"evidence file exceeds the limit of {max_bytes // (1024 * 1024)} MiB")
+                    raise TooLargeError(f"evidence file exceeds the limit of {max_bytes:,} bytes")
                 digest.update(chunk)
                 out.write(chunk)
                 chunk = stream.read(1 << 16)

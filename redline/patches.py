@@ -8,6 +8,14 @@ unioned in *pixel* coordinates (integers, so seam edges match bit for
 bit) before the grid transform and reprojection are applied. A patch is emitted
 as soon as the block row below it can no longer extend it, so pending state is
 about one block row of seam-touching pieces.
+
+The same extractor runs on a *strip* of whole window rows (``rows=(r0, r1)``) for
+parallel scans: it finishes the patches that lie inside the strip and hands back,
+as :class:`StripResult`, the pieces that touch the strip's top or bottom edge with
+the label rows along those edges. :func:`merge_strips` joins the strips' edges with
+the same union-find and unions the pieces in the same order as a serial run, so
+the patches come out identical. There is one implementation of the seam logic
+(:class:`_Seams`); the serial run is the one-strip case.
 """
 
 from __future__ import annotations
@@ -99,7 +107,54 @@ class _Piece:
     ge: tuple[int, ...]  # pixels at or above each confidence level
     score_sum: float
     polygons: list = field(default_factory=list)  # in pixel coordinates
-    touches_bottom: bool = False
+    bottom_at: int = -1  # row just below the piece when it touches its window's bottom seam, else -1
+    top_at: int = -1  # first row of its window when it touches that window's top seam, else -1
+
+
+class _Seams:
+    """Pieces that may continue across a seam, joined by a union-find and released as whole groups.
+
+    Serial runs, strips and the merge of strips all go through this one class.
+    """
+
+    def __init__(self):
+        self.uf = _UnionFind()
+        self.pending: dict[int, _Piece] = {}  # insertion order = raster order: unions are reproducible
+
+    def join(self, a_ids, a_keys, b_ids, b_keys) -> None:
+        """Join pieces facing each other across a seam (two rows or columns of global ids)."""
+        both = (a_ids > 0) & (b_ids > 0) & (a_keys == b_keys)
+        if both.any():
+            for a, b in np.unique(np.column_stack([a_ids[both], b_ids[both]]), axis=0):
+                self.uf.union(int(a), int(b))
+
+    def release(self, hold: Callable[[_Piece], bool] | None = None) -> list[_Piece]:
+        """Merge and remove the groups none of whose pieces ``hold`` keeps back."""
+        if not self.pending:
+            return []
+        groups: dict[int, list[int]] = {}
+        for g in self.pending:
+            groups.setdefault(self.uf.find(g), []).append(g)
+        out = []
+        for members in groups.values():
+            if hold is not None and any(hold(self.pending[g]) for g in members):
+                continue
+            parts = [self.pending.pop(g) for g in members]
+            first = parts[0]
+            if len(parts) > 1:
+                first = _Piece(
+                    first.key,
+                    sum(p.pixels for p in parts),
+                    tuple(map(sum, zip(*(p.ge for p in parts)))),
+                    sum(p.score_sum for p in parts),
+                    # pieces meet edge to edge but are not noded alike along the seam, so a
+                    # full (exact, integer-coordinate) union rather than a coverage union
+                    [shapely.union_all([poly for p in parts for poly in p.polygons])],
+                )
+            out.append(first)
+            for g in members:
+                self.uf.parent.pop(g, None)
+        return out
 
 
 def _pixel_area_bounds_m2(reader: ProductReader) -> float:
@@ -115,30 +170,66 @@ def _pixel_area_bounds_m2(reader: ProductReader) -> float:
     return best
 
 
-class PatchExtractor:
-    """Extract patches from a product; see module docstring for the method."""
+@dataclass
+class StripResult:
+    """What a strip of window rows hands back for :func:`merge_strips` (all picklable)."""
 
-    def __init__(self, reader: ProductReader, *, mmu_ha: float = 0.1, footprint_cell: int = 8, target: int = 1024):
+    rows: tuple[int, int]  # [r0, r1) in raster rows
+    patches: list[Patch]  # finished: touch neither strip edge (MMU applied)
+    seam_pieces: list[tuple[int, int, _Piece]]  # (global id, its group's id, piece) of groups touching a
+    #                                               strip edge, in raster order
+    top_ids: np.ndarray | None  # ids and keys along the strip's first row (None at the raster top)
+    top_keys: np.ndarray | None
+    bottom_ids: np.ndarray | None  # ... and along its last row (None at the raster bottom)
+    bottom_keys: np.ndarray | None
+    coarse: np.ndarray  # observed-ground cells of the strip
+    observed_pixels: int
+    windows_total: int
+    windows_with_change: int
+
+
+class PatchExtractor:
+    """Extract patches from a product; see module docstring for the method.
+
+    ``rows=(r0, r1)`` restricts the run to a strip of whole window rows
+    (``r0``, ``r1`` from :meth:`strips`); the default is the whole raster.
+    """
+
+    def __init__(self, reader: ProductReader, *, mmu_ha: float = 0.1, footprint_cell: int = 8, target: int = 1024,
+                 rows: tuple[int, int] | None = None):
         self.reader = reader
         self.mmu_ha = mmu_ha
         self.rows, self.cols = window_grid(*reader.shape, reader.block_shape, target)
         th, tw = self.rows[0][1], self.cols[0][1]
         self.cell = gcd(gcd(th, tw), footprint_cell)
         h, w = reader.shape
-        self._coarse = np.zeros((-(-h // self.cell), -(-w // self.cell)), dtype=bool)
+        r0, r1 = rows if rows is not None else (0, h)
+        if not (0 <= r0 < r1 <= h) or r0 % th or (r1 % th and r1 != h):
+            raise ValueError(f"strip rows {r0}..{r1} are not whole window rows of {th} px in 0..{h}")
+        self.strip = (r0, r1)
+        self.rows = [(r, rh) for r, rh in self.rows if r0 <= r < r1]
+        self._coarse_row0 = r0 // self.cell
+        self._coarse = np.zeros((-(-r1 // self.cell) - self._coarse_row0, -(-w // self.cell)), dtype=bool)
         self.observed_pixels = 0
         self.total_pixels = h * w
         # A component whose pixel count times the largest pixel area is under the
         # MMU cannot pass it, so it is dropped before the (costly) vectorising.
         px = _pixel_area_bounds_m2(reader) * 1.01
         self._min_pixels = int(np.floor(mmu_ha * M2_PER_HA / px)) if px > 0 else 0
-        self._uf = _UnionFind()
-        self._pending: dict[int, _Piece] = {}
-        self._next_gid = 1
+        self._seams = _Seams()
+        self._next_gid = r0 * w + 1  # ids of different strips never collide
         self._top = np.zeros(w, dtype=np.int64)
         self._top_key = np.zeros(w, dtype=np.uint8)
+        self._edge_top = np.zeros(w, dtype=np.int64) if r0 > 0 else None
+        self._edge_top_key = np.zeros(w, dtype=np.uint8) if r0 > 0 else None
         self.windows_total = len(self.rows) * len(self.cols)
         self.windows_with_change = 0
+
+    def strips(self, window_rows: int) -> list[tuple[int, int]]:
+        """The raster cut into strips of ``window_rows`` whole window rows, top to bottom."""
+        starts = self.rows[::max(1, window_rows)]
+        h = self.reader.shape[0]
+        return [(r, starts[i + 1][0] if i + 1 < len(starts) else h) for i, (r, _) in enumerate(starts)]
 
     def windows(self) -> Iterator[Window]:
         for r, h in self.rows:
@@ -146,8 +237,13 @@ class PatchExtractor:
                 yield Window(c, r, w, h)
 
     def run(self, progress: Callable[[int], None] | None = None) -> Iterator[list[Patch]]:
-        """Yield batches of finished patches (MMU applied), one batch per block row."""
+        """Yield batches of finished patches (MMU applied), one batch per block row.
+
+        In a strip, pieces touching the strip's top or bottom edge stay pending for
+        :meth:`strip_result`.
+        """
         height, width = self.reader.shape
+        s0, s1 = self.strip
         for r, h in self.rows:
             ready: list[_Piece] = []
             left = np.zeros(h, dtype=np.int64)
@@ -156,8 +252,25 @@ class PatchExtractor:
                 left, left_key = self._window(Window(c, r, w, h), left, left_key, ready, height, width)
                 if progress:
                     progress(1)
-            ready.extend(self._flush(final=r + h >= height))
+            end = r + h
+            # a group is complete once no piece of it touches the seam below this block row
+            # (nor, in a strip, the strip's top edge)
+            ready.extend(self._seams.release(lambda p: p.bottom_at == end or (s0 > 0 and p.top_at == s0)))
             yield self._finish(ready)
+
+    def strip_result(self, progress: Callable[[int], None] | None = None) -> StripResult:
+        """Run the strip and return its finished patches and its seam state."""
+        patches = [p for batch in self.run(progress) for p in batch]
+        h = self.reader.shape[0]
+        bottom = self.strip[1] < h
+        return StripResult(
+            rows=self.strip, patches=patches,
+            seam_pieces=[(g, self._seams.uf.find(g), piece) for g, piece in self._seams.pending.items()],
+            top_ids=self._edge_top, top_keys=self._edge_top_key,
+            bottom_ids=self._top.copy() if bottom else None, bottom_keys=self._top_key.copy() if bottom else None,
+            coarse=self._coarse, observed_pixels=self.observed_pixels,
+            windows_total=self.windows_total, windows_with_change=self.windows_with_change,
+        )
 
     # --- one window -------------------------------------------------------------
     def _window(self, win: Window, left, left_key, ready, height, width):
@@ -179,8 +292,10 @@ class PatchExtractor:
         # labels on an internal seam may continue in a neighbour window
         touch = np.zeros(n + 1, dtype=bool)
         bottom = np.zeros(n + 1, dtype=bool)
+        top = np.zeros(n + 1, dtype=bool)
         if r0 > 0:
-            touch[lab[0]] = True
+            top[lab[0]] = True
+            touch |= top
         if c0 > 0:
             touch[lab[:, 0]] = True
         if c0 + w < width:
@@ -188,7 +303,7 @@ class PatchExtractor:
         if r0 + h < height:
             bottom[lab[-1]] = True
             touch |= bottom
-        touch[0] = bottom[0] = False
+        touch[0] = bottom[0] = top[0] = False
 
         keep = (npix >= self._min_pixels) | touch
         keep[0] = False
@@ -199,9 +314,12 @@ class PatchExtractor:
 
         # join with the window to the left and the block row above
         if c0 > 0:
-            self._join(left, left_key, gid[lab[:, 0]], key[:, 0])
-        if r0 > 0:
-            self._join(self._top[c0:c0 + w], self._top_key[c0:c0 + w], gid[lab[0]], key[0])
+            self._seams.join(left, left_key, gid[lab[:, 0]], key[:, 0])
+        if r0 > self.strip[0]:
+            self._seams.join(self._top[c0:c0 + w], self._top_key[c0:c0 + w], gid[lab[0]], key[0])
+        elif self._edge_top is not None:  # first row of a strip: its upper neighbour is another strip's
+            self._edge_top[c0:c0 + w] = gid[lab[0]]
+            self._edge_top_key[c0:c0 + w] = key[0]
         self._top[c0:c0 + w] = gid[lab[-1]]
         self._top_key[c0:c0 + w] = key[-1]
 
@@ -213,21 +331,15 @@ class PatchExtractor:
             if piece is None:
                 piece = pieces[v] = _Piece(
                     int(keys[v]), int(npix[v]), tuple(int(g[v]) for g in ge), float(ssum[v]),
-                    touches_bottom=bool(bottom[v]),
+                    bottom_at=r0 + h if bottom[v] else -1, top_at=r0 if top[v] else -1,
                 )
             piece.polygons.append(shapely.geometry.shape(geom))
         for v, piece in pieces.items():
             if touch[v]:
-                self._pending[int(gid[v])] = piece
+                self._seams.pending[int(gid[v])] = piece
             else:
                 ready.append(piece)
         return gid[lab[:, -1]], key[:, -1].copy()
-
-    def _join(self, a_ids, a_keys, b_ids, b_keys):
-        both = (a_ids > 0) & (b_ids > 0) & (a_keys == b_keys)
-        if both.any():
-            for a, b in np.unique(np.column_stack([a_ids[both], b_ids[both]]), axis=0):
-                self._uf.union(int(a), int(b))
 
     def _footprint(self, win: Window, valid: np.ndarray):
         f = self.cell
@@ -239,37 +351,37 @@ class PatchExtractor:
             padded[:h, :w] = valid
             valid = padded
         cells = valid.reshape(ph // f, f, pw // f, f).sum(axis=(1, 3)) * 2 >= f * f
-        r, c = win.row_off // f, win.col_off // f
+        r, c = win.row_off // f - self._coarse_row0, win.col_off // f
         self._coarse[r:r + cells.shape[0], c:c + cells.shape[1]] = cells
 
     # --- merging ------------------------------------------------------------------
-    def _flush(self, final: bool) -> list[_Piece]:
-        """Merge and release pending groups the next block row cannot extend."""
-        if not self._pending:
-            return []
-        groups: dict[int, list[int]] = {}
-        for g in self._pending:
-            groups.setdefault(self._uf.find(g), []).append(g)
-        out = []
-        for root, members in groups.items():
-            if not final and any(self._pending[g].touches_bottom for g in members):
-                continue
-            parts = [self._pending.pop(g) for g in members]
-            first = parts[0]
-            if len(parts) > 1:
-                first = _Piece(
-                    first.key,
-                    sum(p.pixels for p in parts),
-                    tuple(map(sum, zip(*(p.ge for p in parts)))),
-                    sum(p.score_sum for p in parts),
-                    # pieces meet edge to edge but are not noded alike along the seam, so a
-                    # full (exact, integer-coordinate) union rather than a coverage union
-                    [shapely.union_all([poly for p in parts for poly in p.polygons])],
-                )
-            out.append(first)
-            for g in members:
-                self._uf.parent.pop(g, None)
-        return out
+    def merge_strips(self, strips: list[StripResult]) -> list[Patch]:
+        """The patches that cross strip edges, from the strips' seam state.
+
+        ``self`` is a whole-raster extractor on the same grid; ``strips`` (in any order)
+        must tile the raster. Only ``rows``, ``seam_pieces`` and the edge rows are used, so
+        a caller may drop a strip's ``patches`` and ``coarse`` once it has used them
+        (see :meth:`add_strip_stats`).
+        """
+        strips = sorted(strips, key=lambda s: s.rows[0])
+        if not strips or [s.rows[0] for s in strips[1:]] != [s.rows[1] for s in strips[:-1]] or (
+                strips[0].rows[0], strips[-1].rows[1]) != (0, self.reader.shape[0]):
+            raise ValueError("strips do not tile the raster")
+        seams = _Seams()
+        for s in strips:  # in raster order, as a serial run would have met them
+            for g, root, piece in s.seam_pieces:
+                seams.pending[g] = piece
+                seams.uf.union(g, root)
+        for upper, lower in zip(strips, strips[1:]):
+            seams.join(upper.bottom_ids, upper.bottom_keys, lower.top_ids, lower.top_keys)
+        return self._finish(seams.release())
+
+    def add_strip_stats(self, s: StripResult) -> None:
+        """Fold a strip's observed ground and counters into this whole-raster extractor (once per strip)."""
+        r = s.rows[0] // self.cell
+        self._coarse[r:r + s.coarse.shape[0]] |= s.coarse
+        self.observed_pixels += s.observed_pixels
+        self.windows_with_change += s.windows_with_change
 
     def _finish(self, pieces: list[_Piece]) -> list[Patch]:
         if not pieces:
@@ -300,7 +412,7 @@ class PatchExtractor:
         return patches
 
     def footprint(self):
-        """Where the scan saw the ground, in lon/lat (cells of ``self.cell`` pixels)."""
+        """Where the scan saw the ground, in lon/lat (cells of ``self.cell`` pixels); whole raster only."""
         if not self._coarse.any():
             return None
         f = self.cell
@@ -314,3 +426,19 @@ class PatchExtractor:
         geom = shapely.segmentize(geom, 16)
         geom = apply_affine(geom, self.reader.transform @ Affine.scale(f))
         return shapely.make_valid(reproject(geom, self.reader.crs))
+
+
+def extract_in_strips(reader: ProductReader, window_rows: int, **kwargs) -> tuple[list[Patch], PatchExtractor]:
+    """Run the strips one after another in this process and merge them (what a cluster does, serially).
+
+    Returns all patches and the whole-raster extractor holding footprint and counters.
+    """
+    whole = PatchExtractor(reader, **kwargs)
+    patches, seams = [], []
+    for rows in whole.strips(window_rows):
+        res = PatchExtractor(reader, rows=rows, **kwargs).strip_result()
+        whole.add_strip_stats(res)
+        patches.extend(res.patches)
+        seams.append(res)
+    patches.extend(whole.merge_strips(seams))
+    return patches, whole

@@ -21,6 +21,7 @@ from .errors import InputError, NoOverlapError
 from .geo import STORAGE_CRS
 from .overlay import Assessment, Overlay
 from .patches import PatchExtractor
+from .recovery import RecoveryCheck
 from .rules import PROTECTION_LAYERS, Rules, load_rules
 from .store import FlagFilter, Store
 from .store.sqlite import now
@@ -42,6 +43,7 @@ class ScanResult:
     seconds: float = 0.0
     windows: int = 0
     windows_with_change: int = 0
+    recovery: list[dict] = field(default_factory=list)  # rectified flags this scan saw: recovered or persists
 
     def summary(self) -> dict:
         return {k: v for k, v in self.__dict__.items()}
@@ -54,8 +56,16 @@ def scan_product(
     settings: Settings | None = None,
     rules: Rules | None = None,
     progress: Callable[[int, int], None] | None = None,
+    make_extractor: Callable[..., PatchExtractor] | None = None,
+    on_commit: Callable[[Store, ScanResult], None] | None = None,
 ) -> ScanResult:
-    """Scan ``product`` once; a product already in the ledger is skipped."""
+    """Scan ``product`` once; a product already in the ledger is skipped.
+
+    ``make_extractor(reader, mmu_ha=, footprint_cell=)`` builds the patch extractor
+    (default :class:`PatchExtractor`, serial; ``redline.batch.ParallelExtractor`` runs
+    on a Dask cluster). ``on_commit(store, result)`` runs inside the scan's transaction,
+    so what it writes (the nightly ledger) commits together with the flags or not at all.
+    """
     settings = settings or get_settings()
     rules = rules or load_rules(settings.rules_path)
     t0 = time.perf_counter()
@@ -77,13 +87,19 @@ def scan_product(
                 "does not overlap any loaded red-line or reserve zone"
             )
         overlay = Overlay(zones, rules, product.acquired_after)
-        extractor = PatchExtractor(reader, mmu_ha=settings.mmu_ha, footprint_cell=settings.footprint_cell)
+        recovery = RecoveryCheck(store, bbox, product.acquired_after)
+        extractor = (make_extractor or PatchExtractor)(
+            reader, mmu_ha=settings.mmu_ha, footprint_cell=settings.footprint_cell)
         tick = (lambda n: progress(n, extractor.windows_total)) if progress else None
         assessments: list[Assessment] = []
         for batch in extractor.run(tick):
             result.patches += len(batch)
             assessments.extend(overlay.assess(batch))
+            recovery.add(batch)
+        # one order whatever the extractor (serial, strips, cluster): flag ids do not depend on it
+        assessments.sort(key=_canonical)
         footprint = extractor.footprint()
+        result.recovery = recovery.verdicts(footprint)
         result.observed_fraction = extractor.observed_pixels / extractor.total_pixels
         result.windows, result.windows_with_change = extractor.windows_total, extractor.windows_with_change
 
@@ -106,8 +122,16 @@ def scan_product(
         this_scan: dict[int, object] = {}
         for a in assessments:
             _record(store, result, a, product, versions, rules, this_scan)
+        recovery.record(store, result.recovery, result.scan_id, product)
+        if on_commit is not None:
+            on_commit(store, result)
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def _canonical(a: Assessment):
+    g = a.patch.geometry
+    return (*shapely.bounds(g), a.patch.pixels, a.patch.activity, shapely.normalize(g).wkb)
 
 
 def _flag_fields(a: Assessment, versions: dict, rules: Rules) -> dict:
