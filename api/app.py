@@ -21,12 +21,14 @@ from .schemas import Health
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
+    # Scan jobs run one at a time beside the server; a scan is CPU-bound and writes alone.
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scan-job")
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         open_store(settings.database_url).close()  # create/upgrade the schema once, fail fast
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="scan-job") as executor:
-            app.state.executor = executor
-            yield
+        yield
+        executor.shutdown(wait=True)
 
     app = FastAPI(
         title="redline",
@@ -36,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.executor = executor
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     errors.install(app)
 

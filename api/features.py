@@ -14,6 +14,7 @@ from redline.errors import NotFoundError
 
 from .deps import CurrentUser, StoreDep
 from .filters import FlagQuery
+from .schemas import MAX_ID, Id
 
 router = APIRouter(tags=["features"])
 
@@ -110,7 +111,7 @@ def _zone_feature(z) -> dict:
 def items(
     request: Request, collection_id: str, store: StoreDep, user: CurrentUser, flt: FlagQuery,
     limit: Annotated[int, Query(ge=1, le=10_000, description="Page size.")] = 100,
-    after: Annotated[int | None, Query(ge=0, description="Keyset cursor: features with id > after.")] = None,
+    after: Annotated[int | None, Query(ge=0, le=MAX_ID, description="Keyset cursor: features with id > after.")] = None,
 ) -> Any:
     if collection_id not in COLLECTIONS:
         raise NotFoundError(f"no collection {collection_id!r}; there are: {', '.join(COLLECTIONS)}")
@@ -138,7 +139,7 @@ def items(
 
 @router.get("/collections/{collection_id}/items/{feature_id}", summary="One feature (GeoJSON)",
             response_class=JSONResponse, responses={200: {"content": {GEOJSON: {}}}})
-def item(collection_id: str, feature_id: int, store: StoreDep, user: CurrentUser) -> Any:
+def item(collection_id: str, feature_id: Id, store: StoreDep, user: CurrentUser) -> Any:
     if collection_id == "flags":
         flag = store.flag(feature_id)
         user.require_flag(flag)

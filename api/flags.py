@@ -11,7 +11,7 @@ from redline.evidence import evidence_path, save_evidence
 from redline.workflow import allowed_next, move
 
 from .deps import CurrentUser, SettingsDep, StoreDep, requires
-from .schemas import Evidence, FlagDetail, FlagPatch, HistoryEntry
+from .schemas import Evidence, FlagDetail, FlagPatch, HistoryEntry, Id
 
 router = APIRouter(prefix="/flags", tags=["workflow"])
 
@@ -23,7 +23,7 @@ def _visible_flag(store, flag_id: int, user) -> dict:
 
 
 @router.get("/{flag_id}", response_model=FlagDetail, summary="A flag with conflicts and observations")
-def get_flag(flag_id: int, store: StoreDep, user: CurrentUser) -> Any:
+def get_flag(flag_id: Id, store: StoreDep, user: CurrentUser) -> Any:
     flag = _visible_flag(store, flag_id, user)
     flag.pop("geometry")
     flag["conflicts"] = store.conflicts(flag_id)
@@ -34,7 +34,7 @@ def get_flag(flag_id: int, store: StoreDep, user: CurrentUser) -> Any:
 
 @router.patch("/{flag_id}", response_model=FlagDetail, summary="Move a flag through the workflow",
               responses={409: {"description": "Illegal transition; `allowed` lists the legal next states"}})
-def patch_flag(flag_id: int, body: FlagPatch, store: StoreDep,
+def patch_flag(flag_id: Id, body: FlagPatch, store: StoreDep,
                user: Annotated[Any, requires("workflow")]) -> Any:
     _visible_flag(store, flag_id, user)
     move(store, flag_id, body.status, actor=user.name, note=body.note)
@@ -42,14 +42,14 @@ def patch_flag(flag_id: int, body: FlagPatch, store: StoreDep,
 
 
 @router.get("/{flag_id}/history", response_model=list[HistoryEntry], summary="Audit trail of a flag")
-def history(flag_id: int, store: StoreDep, user: CurrentUser) -> Any:
+def history(flag_id: Id, store: StoreDep, user: CurrentUser) -> Any:
     _visible_flag(store, flag_id, user)
     return store.history(flag_id)
 
 
 @router.post("/{flag_id}/evidence", response_model=Evidence, status_code=201, summary="Attach field evidence")
 def add_evidence(
-    flag_id: int, store: StoreDep, settings: SettingsDep, user: Annotated[Any, requires("evidence")],
+    flag_id: Id, store: StoreDep, settings: SettingsDep, user: Annotated[Any, requires("evidence")],
     file: Annotated[UploadFile, File(description="JPEG/PNG photo or PDF document")],
     lon: Annotated[float | None, Form(ge=-180, le=180)] = None,
     lat: Annotated[float | None, Form(ge=-90, le=90)] = None,
@@ -61,7 +61,7 @@ def add_evidence(
 
 
 @router.get("/{flag_id}/evidence", response_model=list[Evidence], summary="Evidence attached to a flag")
-def list_evidence(flag_id: int, store: StoreDep, user: CurrentUser) -> Any:
+def list_evidence(flag_id: Id, store: StoreDep, user: CurrentUser) -> Any:
     _visible_flag(store, flag_id, user)
     return store.evidence(flag_id)
 
@@ -72,7 +72,7 @@ evidence_router = APIRouter(tags=["workflow"])
 @evidence_router.get("/evidence/{evidence_id}", summary="Download one evidence file",
                      response_class=FileResponse, responses={200: {"content": {"image/jpeg": {}, "image/png": {},
                                                                                 "application/pdf": {}}}})
-def download_evidence(evidence_id: int, store: StoreDep, settings: SettingsDep, user: CurrentUser) -> Any:
+def download_evidence(evidence_id: Id, store: StoreDep, settings: SettingsDep, user: CurrentUser) -> Any:
     item, path = evidence_path(store, settings.evidence_dir, evidence_id)
     _visible_flag(store, item["flag_id"], user)
     return FileResponse(path, media_type=item["content_type"], filename=f"evidence-{evidence_id}{path.suffix}")

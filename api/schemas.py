@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from redline.vocab import ACTIVITIES, FLAG_STATUSES, SEVERITIES
+
+# Store ids are SQLite/PostgreSQL 64-bit integers: refuse anything else at the edge.
+MAX_ID = 2**63 - 1
+Id = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 Status = Literal[FLAG_STATUSES]  # type: ignore[valid-type]
 Severity = Literal[SEVERITIES]  # type: ignore[valid-type]

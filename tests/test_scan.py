@@ -114,3 +114,22 @@ def test_flag_filters(store, zones, write_raster, class_table):
     assert store.count_flags(FlagFilter(since=__import__("datetime").date(2026, 7, 1))) == 0
     first = store.flags(FlagFilter(limit=1))
     assert len(first) == 1 and len(store.flags(FlagFilter(after_id=first[0]["id"]))) == 1
+
+
+@pytest.mark.parametrize("judged", ["false_positive", "permitted"])
+def test_judged_flag_is_not_dispatched_again(store, zones, write_raster, class_table, judged):
+    from redline.workflow import move
+
+    a = blank()
+    a[100:140, 100:140] = 6
+    first = scan_product(store, product(write_raster, class_table, a, "a.tif", "2026-06-01"))
+    (fid,) = first.new_flags
+    move(store, fid, "dispatched", "inspector")
+    move(store, fid, judged, "inspector", note="field visit")
+    b = a.copy()
+    b[140:150, 100:140] = 6  # the same place, slightly grown
+    again = scan_product(store, product(write_raster, class_table, b, "b.tif", "2026-09-01"))
+    assert again.new_flags == [] and again.observed_flags == [fid]
+    flag = store.flag(fid)
+    assert flag["status"] == judged and flag["n_observations"] == 2
+    assert [h["action"] for h in store.history(fid)] == ["created", "status", "status", "observed"]
