@@ -34,3 +34,37 @@ echo "== 6. exports for GIS analysts"
 redline export out/flags.gpkg
 redline export out/flags_cgcs2000.geojson --crs EPSG:4490 --status new
 echo "done: open out/flags.gpkg in QGIS; store at out/demo.db"
+
+echo "== 7. the HTTP API on the same store"
+TOKEN=$(redline tokens create demo-admin --role admin --json | python -c 'import json, sys; print(json.load(sys.stdin)["token"])')
+if [ -t 0 ] && [ "${REDLINE_DEMO_SERVE:-1}" = 1 ]; then
+  echo "serving http://127.0.0.1:8000 (docs: /docs, OGC API Features: /collections); Ctrl-C stops it"
+  echo "admin token: $TOKEN"
+  echo "try: curl -H \"Authorization: Bearer $TOKEN\" -H 'content-type: application/json' \\"
+  echo "       --data @sample_data/check_region.geojson http://127.0.0.1:8000/checks"
+  exec redline serve
+fi
+# not a terminal (or REDLINE_DEMO_SERVE=0): start it, ask it one check, stop it
+redline serve --port 8765 > out/serve.log 2>&1 &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null' EXIT
+python - "$TOKEN" <<'PY'
+import json, sys, time
+import httpx
+
+base, headers = "http://127.0.0.1:8765", {"Authorization": f"Bearer {sys.argv[1]}"}
+for _ in range(100):
+    try:
+        httpx.get(f"{base}/health").raise_for_status()
+        break
+    except httpx.HTTPError:
+        time.sleep(0.1)
+region = json.load(open("sample_data/check_region.geojson"))
+answer = httpx.post(f"{base}/checks", json=region, headers=headers, timeout=30).json()
+s = answer["summary"]
+print(f"POST /checks: {s['conflicts']} conflicts, {s['zones_touched']} zones, observed {s['observed_fraction']:.0%}")
+items = httpx.get(f"{base}/collections/flags/items?limit=3", headers=headers).json()
+print(f"GET /collections/flags/items: {items['numberMatched']} flags, next page: "
+      f"{any(l['rel'] == 'next' for l in items['links'])}")
+PY
+echo "API smoke test passed; run 'scripts/demo.sh' in a terminal to keep the server up"
