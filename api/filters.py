@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Query
 
 from redline.auth import Principal
+from redline.errors import PermissionDeniedError
 from redline.store import FlagFilter
 
 from .deps import CurrentUser
@@ -32,9 +33,12 @@ def restrict(flt: FlagFilter, user: Principal) -> FlagFilter:
     """Inspectors only ever see their jurisdiction."""
     if user.restricted:
         allowed = list(user.jurisdiction)
-        flt.admin_code = [a for a in flt.admin_code if a in allowed] if flt.admin_code else allowed
-        if not flt.admin_code:
-            flt.admin_code = ["\x00none"]  # asked only for units outside the jurisdiction
+        if flt.admin_code:
+            outside = [a for a in flt.admin_code if a not in allowed]
+            if outside:
+                raise PermissionDeniedError(f"admin unit(s) {', '.join(outside)} are outside your jurisdiction")
+        else:
+            flt.admin_code = allowed
     return flt
 
 

@@ -2,7 +2,9 @@
 
 new → dispatched → (verified_violation | false_positive | permitted) → rectifying
 → rectified → closed. A rectified site that turns out not to be may go back to
-rectifying. Moves are recorded in the audit log with who, when and a note.
+rectifying. Moves are recorded in the audit log with who, when and a note. A scan that sees
+the place of a flag again adds an observation and never changes its status, so a
+flag judged false_positive or permitted is not dispatched again.
 """
 
 from __future__ import annotations
@@ -21,10 +23,6 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
     "rectified": ("closed", "rectifying"),
     "closed": (),
 }
-
-# States judged by a person: re-observing the place adds evidence, never re-dispatches.
-SETTLED = ("false_positive", "permitted", "closed")
-
 
 class TransitionError(ConflictError):
     """An illegal status change; ``allowed`` lists the legal next states."""

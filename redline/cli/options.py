@@ -11,8 +11,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from ..store import FlagFilter, open_store
+from .. import vocab
 from ..errors import InputError
+from ..store import FlagFilter, open_store
 
 # Piped output (logs, cron mail) gets wide tables instead of 80 truncated columns.
 console = Console() if sys.stdout.isatty() else Console(width=200)
@@ -64,8 +65,6 @@ def parse_bbox(value: str | None):
 
 def flag_filter(status=None, severity=None, activity=None, admin=None, since=None, until=None, bbox=None,
                 limit=None) -> FlagFilter:
-    from .. import vocab
-
     for values, allowed, name in ((status, vocab.FLAG_STATUSES, "status"), (severity, vocab.SEVERITIES, "severity")):
         for v in values or []:
             if v not in allowed:

@@ -49,3 +49,12 @@ def test_inspector_sees_only_their_jurisdiction(client, auth):
     assert_problem(client.patch(f"/flags/{other_id}", json={"status": "dispatched"},
                                 headers=auth("inspector_yihe")), 403, "jurisdiction")
     assert_problem(client.get(f"/collections/flags/items/{other_id}", headers=auth("inspector_yihe")), 403)
+
+
+def test_inspector_asking_for_another_unit_is_403(client, auth):
+    from .conftest import XIN
+
+    assert_problem(client.get(f"/collections/flags/items?admin={XIN}", headers=auth("inspector_yihe")), 403,
+                   "outside your jurisdiction")
+    ok = client.get(f"/collections/flags/items?admin={YIHE}", headers=auth("inspector_yihe"))
+    assert ok.json()["numberMatched"] == 1
