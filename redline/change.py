@@ -35,7 +35,12 @@ from .errors import (
 )
 
 Mode = Literal["class", "probability", "transition"]
-UNKNOWN = 255  # key LUT sentinel for codes a table does not declare
+
+# Class and transition tables become one uint8 lookup per code (or code pair), so
+# classifying a pixel is a single table read: activity key in bits 0-3, confidence
+# level in bits 4-5, "observed" in bit 6, "code not in the table" in bit 7.
+KEY_MASK, LEVEL_SHIFT, OBSERVED, UNKNOWN_BIT = 0x0F, 4, 0x40, 0x80
+GDAL_CACHEMAX_MB = 64
 TAG_PREFIX = "REDLINE_"
 
 
@@ -254,20 +259,37 @@ def open_raster(path: Path):
     return ds
 
 
-def _levels_for(confidences) -> np.ndarray:
-    return np.array([vocab.CONFIDENCES.index(c) for c in confidences], dtype=np.uint8)
+def _pack(entry: ClassEntry) -> int:
+    if entry.activity == vocab.NO_OBSERVATION:
+        return 0
+    key = vocab.ACTIVITIES.index(entry.activity) + 1 if entry.activity in vocab.ACTIVITIES else 0
+    return key | (vocab.CONFIDENCES.index(entry.confidence) << LEVEL_SHIFT) | OBSERVED
+
+
+def _is_code(nodata, size: int) -> bool:
+    return nodata is not None and not np.isnan(nodata) and float(nodata).is_integer() and 0 <= nodata < size
 
 
 class ProductReader:
     """Reads windows of a product and classifies them. Use as a context manager."""
 
-    def __init__(self, product: ChangeProduct):
+    def __init__(self, product: ChangeProduct, cachemax_mb: int = GDAL_CACHEMAX_MB):
         self.product = product
-        self.ds = open_raster(product.path)
-        self.before = open_raster(product.before_path) if product.before_path else None
+        # Every block is read exactly once, so GDAL's block cache (5 % of RAM by default)
+        # would only hold dead blocks: a small one keeps memory flat and is faster.
+        self._env = rasterio.Env(GDAL_CACHEMAX=cachemax_mb)
+        self._env.__enter__()
+        self.ds = self.before = None
         try:
+            self.ds = open_raster(product.path)
+            self.before = open_raster(product.before_path) if product.before_path else None
             self._setup()
-        except Exception:
+            # the grid, kept after close() for footprints and reports
+            ds = self.ds
+            self.crs, self.transform, self.bounds = ds.crs, ds.transform, ds.bounds
+            self.shape = (ds.height, ds.width)
+            self.block_shape = ds.block_shapes[0]
+        except BaseException:
             self.close()
             raise
 
@@ -278,48 +300,27 @@ class ProductReader:
         self.close()
 
     def close(self):
-        self.ds.close()
-        if self.before is not None:
-            self.before.close()
-
-    # geometry of the grid -----------------------------------------------------------
-    @property
-    def crs(self):
-        return self.ds.crs
-
-    @property
-    def transform(self):
-        return self.ds.transform
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return self.ds.height, self.ds.width
-
-    @property
-    def block_shape(self) -> tuple[int, int]:
-        return self.ds.block_shapes[0]
-
-    @property
-    def bounds(self):
-        return self.ds.bounds
+        for ds in (self.ds, self.before):
+            if ds is not None:
+                ds.close()
+        self.ds = self.before = None
+        if self._env is not None:
+            self._env.__exit__(None, None, None)
+            self._env = None
 
     def _setup(self):
         p, ds = self.product, self.ds
         self.nodata = ds.nodata
         if p.mode == "class":
-            if not np.issubdtype(np.dtype(ds.dtypes[0]), np.integer) or np.dtype(ds.dtypes[0]).itemsize > 2:
-                raise InputError(f"{p.path}: a class raster must hold 8- or 16-bit integer codes, not {ds.dtypes[0]}")
-            table = read_class_table(p.class_table)
+            if ds.dtypes[0] not in ("uint8", "uint16"):
+                raise InputError(f"{p.path}: a class raster must hold uint8 or uint16 codes, not {ds.dtypes[0]}")
             size = 256 if np.dtype(ds.dtypes[0]).itemsize == 1 else 65536
-            self._key = np.full(size, UNKNOWN, dtype=np.uint8)
-            self._level = np.zeros(size, dtype=np.uint8)
-            self._observed = np.ones(size, dtype=bool)
-            for code, e in table.items():
-                if code >= size:
-                    continue
-                self._key[code] = vocab.ACTIVITIES.index(e.activity) + 1 if e.activity in vocab.ACTIVITIES else 0
-                self._level[code] = vocab.CONFIDENCES.index(e.confidence)
-                self._observed[code] = e.activity != vocab.NO_OBSERVATION
+            self._lut = np.full(size, UNKNOWN_BIT, dtype=np.uint8)
+            for code, e in read_class_table(p.class_table).items():
+                if code < size:
+                    self._lut[code] = _pack(e)
+            if _is_code(self.nodata, size):
+                self._lut[int(self.nodata)] = 0  # not observed, not unknown
         elif p.mode == "probability":
             dt = np.dtype(ds.dtypes[0])
             self._scale = p.scale or (1.0 if np.issubdtype(dt, np.floating) else 100.0)
@@ -335,22 +336,18 @@ class ProductReader:
             for d in (b, ds):
                 if np.dtype(d.dtypes[0]) != np.uint8:
                     raise InputError(f"{d.name}: land-cover rasters must be uint8 class codes, not {d.dtypes[0]}")
+            # one table over (before << 8 | after); pairs not listed are observed, unchanged
+            lut = np.full((256, 256), OBSERVED, dtype=np.uint8)
             table = read_transition_table(p.transition_table)
-            self._key2 = np.zeros((256, 256), dtype=np.uint8)
-            self._level2 = np.zeros((256, 256), dtype=np.uint8)
-            self._observed2 = np.ones((256, 256), dtype=bool)
-            # wildcards first so explicit pairs win
-            for (bc, ac), e in sorted(table.items(), key=lambda kv: -1 in kv[0], reverse=True):
-                bi = slice(None) if bc == -1 else bc
-                ai = slice(None) if ac == -1 else ac
-                if (bc != -1 and bc > 255) or (ac != -1 and ac > 255):
+            for (bc, ac), e in sorted(table.items(), key=lambda kv: -1 in kv[0], reverse=True):  # wildcards first
+                if max(bc, ac) > 255:
                     continue
-                if e.activity == vocab.NO_OBSERVATION:
-                    self._observed2[bi, ai] = False
-                else:
-                    self._key2[bi, ai] = vocab.ACTIVITIES.index(e.activity) + 1 if e.activity in vocab.ACTIVITIES else 0
-                    self._level2[bi, ai] = vocab.CONFIDENCES.index(e.confidence)
-            self.before_nodata = b.nodata
+                lut[slice(None) if bc == -1 else bc, slice(None) if ac == -1 else ac] = _pack(e)
+            if _is_code(b.nodata, 256):
+                lut[int(b.nodata), :] = 0
+            if _is_code(ds.nodata, 256):
+                lut[:, int(ds.nodata)] = 0
+            self._lut = lut.ravel()
 
     def _valid(self, data: np.ndarray, nodata) -> np.ndarray:
         if nodata is None:
@@ -373,18 +370,6 @@ class ProductReader:
     def classify(self, window: Window):
         p = self.product
         data = self._read(self.ds, window)
-        if p.mode == "class":
-            valid = self._valid(data, self.nodata)
-            key = self._key[data]
-            bad = valid & (key == UNKNOWN)
-            if bad.any():
-                codes = sorted(int(c) for c in np.unique(data[bad]))[:10]
-                raise UnknownClassError(
-                    f"{p.path}: class code(s) {', '.join(map(str, codes))} are not in {p.class_table}"
-                )
-            valid &= self._observed[data]
-            key = np.where(valid, key, 0).astype(np.uint8)
-            return key, self._level[data], None, valid
         if p.mode == "probability":
             prob = data.astype(np.float32) / np.float32(self._scale)
             valid = self._valid(data, self.nodata) & np.isfinite(prob)
@@ -393,11 +378,17 @@ class ProductReader:
             key = np.where(passed > 0, self._activity_key, 0).astype(np.uint8)
             level = np.maximum(passed, 1) - 1
             return key, level, prob, valid
-        before = self._read(self.before, window)
-        valid = self._valid(data, self.nodata) & self._valid(before, self.before_nodata)
-        valid &= self._observed2[before, data]
-        key = np.where(valid, self._key2[before, data], 0).astype(np.uint8)
-        return key, self._level2[before, data], None, valid
+        if p.mode == "class":
+            packed = self._lut[data]
+            if (packed & UNKNOWN_BIT).any():
+                codes = sorted(int(c) for c in np.unique(data[(packed & UNKNOWN_BIT) != 0]))[:10]
+                raise UnknownClassError(
+                    f"{p.path}: class code(s) {', '.join(map(str, codes))} are not in {p.class_table}"
+                )
+        else:
+            before = self._read(self.before, window)
+            packed = self._lut[(before.astype(np.uint16) << 8) | data]
+        return packed & KEY_MASK, (packed >> LEVEL_SHIFT) & 3, None, (packed & OBSERVED) != 0
 
     def read_raw(self, window: Window):
         """Plain read of the same window(s), for the raw-read baseline in benchmarks."""

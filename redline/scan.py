@@ -155,12 +155,17 @@ def _flag_fields(a: Assessment, versions: dict, rules: Rules) -> dict:
     }
 
 
+# Patches that merely share an edge overlap by reprojection slivers (~1e-15 deg2):
+# an observation needs a real overlap, a share of the smaller of the two shapes.
+MIN_OVERLAP_SHARE = 1e-3
+
+
 def _match(store: Store, geom) -> dict | None:
     """The existing flag this patch is a new observation of: the largest overlap wins."""
     best, best_overlap = None, 0.0
     for f in store.flags(FlagFilter(bbox=tuple(shapely.bounds(geom))), with_geometry=True):
         overlap = shapely.intersection(f["geometry"], geom).area
-        if overlap > best_overlap:
+        if overlap > best_overlap and overlap > MIN_OVERLAP_SHARE * min(geom.area, f["geometry"].area):
             best, best_overlap = f, overlap
     return best
 

@@ -60,7 +60,7 @@ def test_unknown_class_codes_are_named(write_raster, class_table):
 def test_class_raster_must_be_integer(write_raster, class_table):
     product = ChangeProduct(product_id="x", path=write_raster(blank().astype("float32"), nodata=None),
                             class_table=class_table, acquired_after="2026-01-01")
-    with pytest.raises(InputError, match="integer codes"):
+    with pytest.raises(InputError, match="uint8 or uint16 codes"):
         ProductReader(product)
 
 

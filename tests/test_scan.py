@@ -133,3 +133,16 @@ def test_judged_flag_is_not_dispatched_again(store, zones, write_raster, class_t
     flag = store.flag(fid)
     assert flag["status"] == judged and flag["n_observations"] == 2
     assert [h["action"] for h in store.history(fid)] == ["created", "status", "status", "observed"]
+
+
+def test_edge_neighbours_of_different_activities_stay_separate_flags(store, zones, write_raster, class_table):
+    """Reprojected pixel outlines of two touching patches overlap by slivers, not by area."""
+    a = blank()
+    a[100:140, 100:140] = 6
+    a[100:140, 140:170] = 1  # shares an edge with the farmland patch
+    a[200:230, 100:140] = 5
+    a[230:260, 110:120] = 2  # shares part of an edge
+    result = scan_product(store, product(write_raster, class_table, a))
+    assert len(result.new_flags) == 4 and result.observed_flags == []
+    assert sorted(f["activity"] for f in store.flags()) == ["construction", "farmland", "industrial", "mining"]
+    assert all(f["n_observations"] == 1 for f in store.flags())
