@@ -59,14 +59,15 @@ def test_filters_bbox_datetime_and_item(client, auth, env):
 
 
 @pytest.fixture(scope="module")
-def live_server(env):
+def live_server(env, tmp_path_factory):
     """`redline serve` in its own process (GDAL holds the GIL while it fetches)."""
+    log = tmp_path_factory.mktemp("serve") / "access.log"
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     redline = str(Path(sys.executable).with_name("redline"))
     proc = subprocess.Popen([redline, "--db", env["url"], "serve", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=open(log, "w"), stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(200):
@@ -76,22 +77,26 @@ def live_server(env):
             except httpx.TransportError:
                 time.sleep(0.05)
         else:
-            raise RuntimeError(f"server did not start: {proc.stderr.read().decode()}")
-        yield base
+            raise RuntimeError(f"server did not start: {log.read_text()}")
+        yield base, log
     finally:
         proc.terminate()
         proc.wait(timeout=10)
 
 
 def test_gdal_oapif_client_reads_flags(live_server, env):
+    live_server, log = live_server
     """GDAL's OGC API Features driver: count, paging (page size 3 < 8 flags) and a bbox filter."""
     # the OAPIF driver sets its own headers, so the token goes through GDAL's bearer auth
     pyogrio.set_gdal_config_options({"GDAL_HTTP_AUTH": "BEARER", "GDAL_HTTP_BEARER": env["tokens"]["viewer"]})
     try:
         layers = [name for name, _ in pyogrio.list_layers(f"OAPIF:{live_server}")]
         assert {"flags", "redline", "reserve"} <= set(layers)
-        gdf = pyogrio.read_dataframe(f"OAPIF:{live_server}", layer="flags", dataset_options={"PAGE_SIZE": 3})
+        before = log.read_text().count("GET /collections/flags/items")
+        gdf = pyogrio.read_dataframe(f"OAPIF:{live_server}", layer="flags", PAGE_SIZE=3)  # an OAPIF open option
         assert len(gdf) == 8 and gdf["id"].is_unique
+        pages = log.read_text().count("GET /collections/flags/items") - before
+        assert pages >= 3  # 8 flags, 3 a page: GDAL followed our next links
         assert set(gdf["severity"]) == {"critical", "high", "medium"}
         road = next(p for p in env["truth"]["patches"] if p["name"] == "road_seam")["centroid_lonlat"]
         box = (road[0] - 0.02, road[1] - 0.02, road[0] + 0.02, road[1] + 0.02)
