@@ -109,3 +109,21 @@ def test_scan_paths_outside_data_folder_are_refused(client, auth, product):
 def test_scan_needs_admin(client, auth):
     assert_problem(client.post("/scans", json={"product": "x.tif"}, headers=auth("analyst")), 403)
     assert_problem(client.get("/jobs/nope", headers=auth("viewer")), 404)
+
+
+def test_scan_job_failure_says_why(client, auth, env):
+    import numpy as np
+    import rasterio
+    from rasterio.transform import from_origin
+
+    h = auth("admin")
+    arr = np.zeros((300, 300), dtype=np.uint8)
+    arr[10, 10] = 99  # not in the class table: found while scanning, after the job started
+    with rasterio.open(env["settings"].data_dir / "odd.tif", "w", driver="GTiff", width=300, height=300, count=1,
+                       dtype="uint8", crs="EPSG:32649", transform=from_origin(300000, 4410000, 10, 10)) as ds:
+        ds.write(arr, 1)
+    r = client.post("/scans", json={"product": "odd.tif", "class_table": "change_classes.csv",
+                                    "acquired_after": "2026-10-01"}, headers=h)
+    assert r.status_code == 201, r.text
+    job = _wait(client, h, r.headers["location"])
+    assert job["state"] == "failed" and "99" in job["message"] and "not in" in job["message"]
