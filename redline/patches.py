@@ -61,24 +61,104 @@ def window_grid(height: int, width: int, block_shape: tuple[int, int], target: i
     return rows, cols
 
 
-def label_by_activity(key: np.ndarray) -> tuple[np.ndarray, int]:
-    """4-connected components of equal nonzero ``key``."""
-    changed = key > 0
-    lab, n = ndimage.label(changed)
-    # Neighbouring pixels of different activities are separate patches; this is
-    # rare, so only then pay for one labelling pass per activity.
-    mixed = (changed[:, 1:] & changed[:, :-1] & (key[:, 1:] != key[:, :-1])).any() or (
-        changed[1:] & changed[:-1] & (key[1:] != key[:-1])
-    ).any()
-    if not mixed:
+def label_by_activity(key: np.ndarray, changed_idx: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+    """4-connected components of equal nonzero ``key``, labelled 1..n (int32).
+
+    ``changed_idx`` (flat indices of the nonzero pixels) saves a pass when the caller has it.
+    One labelling of all changed pixels; the rare components in which different
+    activities touch are then split, each within its own bounding box.
+    """
+    lab, n = ndimage.label(key > 0)
+    if n == 0:
         return lab, n
-    lab = np.zeros(key.shape, dtype=np.int32)
-    n = 0
-    for k in np.unique(key[changed]):
-        lk, nk = ndimage.label(key == k)
-        lab[lk > 0] = lk[lk > 0] + n
-        n += nk
+    h, w = key.shape
+    idx = np.flatnonzero(key) if changed_idx is None else changed_idx
+    fk = key.ravel()
+    right = idx[(idx % w) != w - 1]
+    right = right[fk[right] != fk[right + 1]]
+    right = right[fk[right + 1] > 0]
+    down = idx[idx < (h - 1) * w]
+    down = down[fk[down] != fk[down + w]]
+    down = down[fk[down + w] > 0]
+    if not right.size and not down.size:
+        return lab, n
+    fl = lab.ravel()
+    mixed = np.unique(fl[np.concatenate([right, down])])
+    rows, cols = idx // w, idx % w
+    comp = fl[idx]
+    sel = np.isin(comp, mixed)
+    for m in mixed:
+        mine = sel & (comp == m)
+        r0, r1 = rows[mine].min(), rows[mine].max() + 1
+        c0, c1 = cols[mine].min(), cols[mine].max() + 1
+        sub, sk = lab[r0:r1, c0:c1], key[r0:r1, c0:c1]
+        inside = sub == m
+        first = True
+        for k in np.unique(sk[inside]):
+            lk, nk = ndimage.label(inside & (sk == k))
+            part = lk > 0
+            # the component's own label goes to its first part, new labels to the others: 1..n stays dense
+            sub[part] = np.where(lk[part] == 1, m, lk[part] - 1 + n) if first else lk[part] + n
+            n += nk - 1 if first else nk
+            first = False
     return lab, n
+
+
+# GDAL's polygonizer walks every pixel it is given and each call has a fixed cost. Where the
+# kept components' bounding boxes cover less than this share of a window, they are copied
+# side by side into a small mosaic and vectorised in one call; otherwise the window is.
+_MOSAIC_BELOW = 0.5
+
+
+def _polygons(lab: np.ndarray, idx: np.ndarray, labc: np.ndarray, kept: np.ndarray, n: int, c0: int, r0: int):
+    """Labels and polygons (raster pixel coordinates) of the kept components of a window.
+
+    ``idx`` / ``labc``: flat indices and labels of the kept pixels. Coordinates are whole
+    pixels, so moving a polygon from the mosaic back to its place is exact. What is done
+    depends only on the window's content: serial runs and strips do the same.
+    """
+    h, w = lab.shape
+    if not kept.size:
+        return [], []
+    rows, cols = np.divmod(idx, w)
+    big = np.iinfo(np.int64).max
+    rmin, cmin = np.full(n + 1, big), np.full(n + 1, big)
+    rmax, cmax = np.full(n + 1, -1), np.full(n + 1, -1)
+    np.minimum.at(rmin, labc, rows)
+    np.maximum.at(rmax, labc, rows)
+    np.minimum.at(cmin, labc, cols)
+    np.maximum.at(cmax, labc, cols)
+    bh, bw = rmax[kept] - rmin[kept] + 1, cmax[kept] - cmin[kept] + 1
+    dx, dy = np.zeros(n + 1, dtype=np.int64), np.zeros(n + 1, dtype=np.int64)  # mosaic -> window offsets
+    if int((bh * bw).sum()) >= _MOSAIC_BELOW * h * w:
+        canvas = lab
+    else:  # shelves, tallest boxes first, as wide as the window
+        x = y = shelf = 0
+        at = []
+        for i in np.argsort(-bh, kind="stable").tolist():
+            if x + bw[i] > w:
+                x, y, shelf = 0, y + shelf, 0
+            at.append((i, y, x))
+            x, shelf = x + int(bw[i]), max(shelf, int(bh[i]))
+        canvas = np.zeros((y + shelf, w), dtype=np.int32)
+        for i, y, x in at:
+            v = int(kept[i])
+            sub = lab[rmin[v]:rmax[v] + 1, cmin[v]:cmax[v] + 1]
+            canvas[y:y + bh[i], x:x + bw[i]][sub == v] = v
+            dx[v], dy[v] = cmin[v] - x, rmin[v] - y
+    labels, coords, ring_len, ring_owner = [], [], [], []
+    for geom, value in shapes(canvas, mask=canvas > 0, connectivity=4):
+        labels.append(int(value))
+        for ring in geom["coordinates"]:
+            coords.extend(ring)
+            ring_len.append(len(ring))
+            ring_owner.append(len(labels) - 1)
+    ring_len, ring_owner = np.array(ring_len), np.array(ring_owner)
+    lv = np.array(labels)[ring_owner]
+    xy = np.array(coords, dtype=np.float64)
+    xy += np.repeat(np.column_stack([dx[lv] + c0, dy[lv] + r0]), ring_len, axis=0)
+    rings = shapely.linearrings(xy, indices=np.repeat(np.arange(ring_len.size), ring_len))
+    return labels, shapely.polygons(rings, indices=ring_owner)
 
 
 class _UnionFind:
@@ -155,6 +235,21 @@ class _Seams:
             for g in members:
                 self.uf.parent.pop(g, None)
         return out
+
+
+def _geodesic_m2(geom) -> float:
+    """Geodesic area of a lon/lat (multi)polygon on the WGS84 ellipsoid: outer rings less holes.
+
+    Rings go to pyproj as numpy arrays (``Geod.geometry_area_perimeter`` copies every
+    vertex through Python, the larger share of the cost for many small patches).
+    """
+    total = 0.0
+    for poly in shapely.get_parts(geom):
+        for i, ring in enumerate([poly.exterior, *poly.interiors]):
+            xy = shapely.get_coordinates(ring)
+            a = abs(GEOD.polygon_area_perimeter(xy[:, 0], xy[:, 1])[0])
+            total += -a if i else a
+    return total
 
 
 def _pixel_area_bounds_m2(reader: ProductReader) -> float:
@@ -277,17 +372,20 @@ class PatchExtractor:
         key, level, score, valid = self.reader.classify(win)
         self._footprint(win, valid)
         r0, c0, h, w = win.row_off, win.col_off, win.height, win.width
-        if not key.any():
+        idx = np.flatnonzero(key)  # change is sparse: per-pixel work below runs on these only
+        if not idx.size:
             self._top[c0:c0 + w] = 0
             return np.zeros(h, dtype=np.int64), np.zeros(h, dtype=np.uint8)
         self.windows_with_change += 1
-        lab, n = label_by_activity(key)
-        flat = lab.ravel()
-        npix = np.bincount(flat, minlength=n + 1)
+        lab, n = label_by_activity(key, idx)
+        labc = lab.ravel()[idx]
+        npix = np.bincount(labc, minlength=n + 1)
         keys = np.zeros(n + 1, dtype=np.uint8)
-        keys[flat] = key.ravel()
-        ge = [npix] + [np.bincount(lab[level >= k].ravel(), minlength=n + 1) for k in range(1, len(vocab.CONFIDENCES))]
-        ssum = np.bincount(flat, weights=score.ravel(), minlength=n + 1) if score is not None else np.zeros(n + 1)
+        keys[labc] = key.ravel()[idx]
+        levc = level.ravel()[idx]
+        ge = [npix] + [np.bincount(labc[levc >= k], minlength=n + 1) for k in range(1, len(vocab.CONFIDENCES))]
+        ssum = (np.bincount(labc, weights=score.ravel()[idx], minlength=n + 1) if score is not None
+                else np.zeros(n + 1))
 
         # labels on an internal seam may continue in a neighbour window
         touch = np.zeros(n + 1, dtype=bool)
@@ -323,17 +421,19 @@ class PatchExtractor:
         self._top[c0:c0 + w] = gid[lab[-1]]
         self._top_key[c0:c0 + w] = key[-1]
 
-        labk = np.where(keep[lab], lab, 0).astype(np.int32)
+        kept_px = keep[labc]
+        if not kept_px.all():  # noise under the MMU is never vectorised
+            lab.ravel()[idx[~kept_px]] = 0
+            idx, labc = idx[kept_px], labc[kept_px]
         pieces: dict[int, _Piece] = {}
-        for geom, value in shapes(labk, mask=labk > 0, connectivity=4, transform=Affine.translation(c0, r0)):
-            v = int(value)
+        for v, geom in zip(*_polygons(lab, idx, labc, kept, n, c0, r0)):
             piece = pieces.get(v)
             if piece is None:
                 piece = pieces[v] = _Piece(
                     int(keys[v]), int(npix[v]), tuple(int(g[v]) for g in ge), float(ssum[v]),
                     bottom_at=r0 + h if bottom[v] else -1, top_at=r0 if top[v] else -1,
                 )
-            piece.polygons.append(shapely.geometry.shape(geom))
+            piece.polygons.append(geom)
         for v, piece in pieces.items():
             if touch[v]:
                 self._seams.pending[int(gid[v])] = piece
@@ -343,15 +443,21 @@ class PatchExtractor:
 
     def _footprint(self, win: Window, valid: np.ndarray):
         f = self.cell
-        self.observed_pixels += int(np.count_nonzero(valid))
+        seen = int(np.count_nonzero(valid))
+        self.observed_pixels += seen
         h, w = valid.shape
         ph, pw = -(-h // f) * f, -(-w // f) * f
+        r, c = win.row_off // f - self._coarse_row0, win.col_off // f
+        if seen == 0:  # nodata (open sea) or cloud: the cells stay unobserved
+            return
+        if seen == h * w and (ph, pw) == (h, w):  # all seen, whole cells
+            self._coarse[r:r + ph // f, c:c + pw // f] = True
+            return
         if (ph, pw) != (h, w):
             padded = np.zeros((ph, pw), dtype=bool)
             padded[:h, :w] = valid
             valid = padded
-        cells = valid.reshape(ph // f, f, pw // f, f).sum(axis=(1, 3)) * 2 >= f * f
-        r, c = win.row_off // f - self._coarse_row0, win.col_off // f
+        cells = valid.reshape(ph // f, f, pw // f, f).sum(axis=(1, 3), dtype=np.int32) * 2 >= f * f
         self._coarse[r:r + cells.shape[0], c:c + cells.shape[1]] = cells
 
     # --- merging ------------------------------------------------------------------
@@ -394,7 +500,7 @@ class PatchExtractor:
         geoms = reproject(geoms, self.reader.crs)
         patches = []
         for piece, geom in zip(pieces, geoms):
-            area = abs(GEOD.geometry_area_perimeter(geom)[0]) / M2_PER_HA
+            area = _geodesic_m2(geom) / M2_PER_HA
             if area < self.mmu_ha:
                 continue
             # confidence: the highest level reached by at least half of the pixels

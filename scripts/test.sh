@@ -3,4 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
+# The PostGIS tests run for real: provision the local server (idempotent, quick when done).
+# If that is impossible they fail, with the reason, rather than being skipped.
+scripts/provision_postgis.sh || echo "test.sh: PostGIS could not be provisioned; the PostGIS tests will fail" >&2
+export REDLINE_REQUIRE_POSTGIS=${REDLINE_REQUIRE_POSTGIS:-1}
 exec .venv/bin/python -m pytest "$@"

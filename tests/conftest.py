@@ -22,11 +22,49 @@ ORIGIN = (440000.0, 4420000.0)
 UTM49 = "EPSG:32649"
 
 
+# Every test that takes a store runs on both backends (ids [sqlite] and [postgis]).
+BACKENDS = ("sqlite", "postgis")
+
+
+@pytest.fixture(scope="session")
+def postgis():
+    """The PostgreSQL server of the PostGIS tests (tests/pg.py): skips, or fails where required."""
+    from . import pg
+
+    server = pg.Server()
+    yield server
+    server.close()
+
+
+def backend_url(request, backend: str, folder: Path) -> str:
+    """A fresh store URL: an SQLite file in ``folder``, or a new PostGIS database that is
+    dropped when the fixture that asked for it is torn down."""
+    if backend == "sqlite":
+        return f"sqlite:///{folder / 'store.db'}"
+    server = request.getfixturevalue("postgis")
+    url = server.database()
+    request.addfinalizer(lambda: server.drop(url))
+    return url
+
+
+@pytest.fixture(params=BACKENDS)
+def store_url(request, tmp_path):
+    return backend_url(request, request.param, tmp_path)
+
+
 @pytest.fixture
-def store(tmp_path):
-    s = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+def store(store_url):
+    s = open_store(store_url)
     yield s
     s.close()
+
+
+def pytest_collection_modifyitems(items):
+    """Mark the PostGIS runs, so that ``-m "not postgis"`` leaves them out."""
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if "postgis" in item.fixturenames or any(isinstance(v, str) and v == "postgis" for v in params.values()):
+            item.add_marker(pytest.mark.postgis)
 
 
 @pytest.fixture

@@ -25,10 +25,11 @@ def generator():
     return module
 
 
-def build(out: Path, scan: bool = True) -> tuple[dict, str]:
-    """Generate the scenario into ``out``, load its layers and (optionally) scan it."""
+def build(out: Path, scan: bool = True, url: str | None = None) -> tuple[dict, str]:
+    """Generate the scenario into ``out``, load its layers and (optionally) scan it into the
+    store at ``url`` (default: a new SQLite file in ``out``)."""
     truth = generator().generate(out)
-    url = f"sqlite:///{out / 'store.db'}"
+    url = url or f"sqlite:///{out / 'store.db'}"
     store = open_store(url)
     try:
         mapping = ROOT / "sample_data" / "mapping.toml"

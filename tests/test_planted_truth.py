@@ -19,18 +19,19 @@ from typer.testing import CliRunner
 from redline.cli import app
 from redline.store import FlagFilter, open_store
 
+from .conftest import BACKENDS, backend_url
 from .scenario import generator
 
 ROOT = Path(__file__).resolve().parents[1]
 AREA_REL = 5e-3
 
 
-@pytest.fixture(scope="module")
-def scenario(tmp_path_factory):
+@pytest.fixture(scope="module", params=BACKENDS)
+def scenario(request, tmp_path_factory):
     """Generate the sample data, load the layers and scan every product through the CLI."""
     out = tmp_path_factory.mktemp("sample")
     truth = generator().generate(out)
-    url = f"sqlite:///{out / 'store.db'}"
+    url = backend_url(request, request.param, out)
     runner = CliRunner()
 
     def cli(*args):

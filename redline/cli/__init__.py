@@ -9,7 +9,7 @@ import typer
 from pydantic import ValidationError
 
 from ..errors import RedlineError
-from . import check, export, flags, layers, scan, serve, tokens
+from . import check, db, export, flags, layers, nightly, recheck, scan, serve, tokens
 from .options import State, err_console
 
 app = typer.Typer(
@@ -32,10 +32,13 @@ def _root(
 app.add_typer(layers.app, name="layers")
 app.add_typer(flags.app, name="flags")
 app.add_typer(tokens.app, name="tokens")
+app.add_typer(db.app, name="db")
 app.command("scan")(scan.scan)
 app.command("check")(check.check)
 app.command("export")(export.export)
 app.command("serve")(serve.serve)
+app.command("nightly")(nightly.nightly)
+app.command("recheck")(recheck.recheck)
 
 
 def main(argv: list[str] | None = None) -> None:

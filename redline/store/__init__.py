@@ -19,8 +19,15 @@ def open_store(url: str | None = None) -> Store:
     if url.startswith("sqlite://"):
         from .sqlite import SQLiteStore
 
-        path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else url[len("sqlite://"):]
-        return SQLiteStore(path or ":memory:")
-    if url.startswith("postgresql"):
-        raise StoreError("the PostGIS store is not available in this version; use a sqlite:/// URL")
+        return SQLiteStore(sqlite_path(url))
+    if url.startswith(("postgresql://", "postgresql+psycopg://")):
+        from .postgis import PostGISStore
+
+        return PostGISStore(url)
     raise StoreError(f"unsupported database URL {url!r}")
+
+
+def sqlite_path(url: str) -> str:
+    """sqlite:///relative.db, sqlite:////absolute.db, sqlite:// (in memory)."""
+    path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else url[len("sqlite://"):]
+    return path or ":memory:"

@@ -152,3 +152,25 @@ class Store(ABC):
     @abstractmethod
     def job(self, job_id: str) -> dict: ...
 
+    # nightly batch ledger: one entry per discovered product, keyed by the fingerprint of its
+    # input files; state running | done | failed ----------------------------------------
+    @abstractmethod
+    def ledger_entry(self, key: str) -> dict | None: ...
+
+    @abstractmethod
+    def ledger_by_stamp(self, stamp: str) -> dict | None:
+        """The latest entry whose cheap file signature (paths, sizes, mtimes) is ``stamp``."""
+
+    @abstractmethod
+    def ledger_start(self, entry: dict) -> dict:
+        """Create or re-open an entry as ``running`` (attempts + 1, not yet reported)."""
+
+    @abstractmethod
+    def ledger_update(self, key: str, fields: dict) -> None: ...
+
+    @abstractmethod
+    def ledger_entries(self, state: str | None = None, unreported: bool = False) -> list[dict]: ...
+
+    @abstractmethod
+    def ledger_mark_reported(self, keys: list[str], digest_id: str) -> None: ...
+

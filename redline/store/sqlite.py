@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from contextlib import contextmanager
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -17,9 +18,13 @@ import shapely
 from ..errors import NotFoundError, StoreError
 from ..layers import LoadReport, Zone
 from .base import STATS_GROUPS, FlagFilter, Store
+from .migrations import HEAD, revision_number, upgrade_sqlite
 
-SCHEMA_VERSION = 1
+# PRAGMA user_version mirrors the Alembic revision (migrations/versions/NNNN_*.py)
+SCHEMA_VERSION = revision_number(HEAD)
 
+# The current schema. The migrations build it (tests/test_migrations.py checks that they
+# agree): a change here needs a new revision in migrations/versions/ for both backends.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS layer_versions (
     id INTEGER PRIMARY KEY,
@@ -166,6 +171,25 @@ CREATE TABLE IF NOT EXISTS jobs (
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS batch_ledger (
+    key TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    location TEXT NOT NULL,
+    stamp TEXT NOT NULL,
+    state TEXT NOT NULL,
+    reason TEXT,
+    checksum TEXT,
+    scan_id INTEGER REFERENCES scans(id),
+    result TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    run_id TEXT,
+    reported_in TEXT,
+    first_seen_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS batch_ledger_stamp ON batch_ledger(stamp);
+CREATE INDEX IF NOT EXISTS batch_ledger_state ON batch_ledger(state, reported_in);
 """
 
 
@@ -182,6 +206,20 @@ def _bbox(geom):
     return minx, maxx, miny, maxy
 
 
+def _wal(db: sqlite3.Connection, timeout: float = 60.0) -> None:
+    """Switch to WAL. While another process creates the same fresh file this answers
+    "database is locked" at once (no busy handler for journal-mode changes): retry."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 class SQLiteStore(Store):
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -191,7 +229,7 @@ class SQLiteStore(Store):
         try:
             self.db = sqlite3.connect(str(path), isolation_level=None, timeout=60, check_same_thread=False)
             self.db.row_factory = sqlite3.Row
-            self.db.execute("PRAGMA journal_mode=WAL")
+            _wal(self.db)
             self.db.execute("PRAGMA foreign_keys=ON")
             version = self.db.execute("PRAGMA user_version").fetchone()[0]
         except sqlite3.DatabaseError as exc:
@@ -199,8 +237,9 @@ class SQLiteStore(Store):
         if version > SCHEMA_VERSION:
             raise StoreError(f"{path}: store schema v{version} is newer than this redline (v{SCHEMA_VERSION})")
         if version < SCHEMA_VERSION:
-            # one script, so a half-created schema is never left behind
-            self.db.executescript(f"BEGIN IMMEDIATE;\n{SCHEMA}\nPRAGMA user_version={SCHEMA_VERSION};\nCOMMIT;")
+            # a fresh file or an older store: all missing revisions in one transaction,
+            # so a half-migrated schema is never left behind
+            upgrade_sqlite(self.db)
 
     def close(self) -> None:
         self.db.close()
@@ -537,3 +576,54 @@ class SQLiteStore(Store):
         d["result"] = json.loads(d["result"]) if d["result"] else None
         return d
 
+    # nightly batch ledger --------------------------------------------------------------
+    def _ledger(self, r) -> dict:
+        d = dict(r)
+        d["result"] = json.loads(d["result"]) if d["result"] else None
+        return d
+
+    def ledger_entry(self, key: str) -> dict | None:
+        r = self.db.execute("SELECT * FROM batch_ledger WHERE key = ?", (key,)).fetchone()
+        return self._ledger(r) if r else None
+
+    def ledger_by_stamp(self, stamp: str) -> dict | None:
+        r = self.db.execute("SELECT * FROM batch_ledger WHERE stamp = ? ORDER BY updated_at DESC LIMIT 1",
+                            (stamp,)).fetchone()
+        return self._ledger(r) if r else None
+
+    def ledger_start(self, entry: dict) -> dict:
+        at = now()
+        with self.transaction():
+            self.db.execute(
+                "INSERT INTO batch_ledger (key, source, item_id, location, stamp, state, attempts, run_id,"
+                " first_seen_at, updated_at) VALUES (?,?,?,?,?, 'running', 1, ?, ?, ?)"
+                " ON CONFLICT(key) DO UPDATE SET state = 'running', reason = NULL, attempts = attempts + 1,"
+                " source = excluded.source, item_id = excluded.item_id, location = excluded.location,"
+                " stamp = excluded.stamp, run_id = excluded.run_id, reported_in = NULL, updated_at = excluded.updated_at",
+                (entry["key"], entry["source"], entry["item_id"], entry["location"], entry["stamp"],
+                 entry.get("run_id"), at, at))
+        return self.ledger_entry(entry["key"])
+
+    def ledger_update(self, key: str, fields: dict) -> None:
+        fields = dict(fields)
+        if "result" in fields:
+            fields["result"] = json.dumps(fields["result"], ensure_ascii=False, default=str)
+        fields["updated_at"] = now()
+        with self.transaction():
+            if self.db.execute(f"UPDATE batch_ledger SET {', '.join(f'{k} = ?' for k in fields)} WHERE key = ?",
+                               (*fields.values(), key)).rowcount == 0:
+                raise NotFoundError(f"ledger entry {key} does not exist")
+
+    def ledger_entries(self, state: str | None = None, unreported: bool = False) -> list[dict]:
+        sql, params = "SELECT * FROM batch_ledger WHERE 1 = 1", []
+        if state is not None:
+            sql += " AND state = ?"
+            params.append(state)
+        if unreported:
+            sql += " AND reported_in IS NULL"
+        return [self._ledger(r) for r in self.db.execute(sql + " ORDER BY first_seen_at, key", params)]
+
+    def ledger_mark_reported(self, keys: list[str], digest_id: str) -> None:
+        with self.transaction():
+            self.db.executemany("UPDATE batch_ledger SET reported_in = ? WHERE key = ?",
+                                [(digest_id, k) for k in keys])

@@ -12,16 +12,17 @@ from redline.auth import create_token
 from redline.config import Settings
 from redline.store import open_store
 
+from ..conftest import BACKENDS, backend_url
 from ..scenario import build
 
 XIN = "150625100"  # 锡尼镇: every flag but one is here
 YIHE = "150625201"  # 伊和乌素苏木: the farmland flag
 
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
+@pytest.fixture(scope="module", params=BACKENDS)
+def env(request, tmp_path_factory):
     out = tmp_path_factory.mktemp("api")
-    truth, url = build(out)
+    truth, url = build(out, url=backend_url(request, request.param, out))
     data = out / "data"
     data.mkdir()
     for name in ("change_classes.csv",):

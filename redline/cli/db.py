@@ -1,0 +1,60 @@
+"""``redline db``: the store's schema (Alembic migrations, SQLite and PostGIS alike)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ..store import migrations
+from .options import JsonOpt, State, console, print_json
+
+app = typer.Typer(help="Store schema: upgrade in place, show the revision.", no_args_is_help=True)
+
+
+def _url() -> str:
+    if State.database_url:
+        return State.database_url
+    from ..config import get_settings
+
+    return get_settings().database_url
+
+
+def _show(url: str) -> str:
+    from ..store.postgis import redact
+
+    return redact(url)
+
+
+@app.command("upgrade")
+def upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision (default: the newest).")] = "head",
+    as_json: JsonOpt = False,
+):
+    """Upgrade the store schema in place; all missing revisions in one transaction.
+
+    A PostGIS database is upgraded only by this command (an SQLite file also upgrades when
+    opened). An empty database gets the whole schema, the postgis extension included, when
+    the role may create it.
+    """
+    url = _url()
+    before, after = migrations.upgrade(url, revision)
+    if as_json:
+        print_json({"store": _show(url), "from": before, "to": after, "head": migrations.HEAD})
+    elif before == after:
+        console.print(f"{_show(url)}: schema {after}, nothing to do", highlight=False)
+    else:
+        console.print(f"{_show(url)}: schema {before or 'empty'} → {after}", highlight=False)
+
+
+@app.command("current")
+def current(as_json: JsonOpt = False):
+    """The store's schema revision and the newest one this redline knows."""
+    url = _url()
+    rev = migrations.current(url)
+    state = ("empty" if rev is None else "up to date" if rev == migrations.HEAD
+             else "newer than this redline" if rev not in migrations.REVISIONS else "upgrade needed")
+    if as_json:
+        print_json({"store": _show(url), "revision": rev, "head": migrations.HEAD, "state": state})
+    else:
+        console.print(f"{_show(url)}: schema {rev or '-'} (this redline: {migrations.HEAD}), {state}", highlight=False)

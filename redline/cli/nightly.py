@@ -1,0 +1,84 @@
+"""``redline nightly``: scan every new change product once, write a digest (for cron)."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ..errors import InputError
+from ..nightly import NightlyOptions, run_nightly
+from .options import JsonOpt, console, err_console, print_json, store
+
+STATE_STYLE = {"done": "green", "failed": "bold red", "unchanged": "dim", "known-failure": "yellow"}
+
+
+def nightly(
+    watch: Annotated[list[Path] | None, typer.Option("--watch", help="Folder new change products arrive in (repeatable; searched recursively).")] = None,
+    stac: Annotated[list[str] | None, typer.Option("--stac", help="STAC catalog, collection or ItemCollection JSON (repeatable).")] = None,
+    digest_dir: Annotated[Path, typer.Option(help="Where digest-<run>.json/.html and latest.json/.html are written.")] = Path("digests"),
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Scan again products that failed on an earlier night.")] = False,
+    max_attempts: Annotated[int, typer.Option(min=1, help="Record a product as failed after this many interrupted scans.")] = 3,
+    settle: Annotated[float, typer.Option(min=0, help="Seconds a file must be left untouched before it is taken (still being copied otherwise).")] = 60.0,
+    workers: Annotated[int | None, typer.Option(min=1, help="Scan on a local Dask cluster of N worker processes.")] = None,
+    scheduler: Annotated[str | None, typer.Option(help="Scan on an existing Dask cluster (scheduler address, e.g. tcp://host:8786).")] = None,
+    export: Annotated[list[Path] | None, typer.Option("--export", help="Also export all flags to this file after the run (atomic; format from suffix; repeatable).")] = None,
+    as_json: JsonOpt = False,
+):
+    """Nightly batch: discover new products (folders, STAC), scan each once, write a digest.
+
+    Exit status: 0 all products scanned, 1 some product failed (see the digest), 2 the night could not run.
+    """
+    for p in export or []:
+        if not p.parent.is_dir():
+            raise InputError(f"{p.parent}: export folder does not exist")
+    opts = NightlyOptions(watch=list(watch or []), stac=list(stac or []), digest_dir=digest_dir,
+                          retry_failed=retry_failed, max_attempts=max_attempts, settle=settle, exports=list(export or []))
+    cluster = nullcontext(None)
+    if workers is not None or scheduler is not None:
+        from ..batch import dask_client
+
+        cluster = dask_client(workers, scheduler)
+
+    def on_product(c, state, info):
+        if as_json:
+            return
+        detail = ""
+        if state == "done":
+            detail = ("already scanned (same content)" if info["already_scanned"] else
+                      f"{info['patches']} patches, {info['conflicts']} conflicts, {len(info['new_flags'])} new flags, "
+                      f"{len(info['observed_flags'])} re-observed")
+        elif state in ("failed", "known-failure"):
+            detail = (info or {}).get("reason") or ""
+        console.print(f"[{STATE_STYLE.get(state, '')}]{state:>13}[/] {c.item_id}  {detail}", highlight=False)
+
+    with store() as s, cluster as client, Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, transient=True, disable=as_json,
+    ) as bar:
+        make_extractor = None
+        if client is not None:
+            from ..batch import extractor_factory
+
+            make_extractor = extractor_factory(client)
+
+        def progress(c):
+            task = bar.add_task(f"scan {c.item_id}", total=None)
+            return lambda n, total: bar.update(task, advance=n, total=total)
+
+        digest = run_nightly(s, opts, make_extractor=make_extractor, on_product=on_product, progress=progress)
+    if as_json:
+        print_json(digest)
+    else:
+        t = digest["totals"]
+        console.print(
+            f"night {digest['run_id']}: {t['discovered']} products, {t['scanned']} scanned, "
+            f"{t['unchanged']} unchanged, {t['failed']} failed; {t['new_flags']} new flags, "
+            f"{t['new_observations']} re-observed; digest {digest['files']['html']}", highlight=False)
+    if digest["status"] != "ok":
+        err_console.print(f"[bold red]{digest['totals']['failed']} product(s) failed[/]; see {digest['files']['html']}",
+                          highlight=False)
+        raise typer.Exit(1)

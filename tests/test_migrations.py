@@ -1,0 +1,185 @@
+"""Schema migrations (Alembic): one numbered history that builds both backends' schema,
+upgrades installed stores in place, and refuses stores newer than this redline."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from importlib import util
+
+import psycopg
+import pytest
+import shapely
+from typer.testing import CliRunner
+
+from redline.cli import app
+from redline.errors import StoreError
+from redline.store import open_store
+from redline.store.migrations import HEAD, HERE, REVISIONS, current, upgrade
+from redline.store.sqlite import SCHEMA, SCHEMA_VERSION
+
+from .test_store import FLAG
+
+
+def _revision_module(rev: str):
+    (path,) = (HERE / "versions").glob(f"{rev}_*.py")
+    spec = util.spec_from_file_location(f"rev_{rev}", path)
+    module = util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _sqlite_objects(db: sqlite3.Connection) -> dict:
+    rows = db.execute("SELECT type, name, sql FROM sqlite_master WHERE name != 'alembic_version'"
+                      " AND sql IS NOT NULL").fetchall()
+    return {(t, n): " ".join(sql.replace("IF NOT EXISTS ", "").split()) for t, n, sql in rows}
+
+
+def _sqlite_tables() -> dict[str, list[str]]:
+    """Tables (not R*Tree indexes) of the current SQLite schema, with their columns in order."""
+    db = sqlite3.connect(":memory:")
+    db.executescript(SCHEMA)
+    names = [n for (n,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"
+                                      " AND sql NOT LIKE 'CREATE VIRTUAL%' AND name NOT LIKE '%_rtree_%'")]
+    return {n: [r[1] for r in db.execute(f"PRAGMA table_info({n})")] for n in names}
+
+
+def cli(*args):
+    result = CliRunner().invoke(app, list(map(str, args)))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_revisions_are_one_numbered_line():
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(HERE))
+    script = ScriptDirectory.from_config(cfg)
+    assert script.get_heads() == [HEAD]
+    assert REVISIONS == [f"{i:04d}" for i in range(1, len(REVISIONS) + 1)]
+    for i, rev in enumerate(REVISIONS):
+        assert script.get_revision(rev).down_revision == (REVISIONS[i - 1] if i else None)
+    assert SCHEMA_VERSION == int(HEAD)
+
+
+def test_sqlite_migrations_build_exactly_the_schema(tmp_path):
+    """The migrations and sqlite.SCHEMA agree: a table added to one needs the other."""
+    open_store(f"sqlite:///{tmp_path / 's.db'}").close()
+    migrated = sqlite3.connect(tmp_path / "s.db")
+    reference = sqlite3.connect(":memory:")
+    reference.executescript(SCHEMA)
+    assert _sqlite_objects(migrated) == _sqlite_objects(reference)
+    assert migrated.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert migrated.execute("SELECT version_num FROM alembic_version").fetchone()[0] == HEAD
+
+
+def test_store_from_before_migrations_upgrades_in_place(tmp_path):
+    """A v1 file (created by the unversioned schema script) is recognised and upgraded when opened."""
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.executescript(_revision_module("0001").SQLITE + "\nPRAGMA user_version = 1;")
+    db.execute("INSERT INTO tokens (name, role, token_hash, created_at) VALUES ('w', 'viewer', 'h', 'now')")
+    db.commit()
+    db.close()
+    url = f"sqlite:///{path}"
+    assert current(url) == "0001"
+    s = open_store(url)
+    try:
+        assert s.token_by_hash("h")["name"] == "w"  # data kept
+        entry = s.ledger_start({"key": "k", "source": "inbox", "item_id": "a", "location": "/x", "stamp": "s"})
+        assert entry["state"] == "running"  # the table of revision 0002 is there
+    finally:
+        s.close()
+    assert current(url) == HEAD
+
+
+def test_sqlite_cli_upgrade_and_current(tmp_path):
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    assert json.loads(cli("--db", url, "db", "current", "--json"))["state"] == "empty"
+    out = json.loads(cli("--db", url, "db", "upgrade", "--json"))
+    assert (out["from"], out["to"]) == (None, HEAD)
+    assert "nothing to do" in cli("--db", url, "db", "upgrade")
+
+
+# PostGIS ---------------------------------------------------------------------------------
+
+
+def _pg_columns(url: str) -> dict[str, list[str]]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'public'"
+            " ORDER BY table_name, ordinal_position").fetchall()
+    out: dict[str, list[str]] = {}
+    for t, c in rows:
+        out.setdefault(t, []).append(c)
+    return out
+
+
+def test_postgis_schema_mirrors_sqlite_with_spatial_types_and_indexes(postgis):
+    url = postgis.database()
+    pg = _pg_columns(url)
+    for table, columns in _sqlite_tables().items():
+        assert pg.get(table) == columns, f"{table}: PostGIS columns differ from SQLite's"
+    with psycopg.connect(url) as conn:
+        geoms = conn.execute("SELECT f_table_name, f_geometry_column, srid, type FROM geometry_columns"
+                             " WHERE f_table_schema = 'public'").fetchall()
+        gist = {(t, re.search(r"\((\w+)\)", d).group(1)) for t, d in conn.execute(
+            "SELECT tablename, indexdef FROM pg_indexes WHERE schemaname = 'public' AND indexdef LIKE '%USING gist%'")}
+        unique = conn.execute("SELECT indexdef FROM pg_indexes WHERE tablename = 'scans' AND indexdef LIKE"
+                              " 'CREATE UNIQUE%(checksum)'").fetchall()
+    assert {(t, c) for t, c, _, _ in geoms} == {("zones", "geom"), ("zone_parts", "geom"), ("scans", "footprint"),
+                                                ("flags", "geom"), ("observations", "geom")}
+    assert {srid for _, _, srid, _ in geoms} == {4326}
+    assert {("zones", "geom"), ("zone_parts", "geom"), ("scans", "footprint"), ("flags", "geom")} <= gist
+    assert unique, "the scan ledger is UNIQUE on the content checksum"
+
+
+def test_postgis_installed_store_upgrades_in_place(postgis):
+    url = postgis.database(schema=False)  # postgis, nothing else
+    assert current(url) is None
+    assert upgrade(url, "0001") == (None, "0001")
+    with psycopg.connect(url) as conn:
+        conn.execute("INSERT INTO tokens (name, role, token_hash, created_at) VALUES ('w', 'viewer', 'h', now())")
+    with pytest.raises(StoreError, match=r"older than this redline.*redline db upgrade"):
+        open_store(url)
+    out = json.loads(cli("--db", url, "db", "upgrade", "--json"))
+    assert (out["from"], out["to"]) == ("0001", HEAD)
+    s = open_store(url)
+    try:
+        assert s.token_by_hash("h")["name"] == "w"
+        assert s.ledger_start({"key": "k", "source": "inbox", "item_id": "a", "location": "/x",
+                               "stamp": "s"})["attempts"] == 1
+    finally:
+        s.close()
+    assert json.loads(cli("--db", url, "db", "current", "--json"))["state"] == "up to date"
+
+
+def test_postgis_empty_database_gets_the_schema_on_first_open(postgis):
+    url = postgis.database(schema=False)
+    s = open_store(url)
+    try:
+        fid = s.insert_flag(FLAG, shapely.box(108, 39, 108.01, 39.01))
+        assert s.flag(fid)["layer_versions"] == {"redline": 1}
+    finally:
+        s.close()
+    assert current(url) == HEAD
+
+
+def test_postgis_refuses_newer_schema_and_foreign_databases(postgis):
+    url = postgis.database()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9999'")
+    with pytest.raises(StoreError, match="9999 is newer"):
+        open_store(url)
+    with pytest.raises(StoreError, match="newer"):
+        upgrade(url)
+    foreign = postgis.database(schema=False)
+    with psycopg.connect(foreign, autocommit=True) as conn:
+        conn.execute("CREATE TABLE flags (id int)")
+    with pytest.raises(StoreError, match="not a redline store"):
+        open_store(foreign)
+    with pytest.raises(StoreError, match="cannot connect"):
+        open_store(url.rsplit("/", 1)[0] + "/redline_no_such_database")
