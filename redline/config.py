@@ -12,7 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="REDLINE_", extra="ignore")
 
-    # The embedded store is a single SQLite file; PostGIS arrives with its own issue.
+    # sqlite:///file.db (embedded default) or postgresql://user@host/db (PostGIS, production).
     database_url: str = "sqlite:///redline.db"
     # Minimum mapping unit: patches smaller than this ground area are noise.
     mmu_ha: float = Field(0.1, ge=0)

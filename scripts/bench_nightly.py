@@ -16,14 +16,15 @@ and the median is reported):
   (4-connectivity, nodata masked), then ``ogr2ogr`` reprojecting the red line to lon/lat
   and ``ogr2ogr -clipdst`` clipping the patches to it. It does less than our scan: no
   minimum mapping unit, no geodesic areas, no severity, no flags. It needs Debian's
-  ``gdal-bin`` (``apt-get install gdal-bin``); this script only says so when it is absent.
+  ``gdal-bin``: when absent this script runs ``scripts/provision_gdal_bin.sh`` (``--skip-gdal``
+  leaves the comparison out).
 
 Every phase runs in a fresh process. Peak RSS: the phase process's ``ru_maxrss``; for
 Dask also each worker's own ``ru_maxrss`` and the largest sum over all processes of the
 phase (client, nannies, workers), sampled by this parent every 50 ms with psutil; for
 GDAL the largest tool's ``ru_maxrss``.
 
-    python scripts/bench_nightly.py [--synthetic-size N] [--skip-gdal] [--json-out FILE]
+    python scripts/bench_nightly.py [--synthetic-size N] [--workers 1,2,16] [--skip-gdal] [--json-out FILE]
 
 Timing only: nothing here is asserted, and the test suite times nothing.
 """
@@ -47,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_scan  # noqa: E402  (inputs, raw and serial scan phases: one definition of each)
 
 ROOT = Path(__file__).resolve().parent.parent
-PHASES = ("raw", "scan", "dask-1", "dask-2", "gdal")
+PHASES = ("raw", "scan", "dask-*", "gdal")  # dask-N for each N of --workers
 TARGETS = {"scan/raw": 3.0, "gdal/scan": 3.0, "rss_mib": 1024, "speedup": 1.6}
 
 
@@ -238,8 +239,8 @@ def print_report(results: list[dict]) -> None:
     for res in results:
         ph = res["phases"]
         raw = ph["raw"]["seconds"]
-        labels = {"raw": "raw read", "scan": "scan (serial)", "dask-1": "scan, 1 worker", "dask-2": "scan, 2 workers",
-                  "gdal": "GDAL CLI"}
+        labels = {"raw": "raw read", "scan": "scan (serial)", "gdal": "GDAL CLI"}
+        labels.update({p: f"scan, {p[5:]} worker{'s' * (p != 'dask-1')}" for p in ph if p.startswith("dask-")})
         for i, (name, m) in enumerate(ph.items()):
             if m.get("missing"):
                 print(f"{res['name'] if i == 0 else '':<20} {labels[name]:<16} not run: {', '.join(m['missing'])} "
@@ -268,8 +269,14 @@ def print_report(results: list[dict]) -> None:
             r["speedup"] = ph["dask-1"]["seconds"] / ph["dask-2"]["seconds"]
             lines.append(f"speed-up 1 -> 2 workers {r['speedup']:.2f}x (target >= 1.6: {_mark(r['speedup'] >= 1.6)}); "
                          f"cluster start-up {ph['dask-2']['startup_seconds']:.1f} s, not in the scan")
+        for p in ph:
+            n = int(p[5:]) if p.startswith("dask-") else 0
+            if n > 2 and "dask-1" in ph:
+                r[f"speedup-{n}"] = ph["dask-1"]["seconds"] / ph[p]["seconds"]
+                lines.append(f"speed-up 1 -> {n} workers {r[f'speedup-{n}']:.2f}x")
         rss = ph["scan"]["peak_rss_mib"]
-        lines.append(f"serial scan peak RSS {rss:.0f} MiB (target <= 1024 on WorldCover: {_mark(rss <= 1024)})")
+        lines.append(f"serial scan peak RSS {rss:.0f} MiB (target <= {TARGETS['rss_mib']} on WorldCover: "
+                     f"{_mark(rss <= TARGETS['rss_mib'])})")
         sc = ph["scan"]
         lines.append(f"{res['description']}; {sc['patches']} patches, {sc['conflicts']} conflicts, "
                      f"{sc['new_flags']} flags; checksum {sc['checksum_seconds']:.2f} s of the scan")
@@ -287,6 +294,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--skip-synthetic", action="store_true")
     ap.add_argument("--skip-worldcover", action="store_true")
     ap.add_argument("--skip-gdal", action="store_true", help="leave out the GDAL command-line pipeline")
+    ap.add_argument("--workers", default="1,2", metavar="N,N",
+                    help="Dask LocalCluster sizes to time (default 1,2; e.g. 1,2,16 on a 16-core machine)")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/redline-bench"), metavar="DIR")
     ap.add_argument("--mmu-ha", type=float, default=0.1, metavar="HA")
     ap.add_argument("--repeat", type=int, default=3, metavar="N",
@@ -299,11 +308,14 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(run_phase(args.phase, json.loads(args.spec))))
         return
 
-    phases = [p for p in PHASES if not (p == "gdal" and args.skip_gdal)]
+    workers = sorted({int(n) for n in args.workers.split(",") if n.strip()})
+    phases = [q for p in PHASES for q in ([f"dask-{n}" for n in workers] if p == "dask-*" else [p])
+              if not (q == "gdal" and args.skip_gdal)]
     if "gdal" in phases and gdal_missing():
-        print(f"GDAL command-line tools not found ({', '.join(gdal_missing())}): the GDAL comparison is left out. "
-              "Install Debian's gdal-bin (apt-get install gdal-bin) to include it; this script installs nothing.",
-              file=sys.stderr)
+        subprocess.run([str(ROOT / "scripts" / "provision_gdal_bin.sh")], check=False)
+        if gdal_missing():
+            print(f"GDAL command-line tools not found ({', '.join(gdal_missing())}): the GDAL comparison is "
+                  "left out.", file=sys.stderr)
     t0 = time.perf_counter()
     specs = []
     if not args.skip_synthetic:

@@ -18,12 +18,12 @@ SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "lo
 
 
 def flags_table(rows: list[dict], title: str = "flags") -> Table:
-    t = Table("id", "status", "severity", "activity", "ha", "mu", "zone", "admin", "first seen", "last seen", "obs",
+    t = Table("id", "status", "severity", "activity", "confidence", "ha", "mu", "zone", "admin", "first seen", "last seen", "obs",
               title=title)
     for f in rows:
         sev = f["severity"] or ""
         t.add_row(
-            str(f["id"]), f["status"], f"[{SEVERITY_STYLE.get(sev, '')}]{sev}[/]", f["activity"],
+            str(f["id"]), f["status"], f"[{SEVERITY_STYLE.get(sev, '')}]{sev}[/]", f["activity"], f["confidence"] or "",
             f"{f['area_ha']:,.2f}", f"{f['area_mu']:,.1f}", f"{f['zone_name']} ({f['zone_regime']})",
             f["admin_name"] or "", f["first_seen"], f["last_seen"], str(f["n_observations"]),
         )
