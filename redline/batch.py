@@ -149,7 +149,8 @@ def extractor_factory(client, window_rows: int | None = None):
 
 
 @contextmanager
-def dask_client(workers: int | None = None, scheduler: str | None = None, memory_limit: str = "2GiB"):
+def dask_client(workers: int | None = None, scheduler: str | None = None, memory_limit: str = "2GiB",
+                connect_timeout: str = "30s"):
     """A Dask client: on an existing cluster (``scheduler`` address) or a LocalCluster of ``workers``.
 
     Local workers are processes with one thread each (GDAL and the labelling hold the GIL
@@ -167,7 +168,7 @@ def dask_client(workers: int | None = None, scheduler: str | None = None, memory
         raise InputError("parallel scans need dask[distributed]: pip install 'dask[distributed]'") from None
     if scheduler is not None:
         try:
-            client = Client(scheduler, timeout="30s")
+            client = Client(scheduler, timeout=connect_timeout)
         except (OSError, TimeoutError) as exc:
             raise InputError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
         try:

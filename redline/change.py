@@ -270,6 +270,18 @@ def _is_code(nodata, size: int) -> bool:
     return nodata is not None and not np.isnan(nodata) and float(nodata).is_integer() and 0 <= nodata < size
 
 
+def _uniform(a: np.ndarray) -> bool:
+    """Whether every pixel of ``a`` holds the same value (bitwise), in one pass over 8-byte words."""
+    flat = a.reshape(-1)
+    if flat.size == 0:
+        return False
+    if flat.nbytes % 8 == 0 and 8 % flat.itemsize == 0 and flat.flags.c_contiguous:
+        word = np.full(8 // flat.itemsize, flat[0], dtype=flat.dtype).view(np.uint64)[0]
+        return bool((flat.view(np.uint64) == word).all())
+    return bool((flat == flat[0]).all()) if not np.issubdtype(flat.dtype, np.floating) else bool(
+        (flat.view(f"u{flat.itemsize}") == flat[:1].view(f"u{flat.itemsize}")[0]).all())
+
+
 class ProductReader:
     """Reads windows of a product and classifies them. Use as a context manager."""
 
@@ -368,8 +380,19 @@ class ProductReader:
             ) from None
 
     def classify(self, window: Window):
-        p = self.product
+        """``(key, level, score, valid)`` of a window: activity key (0 none), confidence level,
+        probability (or None) and observed-ground mask. Arrays may be read-only."""
         data = self._read(self.ds, window)
+        before = self._read(self.before, window) if self.before is not None else None
+        if _uniform(data) and (before is None or _uniform(before)):
+            # one value throughout (open sea, a scene's no-data margin): most windows of a
+            # large scene; classify one pixel and spread it instead of every pixel
+            one = self._classify(data[:1, :1], None if before is None else before[:1, :1])
+            return tuple(None if a is None else np.broadcast_to(a, data.shape) for a in one)
+        return self._classify(data, before)
+
+    def _classify(self, data: np.ndarray, before: np.ndarray | None):
+        p = self.product
         if p.mode == "probability":
             prob = data.astype(np.float32) / np.float32(self._scale)
             valid = self._valid(data, self.nodata) & np.isfinite(prob)
@@ -386,7 +409,6 @@ class ProductReader:
                     f"{p.path}: class code(s) {', '.join(map(str, codes))} are not in {p.class_table}"
                 )
         else:
-            before = self._read(self.before, window)
             packed = self._lut[(before.astype(np.uint16) << 8) | data]
         return packed & KEY_MASK, (packed >> LEVEL_SHIFT) & 3, None, (packed & OBSERVED) != 0
 

@@ -161,6 +161,11 @@ def _polygons(lab: np.ndarray, idx: np.ndarray, labc: np.ndarray, kept: np.ndarr
     return labels, shapely.polygons(rings, indices=ring_owner)
 
 
+def _spread(a: np.ndarray) -> bool:
+    """A window the reader classified from one pixel (``np.broadcast_to``): one value throughout."""
+    return not any(a.strides)
+
+
 class _UnionFind:
     def __init__(self):
         self.parent: dict[int, int] = {}
@@ -372,7 +377,10 @@ class PatchExtractor:
         key, level, score, valid = self.reader.classify(win)
         self._footprint(win, valid)
         r0, c0, h, w = win.row_off, win.col_off, win.height, win.width
-        idx = np.flatnonzero(key)  # change is sparse: per-pixel work below runs on these only
+        if _spread(key) and not key[0, 0]:  # one value, no change: nothing to look at pixel by pixel
+            idx = np.empty(0, dtype=np.intp)
+        else:
+            idx = np.flatnonzero(key)  # change is sparse: per-pixel work below runs on these only
         if not idx.size:
             self._top[c0:c0 + w] = 0
             return np.zeros(h, dtype=np.int64), np.zeros(h, dtype=np.uint8)
@@ -443,7 +451,7 @@ class PatchExtractor:
 
     def _footprint(self, win: Window, valid: np.ndarray):
         f = self.cell
-        seen = int(np.count_nonzero(valid))
+        seen = (valid.size if valid[0, 0] else 0) if _spread(valid) else int(np.count_nonzero(valid))
         self.observed_pixels += seen
         h, w = valid.shape
         ph, pw = -(-h // f) * f, -(-w // f) * f

@@ -152,6 +152,30 @@ def test_two_worker_cluster_gives_the_serial_flags(tmp_path, client, write_raste
         assert len(ParallelExtractor(reader, client, target=64, window_rows=1).strips()) == 15  # really split
 
 
+def test_an_existing_cluster_by_scheduler_address_gives_the_serial_patches(client, write_raster, class_table):
+    """``--scheduler ADDRESS``: a second client on a running cluster, not a cluster of its own."""
+    from redline.batch import ParallelExtractor, dask_client
+
+    arr = blank(600, 700)
+    arr[:, 300:303] = 4  # a road across every strip seam
+    arr[100:140, 100:400] = 1
+    with ProductReader(product_for(write_raster(arr, block=64), class_table)) as reader:
+        expected, _ = serial(reader, target=64)
+        with dask_client(scheduler=client.scheduler.address) as other:
+            assert set(other.scheduler_info()["workers"]) == set(client.scheduler_info()["workers"])
+            got = [p for batch in ParallelExtractor(reader, other, target=64, window_rows=1).run() for p in batch]
+    assert wkbs(got) == wkbs(expected) and len(got) == 3  # the blob cuts the road in two
+
+
+def test_an_unreachable_scheduler_is_one_clear_error():
+    from redline.batch import dask_client
+    from redline.errors import InputError
+
+    with pytest.raises(InputError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
+        with dask_client(scheduler="tcp://127.0.0.1:9", connect_timeout="1s"):
+            pass
+
+
 def test_a_failing_task_raises_its_own_error(client, write_raster, class_table, tmp_path):
     from redline.batch import ParallelExtractor
 

@@ -128,3 +128,31 @@ def test_real_bad_rasters_fail_clearly(name, error, class_table):
     with pytest.raises(error):
         with ProductReader(product) as reader:
             list(PatchExtractor(reader).run())
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16"])
+def test_one_value_windows_give_what_pixel_by_pixel_classification_gives(write_raster, class_table, monkeypatch,
+                                                                          dtype):
+    """Open sea, no-data margins, a mine filling a whole window: classified from one pixel, same answer."""
+    import redline.change
+
+    arr = blank(512, 512).astype(dtype)
+    arr[:128, :128] = 255  # one window of no-data
+    arr[:128, 128:256] = 254  # one window of cloud
+    arr[128:256, :128] = 1  # one window entirely changed (a mine bigger than the window)
+    arr[128:256, 128:140] = 1  # ... that goes on into the next one
+    arr[300:310, 300:330] = 4
+    path = write_raster(arr, f"uniform-{dtype}.tif", block=128)
+
+    def extract():
+        with ProductReader(ChangeProduct(product_id="u", path=path, class_table=class_table,
+                                         acquired_after="2026-06-01")) as reader:
+            ex = PatchExtractor(reader, target=128)
+            patches = sorted((p.geometry.wkb, p.activity, p.pixels) for b in ex.run() for p in b)
+            return patches, ex.footprint(), ex.observed_pixels, ex.windows_with_change
+
+    fast = extract()
+    monkeypatch.setattr(redline.change, "_uniform", lambda a: False)
+    slow = extract()
+    assert fast[0] == slow[0] and len(fast[0]) == 2
+    assert fast[1].equals(slow[1]) and fast[2:] == slow[2:] == (512 * 512 - 2 * 128 * 128, 3)

@@ -260,9 +260,11 @@ def kill_setup(tmp_path, inbox):
     write(inbox, "chg_2026-07.tif", arr, day="2026-07-15")
     base = tmp_path / "base.db"
     shutil.copy(seed, base)
+    t0 = time.monotonic()
     rc, out, err = _run(base, inbox, tmp_path / "base-digests")
+    seconds = time.monotonic() - t0
     assert rc == 1, err  # the corrupt product fails, the night goes on
-    return seed, _snapshot(base), json.loads(out)
+    return seed, _snapshot(base), json.loads(out), seconds
 
 
 @pytest.mark.parametrize("chain", [
@@ -271,7 +273,7 @@ def kill_setup(tmp_path, inbox):
     ["in-transaction:3", "committed:1", "digest-json", "digest-written", "reported"],
 ])
 def test_sigkill_at_named_points_then_rerun_ends_as_uninterrupted(tmp_path, kill_setup, inbox, chain):
-    seed, expected, base_digest = kill_setup
+    seed, expected, base_digest, _ = kill_setup
     db = tmp_path / "killed.db"
     shutil.copy(seed, db)
     for point in chain:
@@ -289,11 +291,15 @@ def test_sigkill_at_named_points_then_rerun_ends_as_uninterrupted(tmp_path, kill
 
 
 def test_sigkill_after_random_delays_then_rerun_ends_as_uninterrupted(tmp_path, kill_setup, inbox):
-    seed, expected, _ = kill_setup
+    seed, expected, _, seconds = kill_setup
     db = tmp_path / "killed.db"
     shutil.copy(seed, db)
-    for delay in (0.9, 1.2, 1.5):  # wherever the process happens to be: start-up, a scan, a commit, the digest
-        _run(db, inbox, tmp_path / "digests", after=delay)
+    killed = 0
+    # at fractions of an uninterrupted night, wherever the process happens to be: a scan, a commit, the digest
+    for share in (0.75, 0.85, 0.95):
+        rc, _, _ = _run(db, inbox, tmp_path / "digests", after=share * seconds)
+        killed += rc == -9
+    assert killed  # at least one run really died mid-night (a later one may finish first: less is left to do)
     rc, _, _ = _run(db, inbox, tmp_path / "digests")
     assert rc in (0, 1) and _snapshot(db) == expected
 
@@ -315,7 +321,7 @@ def test_store_trouble_stops_the_night_without_blaming_the_product(store, layers
 
 
 def test_cli_nightly_on_a_local_dask_cluster(tmp_path, kill_setup, inbox):
-    seed, expected, _ = kill_setup
+    seed, expected, _, _ = kill_setup
     db = tmp_path / "dask.db"
     shutil.copy(seed, db)
     env = {**os.environ, "REDLINE_DATABASE_URL": f"sqlite:///{db}"}

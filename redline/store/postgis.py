@@ -7,7 +7,9 @@ lon/lat), with real column types underneath: ``date``, ``timestamptz``, ``json``
 ``geometry(Geometry, 4326)`` with GiST indexes. Spatial filters run in the database:
 bbox filters with ``&&`` on the GiST index (the semantics of SQLite's R*Tree), zone
 look-ups with ``ST_Intersects`` on ``zone_parts`` (zones cut by ``ST_Subdivide``), so a
-county-sized query never tests or ships a province-sized red-line polygon whole.
+county-sized query never tests a province-sized red-line polygon whole. The zones found
+are returned whole: overlap areas are computed by the engine (geodesic, shapely), the
+same code for both backends.
 
 Writers are serialised like SQLite's ``BEGIN IMMEDIATE``: every outermost
 ``transaction()`` first takes a transaction-level advisory lock, so two scans of
