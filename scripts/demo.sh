@@ -19,8 +19,9 @@ redline layers load reserve sample_data/reserve.gpkg --mapping sample_data/mappi
 redline layers load permit sample_data/permits.zip --mapping sample_data/mapping.toml
 redline layers load admin sample_data/admin.kml --mapping sample_data/mapping.toml
 
-echo "== 3. nightly scans: two change products and a land-cover pair"
-redline scan sample_data/change_2026-06.tif sample_data/change_2026-09.tif sample_data/landcover_pair.json
+echo "== 3. the nightly batch finds two change products and a land-cover pair, scans each once"
+rm -rf out/digests
+redline nightly --watch sample_data --settle 0 --digest-dir out/digests
 echo "-- the same product again changes nothing:"
 redline scan sample_data/change_2026-06.tif
 
@@ -33,7 +34,7 @@ redline check sample_data/check_region.geojson
 echo "== 6. exports for GIS analysts"
 redline export out/flags.gpkg
 redline export out/flags_cgcs2000.geojson --crs EPSG:4490 --status new
-echo "done: open out/flags.gpkg in QGIS; store at out/demo.db"
+echo "done: open out/flags.gpkg in QGIS, out/digests/latest.html in a browser; store at out/demo.db"
 
 echo "== 7. the HTTP API on the same store"
 TOKEN=$(redline tokens create demo-admin --role admin --json | python -c 'import json, sys; print(json.load(sys.stdin)["token"])')
