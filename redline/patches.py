@@ -465,7 +465,10 @@ class PatchExtractor:
             padded = np.zeros((ph, pw), dtype=bool)
             padded[:h, :w] = valid
             valid = padded
-        cells = valid.reshape(ph // f, f, pw // f, f).sum(axis=(1, 3), dtype=np.int32) * 2 >= f * f
+        # pixels seen per cell: f rows added as whole contiguous rows, then f columns at a time
+        # (several times faster than one reduction over a 4-d view)
+        rows = np.ascontiguousarray(valid).view(np.uint8).reshape(ph // f, f, pw).sum(axis=1, dtype=np.uint16)
+        cells = np.add.reduceat(rows, np.arange(0, pw, f), axis=1, dtype=np.int32) * 2 >= f * f
         self._coarse[r:r + cells.shape[0], c:c + cells.shape[1]] = cells
 
     # --- merging ------------------------------------------------------------------
@@ -530,16 +533,35 @@ class PatchExtractor:
         if not self._coarse.any():
             return None
         f = self.cell
-        polys = [
-            shapely.geometry.shape(g)
-            for g, _ in shapes(self._coarse.view(np.uint8), mask=self._coarse, connectivity=4)
-        ]
         h, w = self.reader.shape
         # union in coarse-cell coordinates, clip to the grid, then to ground coordinates
-        geom = shapely.intersection(shapely.coverage_union_all(polys), shapely.box(0, 0, w / f, h / f))
+        geom = shapely.intersection(mask_region(self._coarse), shapely.box(0, 0, w / f, h / f))
         geom = shapely.segmentize(geom, 16)
         geom = apply_affine(geom, self.reader.transform @ Affine.scale(f))
         return shapely.make_valid(reproject(geom, self.reader.crs))
+
+
+def mask_region(mask: np.ndarray, tile: int = 128):
+    """The True cells of a boolean grid as one (multi)polygon in cell coordinates.
+
+    GDAL's polygonizer walks every cell it is given. A scene's observed ground is mostly
+    large solid areas (and no-data or sea), so the grid is cut into tiles: tiles all True
+    become boxes (polygonized together at tile resolution), tiles all False are skipped,
+    and only mixed tiles (coasts, cloud edges) are polygonized cell by cell.
+    """
+    h, w = mask.shape
+    th, tw = -(-h // tile), -(-w // tile)
+    padded = np.zeros((th * tile, tw * tile), dtype=bool)
+    padded[:h, :w] = mask
+    counts = padded.reshape(th, tile, tw, tile).sum(axis=(1, 3), dtype=np.int32)
+    full = counts == tile * tile
+    polys = [apply_affine(shapely.geometry.shape(g), Affine.scale(tile))
+             for g, _ in shapes(full.view(np.uint8), mask=full, connectivity=4)]
+    for i, j in zip(*np.nonzero((counts > 0) & ~full)):
+        sub = padded[i * tile:(i + 1) * tile, j * tile:(j + 1) * tile]
+        polys += [apply_affine(shapely.geometry.shape(g), Affine.translation(j * tile, i * tile))
+                  for g, _ in shapes(sub.view(np.uint8), mask=sub, connectivity=4)]
+    return shapely.union_all(polys)
 
 
 def extract_in_strips(reader: ProductReader, window_rows: int, **kwargs) -> tuple[list[Patch], PatchExtractor]:

@@ -135,3 +135,23 @@ def test_label_by_activity_matches_per_class_labelling():
     assert n == 3
     per_class = sum(ndimage.label(arr == k)[1] for k in (1, 2))
     assert n == per_class
+
+
+@settings(max_examples=60, deadline=None)
+@given(h=st.integers(1, 90), w=st.integers(1, 90), tile=st.sampled_from([4, 8, 16]), seed=st.integers(0, 2**31 - 1),
+       fill=st.sampled_from([0.0, 0.3, 0.9, 1.0]))
+def test_mask_region_is_exactly_the_true_cells(h, w, tile, seed, fill):
+    """Solid tiles as boxes, mixed tiles cell by cell: the same region as polygonizing every cell."""
+    from rasterio.features import shapes
+
+    from redline.patches import mask_region
+
+    rng = np.random.default_rng(seed)
+    mask = rng.random((h, w)) < fill
+    mask[: h // 2, : w // 2] = fill > 0.5  # a solid block, so whole tiles occur
+    got = mask_region(mask, tile)
+    cells = [shapely.geometry.shape(g) for g, _ in shapes(mask.view(np.uint8), mask=mask, connectivity=4)]
+    expected = shapely.union_all(cells) if cells else shapely.Polygon()
+    assert got.is_valid
+    assert got.area == int(mask.sum())
+    assert got.symmetric_difference(expected).area == 0
