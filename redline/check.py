@@ -22,12 +22,12 @@ def _ha(x: float) -> dict:
 
 def check_region(store: Store, region, since: date | None = None, until: date | None = None) -> dict:
     """Answer a check over a lon/lat ``region`` for the period [since, until]."""
-    bbox = tuple(shapely.bounds(region))
     shapely.prepare(region)
     region_ha = area_ha(region)
 
-    scans = [s for s in store.scans(bbox, since, until) if s["footprint"] is not None
-             and shapely.intersects(region, s["footprint"])]
+    # the store answers the spatial predicates (SQL function over an R*Tree / PostGIS with
+    # GiST indexes); what stays here is measuring: overlap and coverage areas, geodesic
+    scans = [s for s in store.scans(since=since, until=until, region=region) if s["footprint"] is not None]
     seen = shapely.union_all([s["footprint"] for s in scans]) if scans else None
 
     def coverage(geom, geom_ha: float) -> dict:
@@ -46,9 +46,7 @@ def check_region(store: Store, region, since: date | None = None, until: date | 
     ]
 
     zones = []
-    for z in store.zones(PROTECTION_LAYERS, bbox=bbox):
-        if not shapely.intersects(region, z.geometry):
-            continue
+    for z in store.zones(PROTECTION_LAYERS, region=region):
         part = region if shapely.contains_properly(z.geometry, region) else shapely.intersection(region, z.geometry)
         overlap = area_ha(part)
         if overlap <= 1e-6:
@@ -59,8 +57,7 @@ def check_region(store: Store, region, since: date | None = None, until: date | 
         })
     zones.sort(key=lambda z: (z["layer"], -z["overlap"]["ha"]))
 
-    flags = [f for f in store.flags(FlagFilter(bbox=bbox, since=since, until=until))
-             if shapely.intersects(region, f["geometry"])]
+    flags = store.flags(FlagFilter(region=region, since=since, until=until))
     conflicts = [f for f in flags if f["status"] not in NOT_CONFLICT]
     summary = {
         "region": _ha(region_ha),

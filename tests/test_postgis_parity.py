@@ -109,6 +109,12 @@ def test_zones(stores):
     same({b: zones(s) for b, s in stores.items()})
     for bbox in ((108.6, 39.8, 108.7, 39.9), (108.72, 39.86, 108.73, 39.87), (108.7, 39.85, 108.7, 39.85)):
         same({b: zones(s, bbox) for b, s in stores.items()})
+    region = read_region(ROOT / "sample_data" / "check_region.geojson").buffer(-0.02)  # exact, not bbox
+    by_region = {b: [z.id for z in s.zones(("redline", "reserve", "permit", "admin"), region=region)]
+                 for b, s in stores.items()}
+    same(by_region)
+    assert 0 < len(by_region["sqlite"]) == sum(
+        shapely.intersects(z.geometry, region) for z in stores["sqlite"].zones(("redline", "reserve", "permit", "admin")))
 
 
 @pytest.mark.parametrize("flt", [

@@ -1,4 +1,5 @@
-"""The SQLite store: transactions, schema guard, spatial queries."""
+"""The store (SQLite, and PostGIS where the fixture is parametrised): transactions, schema guard,
+spatial queries."""
 
 from __future__ import annotations
 
@@ -35,6 +36,20 @@ def test_bbox_query_uses_the_index(store):
     store.update_flag(a, {"status": "dispatched"}, shapely.box(110, 39, 110.01, 39.01))
     assert store.flags(FlagFilter(bbox=(107.9, 38.9, 108.005, 39.005))) == []
     assert store.flag(a)["status"] == "dispatched"
+
+
+def test_region_queries_are_exact_in_the_store(store):
+    """An L-shaped region: its bounding box holds a flag the region itself does not touch.
+    The store answers exactly, so LIMIT, paging and COUNT agree with what a check shows."""
+    inside = [store.insert_flag(FLAG, shapely.box(108 + i * 0.02, 39, 108.01 + i * 0.02, 39.01)) for i in range(3)]
+    notch = store.insert_flag(FLAG, shapely.box(108.05, 39.05, 108.06, 39.06))  # in the bbox, not the region
+    region = shapely.Polygon([(107.99, 38.99), (108.1, 38.99), (108.1, 39.02), (108.02, 39.02), (108.02, 39.1),
+                              (107.99, 39.1)])
+    assert shapely.box(*region.bounds).intersects(store.flag(notch)["geometry"])
+    assert [f["id"] for f in store.flags(FlagFilter(region=region))] == inside
+    assert store.count_flags(FlagFilter(region=region)) == 3
+    assert [f["id"] for f in store.flags(FlagFilter(region=region, limit=2, after_id=inside[0]))] == inside[1:]
+    assert store.count_flags(FlagFilter(bbox=region.bounds)) == 4
 
 
 def test_missing_flag(store):

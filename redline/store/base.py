@@ -37,6 +37,7 @@ class FlagFilter:
     """Filters shared by the CLI, exports and (later) the API; None means any."""
 
     bbox: tuple[float, float, float, float] | None = None  # lon/lat
+    region: object | None = None  # lon/lat shapely geometry: flags intersecting it (exact, in the store)
     status: list[str] | None = None
     severity: list[str] | None = None
     activity: list[str] | None = None
@@ -66,8 +67,10 @@ class Store(ABC):
     def layer_versions(self, kind: str | None = None, current_only: bool = True) -> list[dict]: ...
 
     @abstractmethod
-    def zones(self, kinds: tuple[str, ...], bbox: tuple[float, float, float, float] | None = None) -> list[Zone]:
-        """Zones of the current version of each kind, optionally within a lon/lat bbox."""
+    def zones(self, kinds: tuple[str, ...], bbox: tuple[float, float, float, float] | None = None,
+              region=None) -> list[Zone]:
+        """Zones of the current version of each kind; optionally only candidates for a lon/lat
+        bbox (by bounding box), or exactly those intersecting a lon/lat ``region`` geometry."""
 
     # scans -----------------------------------------------------------------------------
     @abstractmethod
@@ -77,8 +80,9 @@ class Store(ABC):
     def insert_scan(self, scan: dict, footprint) -> int: ...
 
     @abstractmethod
-    def scans(self, bbox=None, since: date | None = None, until: date | None = None) -> list[dict]:
-        """Finished scans (with ``footprint`` geometry) overlapping bbox, acquired in the period."""
+    def scans(self, bbox=None, since: date | None = None, until: date | None = None, region=None) -> list[dict]:
+        """Finished scans (with ``footprint`` geometry) acquired in the period whose footprint's
+        bounding box overlaps ``bbox``, or whose footprint intersects ``region`` (exact)."""
 
     # flags -----------------------------------------------------------------------------
     @abstractmethod

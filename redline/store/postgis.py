@@ -7,9 +7,10 @@ lon/lat), with real column types underneath: ``date``, ``timestamptz``, ``json``
 ``geometry(Geometry, 4326)`` with GiST indexes. Spatial filters run in the database:
 bbox filters with ``&&`` on the GiST index (the semantics of SQLite's R*Tree), zone
 look-ups with ``ST_Intersects`` on ``zone_parts`` (zones cut by ``ST_Subdivide``), so a
-county-sized query never tests a province-sized red-line polygon whole. The zones found
-are returned whole: overlap areas are computed by the engine (geodesic, shapely), the
-same code for both backends.
+county-sized query never tests a province-sized red-line polygon whole; a check's
+region is tested exactly (``ST_Intersects``) against flags, zone parts and scan
+footprints. The zones found are returned whole: overlap areas are computed by the
+engine (geodesic, shapely), the same code for both backends.
 
 Writers are serialised like SQLite's ``BEGIN IMMEDIATE``: every outermost
 ``transaction()`` first takes a transaction-level advisory lock, so two scans of
@@ -52,6 +53,7 @@ ENVELOPE = "ST_MakeEnvelope(%s, %s, %s, %s, 4326)"
 # for exact predicates: a bbox of zero width or height as the point or line it is (a collapsed
 # polygon intersects nothing)
 BBOX_GEOM = f"ST_Envelope({ENVELOPE})"
+REGION = "ST_GeomFromWKB(%s, 4326)"
 
 
 def conninfo(url: str) -> str:
@@ -260,7 +262,7 @@ class PostGISStore(Store):
         rows = self._all(sql + ' ORDER BY kind COLLATE "C", version')
         return [r for r in rows if kind is None or r["kind"] == kind]
 
-    def zones(self, kinds, bbox=None) -> list[Zone]:
+    def zones(self, kinds, bbox=None, region=None) -> list[Zone]:
         current = {r["kind"]: r for r in self.layer_versions()}
         ids = [current[k]["id"] for k in kinds if k in current]
         if not ids:
@@ -273,6 +275,9 @@ class PostGISStore(Store):
             # still every zone that touches the bbox
             sql += f" AND z.id IN (SELECT zone_id FROM zone_parts WHERE ST_Intersects(geom, {BBOX_GEOM}))"
             params += list(bbox)
+        if region is not None:
+            sql += f" AND z.id IN (SELECT zone_id FROM zone_parts WHERE ST_Intersects(geom, {REGION}))"
+            params.append(geom_wkb(region))
         out = []
         for r in _shapes(self._all(sql + " ORDER BY z.id", params), "geom", "geom"):
             z = Zone(r["kind"], r["name"], r["regime"], r["geom"], r["code"], r["attrs"],
@@ -298,11 +303,14 @@ class PostGISStore(Store):
         with self.transaction():
             return self._insert("scans", row, "footprint", footprint)
 
-    def scans(self, bbox=None, since=None, until=None) -> list[dict]:
+    def scans(self, bbox=None, since=None, until=None, region=None) -> list[dict]:
         sql, params = "SELECT * FROM scans WHERE state = 'done'", []
         if bbox is not None:
             sql += f" AND footprint && {ENVELOPE}"
             params += list(bbox)
+        if region is not None:
+            sql += f" AND ST_Intersects(footprint, {REGION})"
+            params.append(geom_wkb(region))
         if since:
             sql += " AND acquired_after >= %s"
             params.append(since)
@@ -319,6 +327,9 @@ class PostGISStore(Store):
         if flt.bbox is not None:
             clauses.append(f"geom && {ENVELOPE}")
             params += list(flt.bbox)
+        if flt.region is not None:
+            clauses.append(f"ST_Intersects(geom, {REGION})")
+            params.append(geom_wkb(flt.region))
         for col in ("status", "severity", "activity", "admin_code"):
             values = getattr(flt, col)
             if values:

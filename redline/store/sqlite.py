@@ -6,6 +6,7 @@ one ``BEGIN IMMEDIATE`` transaction, so a crash leaves the file as it was.
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import time
@@ -220,6 +221,24 @@ def _wal(db: sqlite3.Connection, timeout: float = 60.0) -> None:
             time.sleep(0.01)
 
 
+@functools.lru_cache(maxsize=16)
+def _prepared(wkb: bytes):
+    geom = shapely.from_wkb(wkb)
+    shapely.prepare(geom)
+    return geom
+
+
+def _intersects(geom: bytes | None, region: bytes) -> bool:
+    """SQL function ``rl_intersects(geom, region)``: exact predicate, so LIMIT and COUNT see it."""
+    return geom is not None and bool(shapely.intersects(_prepared(region), shapely.from_wkb(geom)))
+
+
+def _region_bbox(region) -> list[float]:
+    """R*Tree overlap parameters (maxx >= ?, minx <= ?, maxy >= ?, miny <= ?) for a geometry's bounds."""
+    minx, miny, maxx, maxy = shapely.bounds(region)
+    return [minx, maxx, miny, maxy]
+
+
 class SQLiteStore(Store):
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -229,6 +248,7 @@ class SQLiteStore(Store):
         try:
             self.db = sqlite3.connect(str(path), isolation_level=None, timeout=60, check_same_thread=False)
             self.db.row_factory = sqlite3.Row
+            self.db.create_function("rl_intersects", 2, _intersects, deterministic=True)
             _wal(self.db)
             self.db.execute("PRAGMA foreign_keys=ON")
             version = self.db.execute("PRAGMA user_version").fetchone()[0]
@@ -300,7 +320,7 @@ class SQLiteStore(Store):
             r["report"] = json.loads(r["report"])
         return [r for r in rows if kind is None or r["kind"] == kind]
 
-    def zones(self, kinds, bbox=None) -> list[Zone]:
+    def zones(self, kinds, bbox=None, region=None) -> list[Zone]:
         current = {r["kind"]: r for r in self.layer_versions()}
         ids = [current[k]["id"] for k in kinds if k in current]
         if not ids:
@@ -310,6 +330,10 @@ class SQLiteStore(Store):
         if bbox is not None:
             sql += " AND z.id IN (SELECT id FROM zones_rtree WHERE maxx >= ? AND minx <= ? AND maxy >= ? AND miny <= ?)"
             params += [bbox[0], bbox[2], bbox[1], bbox[3]]
+        if region is not None:
+            sql += (" AND z.id IN (SELECT id FROM zones_rtree WHERE maxx >= ? AND minx <= ? AND maxy >= ? AND miny <= ?)"
+                    " AND rl_intersects(z.geom, ?)")
+            params += [*_region_bbox(region), shapely.to_wkb(region)]
         out = []
         for r in self.db.execute(sql + " ORDER BY z.id", params):
             z = Zone(
@@ -352,11 +376,15 @@ class SQLiteStore(Store):
                 self.db.execute("INSERT INTO scans_rtree VALUES (?,?,?,?,?)", (sid, *_bbox(footprint)))
         return sid
 
-    def scans(self, bbox=None, since=None, until=None) -> list[dict]:
+    def scans(self, bbox=None, since=None, until=None, region=None) -> list[dict]:
         sql, params = "SELECT * FROM scans WHERE state = 'done'", []
         if bbox is not None:
             sql += " AND id IN (SELECT id FROM scans_rtree WHERE maxx >= ? AND minx <= ? AND maxy >= ? AND miny <= ?)"
             params += [bbox[0], bbox[2], bbox[1], bbox[3]]
+        if region is not None:
+            sql += (" AND id IN (SELECT id FROM scans_rtree WHERE maxx >= ? AND minx <= ? AND maxy >= ? AND miny <= ?)"
+                    " AND rl_intersects(footprint, ?)")
+            params += [*_region_bbox(region), shapely.to_wkb(region)]
         if since:
             sql += " AND acquired_after >= ?"
             params.append(_iso(since))
@@ -373,6 +401,10 @@ class SQLiteStore(Store):
         if flt.bbox is not None:
             clauses.append("id IN (SELECT id FROM flags_rtree WHERE maxx >= ? AND minx <= ? AND maxy >= ? AND miny <= ?)")
             params += [flt.bbox[0], flt.bbox[2], flt.bbox[1], flt.bbox[3]]
+        if flt.region is not None:
+            clauses.append("id IN (SELECT id FROM flags_rtree WHERE maxx >= ? AND minx <= ? AND maxy >= ? AND miny <= ?)"
+                           " AND rl_intersects(geom, ?)")
+            params += [*_region_bbox(flt.region), shapely.to_wkb(flt.region)]
         for col in ("status", "severity", "activity", "admin_code"):
             values = getattr(flt, col)
             if values:
