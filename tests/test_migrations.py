@@ -17,7 +17,7 @@ from redline.cli import app
 from redline.errors import StoreError
 from redline.store import open_store
 from redline.store.migrations import HEAD, HERE, REVISIONS, current, upgrade
-from redline.store.sqlite import SCHEMA, SCHEMA_VERSION
+from redline.store.sqlite import SCHEMA_VERSION
 
 from .test_store import FLAG
 
@@ -36,10 +36,10 @@ def _sqlite_objects(db: sqlite3.Connection) -> dict:
     return {(t, n): " ".join(sql.replace("IF NOT EXISTS ", "").split()) for t, n, sql in rows}
 
 
-def _sqlite_tables() -> dict[str, list[str]]:
-    """Tables (not R*Tree indexes) of the current SQLite schema, with their columns in order."""
-    db = sqlite3.connect(":memory:")
-    db.executescript(SCHEMA)
+def _sqlite_tables(tmp_path) -> dict[str, list[str]]:
+    """Tables (not R*Tree indexes) of a fresh SQLite store, with their columns in order."""
+    open_store(f"sqlite:///{tmp_path / 'fresh.db'}").close()
+    db = sqlite3.connect(tmp_path / "fresh.db")
     names = [n for (n,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"
                                       " AND sql NOT LIKE 'CREATE VIRTUAL%' AND name NOT LIKE '%_rtree_%'")]
     return {n: [r[1] for r in db.execute(f"PRAGMA table_info({n})")] for n in names}
@@ -65,15 +65,19 @@ def test_revisions_are_one_numbered_line():
     assert SCHEMA_VERSION == int(HEAD)
 
 
-def test_sqlite_migrations_build_exactly_the_schema(tmp_path):
-    """The migrations and sqlite.SCHEMA agree: a table added to one needs the other."""
-    open_store(f"sqlite:///{tmp_path / 's.db'}").close()
-    migrated = sqlite3.connect(tmp_path / "s.db")
-    reference = sqlite3.connect(":memory:")
-    reference.executescript(SCHEMA)
-    assert _sqlite_objects(migrated) == _sqlite_objects(reference)
-    assert migrated.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-    assert migrated.execute("SELECT version_num FROM alembic_version").fetchone()[0] == HEAD
+def test_an_upgraded_store_has_exactly_the_schema_of_a_fresh_one(tmp_path):
+    """Revision by revision from v1, or all at once: the same tables, indexes and triggers."""
+    open_store(f"sqlite:///{tmp_path / 'fresh.db'}").close()
+    fresh = sqlite3.connect(tmp_path / "fresh.db")
+    assert fresh.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert fresh.execute("SELECT version_num FROM alembic_version").fetchone()[0] == HEAD
+    old = sqlite3.connect(tmp_path / "old.db")
+    old.executescript(_revision_module("0001").SQLITE + "\nPRAGMA user_version = 1;")
+    old.close()
+    for rev in REVISIONS[1:]:
+        upgrade(f"sqlite:///{tmp_path / 'old.db'}", rev)
+    assert _sqlite_objects(sqlite3.connect(tmp_path / "old.db")) == _sqlite_objects(fresh)
+    assert {"flags", "batch_ledger", "flags_rtree"} <= {n for _, n in _sqlite_objects(fresh)}
 
 
 def test_store_from_before_migrations_upgrades_in_place(tmp_path):
@@ -118,10 +122,10 @@ def _pg_columns(url: str) -> dict[str, list[str]]:
     return out
 
 
-def test_postgis_schema_mirrors_sqlite_with_spatial_types_and_indexes(postgis):
+def test_postgis_schema_mirrors_sqlite_with_spatial_types_and_indexes(postgis, tmp_path):
     url = postgis.database()
     pg = _pg_columns(url)
-    for table, columns in _sqlite_tables().items():
+    for table, columns in _sqlite_tables(tmp_path).items():
         assert pg.get(table) == columns, f"{table}: PostGIS columns differ from SQLite's"
     with psycopg.connect(url) as conn:
         geoms = conn.execute("SELECT f_table_name, f_geometry_column, srid, type FROM geometry_columns"
