@@ -110,6 +110,27 @@ def label_by_activity(key: np.ndarray, changed_idx: np.ndarray | None = None) ->
 _MOSAIC_BELOW = 0.5
 
 
+def _best_shelves(order: list[int], bh: np.ndarray, bw: np.ndarray, widths) -> tuple[list, int, int]:
+    """Boxes on shelves (next-fit, in ``order``) for each canvas width; the smallest canvas wins.
+
+    A tall thin road among small lots would make a window-wide canvas as tall as the road;
+    a narrower one holds the same boxes in a fraction of the pixels. Returns the
+    placements ``(box, y, x)``, the canvas width and its height.
+    """
+    best = None
+    for cw in sorted(widths):
+        x = y = shelf = 0
+        at = []
+        for i in order:
+            if x + bw[i] > cw:
+                x, y, shelf = 0, y + shelf, 0
+            at.append((i, y, x))
+            x, shelf = x + int(bw[i]), max(shelf, int(bh[i]))
+        if best is None or (y + shelf) * cw < best[1] * best[2]:
+            best = (at, cw, y + shelf)
+    return best
+
+
 def _polygons(lab: np.ndarray, idx: np.ndarray, labc: np.ndarray, kept: np.ndarray, n: int, c0: int, r0: int):
     """Labels and polygons (raster pixel coordinates) of the kept components of a window.
 
@@ -130,17 +151,16 @@ def _polygons(lab: np.ndarray, idx: np.ndarray, labc: np.ndarray, kept: np.ndarr
     np.maximum.at(cmax, labc, cols)
     bh, bw = rmax[kept] - rmin[kept] + 1, cmax[kept] - cmin[kept] + 1
     dx, dy = np.zeros(n + 1, dtype=np.int64), np.zeros(n + 1, dtype=np.int64)  # mosaic -> window offsets
-    if int((bh * bw).sum()) >= _MOSAIC_BELOW * h * w:
+    at = None
+    if int((bh * bw).sum()) < _MOSAIC_BELOW * h * w:  # shelves, tallest boxes first
+        widths = {int(bw.max()), w, *(c for c in (64, 128, 256, 512) if bw.max() < c < w)}
+        at, cw, ch = _best_shelves(np.argsort(-bh, kind="stable").tolist(), bh, bw, widths)
+        if ch * cw >= h * w:
+            at = None
+    if at is None:
         canvas = lab
-    else:  # shelves, tallest boxes first, as wide as the window
-        x = y = shelf = 0
-        at = []
-        for i in np.argsort(-bh, kind="stable").tolist():
-            if x + bw[i] > w:
-                x, y, shelf = 0, y + shelf, 0
-            at.append((i, y, x))
-            x, shelf = x + int(bw[i]), max(shelf, int(bh[i]))
-        canvas = np.zeros((y + shelf, w), dtype=np.int32)
+    else:
+        canvas = np.zeros((ch, cw), dtype=np.int32)
         for i, y, x in at:
             v = int(kept[i])
             sub = lab[rmin[v]:rmax[v] + 1, cmin[v]:cmax[v] + 1]

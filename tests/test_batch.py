@@ -191,9 +191,10 @@ def test_a_failing_task_raises_its_own_error(client, write_raster, class_table, 
     assert str(parallel.value) == str(serial_error.value)  # the first bad window in raster order, as serially
 
 
+@pytest.mark.parametrize("target", [64, 256])
 @pytest.mark.parametrize("density", [0.01, 0.15])
 def test_vectorising_a_mosaic_of_components_or_the_window_gives_the_same_polygons(write_raster, class_table, monkeypatch,
-                                                                         density):
+                                                                         density, target):
     import redline.patches as patches_module
 
     rng = np.random.default_rng(11)
@@ -201,11 +202,12 @@ def test_vectorising_a_mosaic_of_components_or_the_window_gives_the_same_polygon
     arr[40:90, 50:120] = 2  # a block with a hole and an island in it
     arr[60:70, 70:90] = 0
     arr[63:66, 75:80] = 3
+    arr[:, 170:172] = 4  # a tall thin road among small lots: a narrow mosaic holds them best
     path = write_raster(arr, block=64)
     out = []
     for share in (1.1, 0.0):  # components packed into a mosaic; one call over each window
         monkeypatch.setattr(patches_module, "_MOSAIC_BELOW", share)
         with ProductReader(product_for(path, class_table)) as reader:
-            patches, _ = serial(reader, mmu_ha=0.0, target=64)
+            patches, _ = serial(reader, mmu_ha=0.0, target=target)
         out.append(sorted((p.pixels, shapely.normalize(p.geometry).wkb) for p in patches))
     assert out[0] == out[1] and len(out[0]) > 5
