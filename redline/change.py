@@ -275,11 +275,11 @@ def _uniform(a: np.ndarray) -> bool:
     flat = a.reshape(-1)
     if flat.size == 0:
         return False
-    if flat.nbytes % 8 == 0 and 8 % flat.itemsize == 0 and flat.flags.c_contiguous:
-        word = np.full(8 // flat.itemsize, flat[0], dtype=flat.dtype).view(np.uint64)[0]
-        return bool((flat.view(np.uint64) == word).all())
-    return bool((flat == flat[0]).all()) if not np.issubdtype(flat.dtype, np.floating) else bool(
-        (flat.view(f"u{flat.itemsize}") == flat[:1].view(f"u{flat.itemsize}")[0]).all())
+    bits = np.ascontiguousarray(flat).view(f"u{flat.itemsize}")  # bitwise: NaN equals NaN
+    if bits.nbytes % 8 == 0 and 8 % bits.itemsize == 0:  # 8 pixels of a byte raster per comparison
+        word = np.full(8 // bits.itemsize, bits[0]).astype(bits.dtype).view(np.uint64)[0]
+        return bool((bits.view(np.uint64) == word).all())
+    return bool((bits == bits[0]).all())
 
 
 class ProductReader:
