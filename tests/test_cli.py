@@ -107,3 +107,28 @@ def test_check_region_in_wrong_crs(tmp_path):
 def test_bad_configuration_is_one_line(tmp_path):
     proc = run("flags", "list", db="mysql://x")
     assert_one_line_error(proc, "database URL")
+
+
+def test_scan_on_a_local_dask_cluster_gives_the_serial_flags(tmp_path, write_raster, class_table):
+    """``redline scan --workers 2``: a product three window rows tall, split into strips whose
+    seams a road and two lots cross, ends as the same flags as the serial scan."""
+    import geopandas as gpd
+
+    gpd.GeoDataFrame({"HXMC": ["RL"], "GNLX": ["水源涵养"]}, geometry=[pixel_box(0, 0, 400, 2400)],
+                     crs="EPSG:32649").to_file(tmp_path / "rl.gpkg")
+    arr = blank(2400, 400)
+    arr[:, 200:203] = 4  # a road through every window row
+    arr[1000:1050, 20:90] = 1  # lots across the seams at rows 1024 and 2048
+    arr[2030:2070, 300:380] = 5
+    path = write_raster(arr, "tall.tif")
+    flags = {}
+    for name, extra in (("serial", []), ("dask", ["--workers", "2"])):
+        db = f"sqlite:///{tmp_path / name}.db"
+        assert run("layers", "load", "redline", tmp_path / "rl.gpkg", "-f", "name=HXMC", "-f", "function_type=GNLX",
+                   db=db).returncode == 0
+        out = run("scan", path, "--classes", class_table, "--acquired-after", "2026-06-01", *extra, db=db)
+        assert out.returncode == 0, out.stderr
+        flags[name] = [{k: v for k, v in f.items() if k not in ("created_at", "updated_at")}
+                       for f in json.loads(run("flags", "list", "--json", db=db).stdout)]
+    assert flags["dask"] == flags["serial"]
+    assert sorted(f["activity"] for f in flags["serial"]) == ["construction", "mining", "transport"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated
 
@@ -11,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ..errors import InputError
 from ..nightly import NightlyOptions, run_nightly
-from .options import JsonOpt, console, err_console, print_json, store
+from .options import JsonOpt, SchedulerOpt, WorkersOpt, console, err_console, extractor, print_json, store
 
 STATE_STYLE = {"done": "green", "failed": "bold red", "unchanged": "dim", "known-failure": "yellow"}
 
@@ -23,8 +22,8 @@ def nightly(
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Scan again products that failed on an earlier night.")] = False,
     max_attempts: Annotated[int, typer.Option(min=1, help="Record a product as failed after this many interrupted scans.")] = 3,
     settle: Annotated[float, typer.Option(min=0, help="Seconds a file must be left untouched before it is taken (still being copied otherwise).")] = 60.0,
-    workers: Annotated[int | None, typer.Option(min=1, help="Scan on a local Dask cluster of N worker processes.")] = None,
-    scheduler: Annotated[str | None, typer.Option(help="Scan on an existing Dask cluster (scheduler address, e.g. tcp://host:8786).")] = None,
+    workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
     export: Annotated[list[Path] | None, typer.Option("--export", help="Also export all flags to this file after the run (atomic; format from suffix; repeatable).")] = None,
     as_json: JsonOpt = False,
 ):
@@ -37,11 +36,6 @@ def nightly(
             raise InputError(f"{p.parent}: export folder does not exist")
     opts = NightlyOptions(watch=list(watch or []), stac=list(stac or []), digest_dir=digest_dir,
                           retry_failed=retry_failed, max_attempts=max_attempts, settle=settle, exports=list(export or []))
-    cluster = nullcontext(None)
-    if workers is not None or scheduler is not None:
-        from ..batch import dask_client
-
-        cluster = dask_client(workers, scheduler)
 
     def on_product(c, state, info):
         if as_json:
@@ -55,16 +49,10 @@ def nightly(
             detail = (info or {}).get("reason") or ""
         console.print(f"[{STATE_STYLE.get(state, '')}]{state:>13}[/] {c.item_id}  {detail}", highlight=False)
 
-    with store() as s, cluster as client, Progress(
+    with store() as s, extractor(workers, scheduler) as make_extractor, Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=console, transient=True, disable=as_json,
     ) as bar:
-        make_extractor = None
-        if client is not None:
-            from ..batch import extractor_factory
-
-            make_extractor = extractor_factory(client)
-
         def progress(c):
             task = bar.add_task(f"scan {c.item_id}", total=None)
             return lambda n, total: bar.update(task, advance=n, total=total)

@@ -27,6 +27,9 @@ SeverityOpt = Annotated[list[str] | None, typer.Option("--severity", help="Sever
 ActivityOpt = Annotated[list[str] | None, typer.Option("--activity", help="Activity type (repeatable).")]
 AdminOpt = Annotated[list[str] | None, typer.Option("--admin", help="Admin unit code (repeatable).")]
 BboxOpt = Annotated[str | None, typer.Option(help="lon/lat bbox: minx,miny,maxx,maxy.")]
+WorkersOpt = Annotated[int | None, typer.Option(min=1, help="Scan on a local Dask cluster of N worker processes.")]
+SchedulerOpt = Annotated[str | None, typer.Option(
+    help="Scan on an existing Dask cluster (scheduler address, e.g. tcp://host:8786).")]
 
 
 class State:
@@ -40,6 +43,19 @@ def store():
         yield s
     finally:
         s.close()
+
+
+@contextmanager
+def extractor(workers: int | None, scheduler: str | None):
+    """``make_extractor`` for :func:`redline.scan.scan_product`: None (serial, in this process)
+    or strips on a Dask cluster, which lives as long as the block."""
+    if workers is None and scheduler is None:
+        yield None
+        return
+    from ..batch import dask_client, extractor_factory
+
+    with dask_client(workers, scheduler) as client:
+        yield extractor_factory(client)
 
 
 def parse_date(value: str | None, name: str) -> date | None:

@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ..change import ProductReader, resolve_product
 from ..scan import scan_product
-from .options import JsonOpt, console, parse_date, print_json, store
+from .options import JsonOpt, SchedulerOpt, WorkersOpt, console, extractor, parse_date, print_json, store
 
 
 def scan(
@@ -26,6 +26,8 @@ def scan(
     sensor: Annotated[str | None, typer.Option(help="Sensor name.")] = None,
     acquired_before: Annotated[str | None, typer.Option(help="Acquisition date of the 'before' image.")] = None,
     acquired_after: Annotated[str | None, typer.Option(help="Acquisition date of the 'after' image.")] = None,
+    workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
     as_json: JsonOpt = False,
 ):
     """Scan change products: patches, conflicts with zones, flags."""
@@ -39,7 +41,7 @@ def scan(
     for product in resolved:  # fail fast on a bad raster or table, before any work
         ProductReader(product).close()
     results = []
-    with store() as s, Progress(
+    with store() as s, extractor(workers, scheduler) as make_extractor, Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=console, transient=True, disable=as_json,
     ) as bar:
@@ -49,7 +51,7 @@ def scan(
             def progress(n: int, total: int, task=task) -> None:
                 bar.update(task, advance=n, total=total)
 
-            result = scan_product(s, product, progress=progress)
+            result = scan_product(s, product, progress=progress, make_extractor=make_extractor)
             results.append(result.summary())
             if not as_json:
                 if result.skipped:
