@@ -152,13 +152,21 @@ def resolve_product(path: str | Path, **overrides) -> ChangeProduct:
         field = ".".join(str(p) for p in err["loc"]) or "product"
         hint = " (give it as a CLI option, a sidecar JSON or a REDLINE_* raster tag)"
         raise InputError(f"{path}: {field}: {err['msg']}{hint if err['type'] == 'missing' else ''}") from None
+    return require_inputs(product, str(path), f"named by {path}", "a class table (--classes)",
+                          "a before raster and a transition table")
+
+
+def require_inputs(product: ChangeProduct, where: str, named_by: str, class_inputs: str,
+                   transition_inputs: str) -> ChangeProduct:
+    """Every file a product names exists, and its mode has the tables it needs; messages say
+    where the product came from (``where``) in the words of that source."""
     for p in product.paths + [t for t in (product.class_table, product.transition_table) if t]:
         if not Path(p).exists():
-            raise MissingFileError(f"{p}: no such file (named by {path})")
+            raise MissingFileError(f"{p}: no such file ({named_by})")
     if product.mode == "class" and product.class_table is None:
-        raise InputError(f"{path}: a class product needs a class table (--classes)")
+        raise InputError(f"{where}: a class product needs {class_inputs}")
     if product.mode == "transition" and (product.before_path is None or product.transition_table is None):
-        raise InputError(f"{path}: a transition product needs a before raster and a transition table")
+        raise InputError(f"{where}: a transition product needs {transition_inputs}")
     return product
 
 

@@ -38,7 +38,7 @@ from urllib.parse import unquote, urlparse
 
 from pydantic import ValidationError
 
-from .change import ChangeProduct, resolve_product
+from .change import ChangeProduct, require_inputs, resolve_product
 from .errors import InputError, MissingFileError
 
 RASTER_SUFFIXES = (".tif", ".tiff")
@@ -212,14 +212,8 @@ def product_from_item(item) -> ChangeProduct:
     except ValidationError as exc:
         err = exc.errors()[0]
         raise InputError(f"STAC item {item.id}: {'.'.join(map(str, err['loc'])) or 'item'}: {err['msg']}") from None
-    for p in product.paths + [t for t in (product.class_table, product.transition_table) if t]:
-        if not Path(p).exists():
-            raise MissingFileError(f"{p}: no such file (asset of STAC item {item.id})")
-    if product.mode == "class" and product.class_table is None:
-        raise InputError(f"STAC item {item.id}: a class product needs a 'classes' asset (class table CSV)")
-    if product.mode == "transition" and (product.before_path is None or product.transition_table is None):
-        raise InputError(f"STAC item {item.id}: a transition product needs 'before', 'after' and 'transitions' assets")
-    return product
+    return require_inputs(product, f"STAC item {item.id}", f"asset of STAC item {item.id}",
+                          "a 'classes' asset (class table CSV)", "'before', 'after' and 'transitions' assets")
 
 
 def _stac_items(href: str) -> Iterator:

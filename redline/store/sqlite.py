@@ -66,10 +66,19 @@ def _intersects(geom: bytes | None, region: bytes) -> bool:
     return geom is not None and bool(shapely.intersects(_prepared(region), shapely.from_wkb(geom)))
 
 
-def _region_bbox(region) -> list[float]:
-    """R*Tree overlap parameters (maxx >= ?, minx <= ?, maxy >= ?, miny <= ?) for a geometry's bounds."""
-    minx, miny, maxx, maxy = shapely.bounds(region)
-    return [minx, maxx, miny, maxy]
+def _spatial(id_col: str, rtree: str, geom_col: str, bbox=None, region=None) -> tuple[str, list]:
+    """SQL conditions and parameters: rows whose R*Tree box overlaps ``bbox`` and, for a
+    ``region``, whose geometry intersects it exactly (R*Tree candidates first)."""
+    sql, params = "", []
+    for box in (bbox, None if region is None else shapely.bounds(region)):
+        if box is not None:
+            sql += (f" AND {id_col} IN (SELECT id FROM {rtree}"
+                    " WHERE maxx >= ? AND minx <= ? AND maxy >= ? AND miny <= ?)")
+            params += [box[0], box[2], box[1], box[3]]
+    if region is not None:
+        sql += f" AND rl_intersects({geom_col}, ?)"
+        params.append(shapely.to_wkb(region))
+    return sql, params
 
 
 class SQLiteStore(Store):
@@ -160,13 +169,9 @@ class SQLiteStore(Store):
             return []
         sql = f"SELECT z.*, lv.version FROM zones z JOIN layer_versions lv ON lv.id = z.layer_version_id WHERE z.layer_version_id IN ({','.join('?' * len(ids))})"
         params: list = list(ids)
-        if bbox is not None:
-            sql += " AND z.id IN (SELECT id FROM zones_rtree WHERE maxx >= ? AND minx <= ? AND maxy >= ? AND miny <= ?)"
-            params += [bbox[0], bbox[2], bbox[1], bbox[3]]
-        if region is not None:
-            sql += (" AND z.id IN (SELECT id FROM zones_rtree WHERE maxx >= ? AND minx <= ? AND maxy >= ? AND miny <= ?)"
-                    " AND rl_intersects(z.geom, ?)")
-            params += [*_region_bbox(region), shapely.to_wkb(region)]
+        where, more = _spatial("z.id", "zones_rtree", "z.geom", bbox, region)
+        sql += where
+        params += more
         out = []
         for r in self.db.execute(sql + " ORDER BY z.id", params):
             z = Zone(
@@ -210,14 +215,8 @@ class SQLiteStore(Store):
         return sid
 
     def scans(self, bbox=None, since=None, until=None, region=None) -> list[dict]:
-        sql, params = "SELECT * FROM scans WHERE state = 'done'", []
-        if bbox is not None:
-            sql += " AND id IN (SELECT id FROM scans_rtree WHERE maxx >= ? AND minx <= ? AND maxy >= ? AND miny <= ?)"
-            params += [bbox[0], bbox[2], bbox[1], bbox[3]]
-        if region is not None:
-            sql += (" AND id IN (SELECT id FROM scans_rtree WHERE maxx >= ? AND minx <= ? AND maxy >= ? AND miny <= ?)"
-                    " AND rl_intersects(footprint, ?)")
-            params += [*_region_bbox(region), shapely.to_wkb(region)]
+        where, params = _spatial("id", "scans_rtree", "footprint", bbox, region)
+        sql = "SELECT * FROM scans WHERE state = 'done'" + where
         if since:
             sql += " AND acquired_after >= ?"
             params.append(_iso(since))
@@ -231,13 +230,9 @@ class SQLiteStore(Store):
         clauses, params = [], []
         if flt is None:
             return "", params
-        if flt.bbox is not None:
-            clauses.append("id IN (SELECT id FROM flags_rtree WHERE maxx >= ? AND minx <= ? AND maxy >= ? AND miny <= ?)")
-            params += [flt.bbox[0], flt.bbox[2], flt.bbox[1], flt.bbox[3]]
-        if flt.region is not None:
-            clauses.append("id IN (SELECT id FROM flags_rtree WHERE maxx >= ? AND minx <= ? AND maxy >= ? AND miny <= ?)"
-                           " AND rl_intersects(geom, ?)")
-            params += [*_region_bbox(flt.region), shapely.to_wkb(flt.region)]
+        where, params = _spatial("id", "flags_rtree", "geom", flt.bbox, flt.region)
+        if where:
+            clauses.append(where[len(" AND "):])
         for col in ("status", "severity", "activity", "admin_code"):
             values = getattr(flt, col)
             if values:
