@@ -7,16 +7,18 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
-from redline.export import FORMATS, export_flags
+from redline.export import FORMATS
+from redline.safeio import user_crs
 from redline.store import STATS_GROUPS
 
-from .deps import StoreDep, requires
+from .deps import SettingsDep, StoreDep, requires
 from .filters import FlagQuery
 from .schemas import Stats
+from .work import export_task
 
 router = APIRouter(tags=["analysts"])
 
@@ -26,18 +28,20 @@ GroupBy = Literal[tuple(STATS_GROUPS)]  # type: ignore[valid-type]
 
 @router.get("/exports", summary="Export flags", dependencies=[requires("export")], response_class=FileResponse,
             responses={200: {"content": {media: {} for _, media in FORMATS.values()}}})
-def export(
-    store: StoreDep, flt: FlagQuery,
+async def export(
+    request: Request, settings: SettingsDep, flt: FlagQuery,
     format: Annotated[ExportFormat, Query(description="Output format.")] = "gpkg",
     crs: Annotated[str | None, Query(description="Output CRS, e.g. EPSG:4490 (default EPSG:4326).")] = None,
 ) -> Any:
     """The file is written whole in a private temp folder, streamed, then removed:
     a failure leaves no partial file anywhere."""
+    if crs is not None:
+        user_crs(crs)  # refused here, before any work is queued
     folder = tempfile.mkdtemp(prefix="redline-export-")
     try:
         suffix, media = FORMATS[format]
         path = Path(folder) / f"flags{suffix}"
-        export_flags(store, path, format, flt, crs)
+        await request.app.state.work.run(export_task, settings.database_url, str(path), format, flt, crs)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from redline import __version__
 from redline.config import Settings, get_settings
+from redline.safeio import harden_gdal
 from redline.store import open_store
 
 from . import analysts, checks, errors, features, flags, scans
@@ -16,19 +17,24 @@ from .deps import StoreDep
 from .errors import problem
 from .limits import BodySizeLimit
 from .schemas import Health
+from .work import WorkPool
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
+    harden_gdal()  # no network for GDAL/PROJ in the server, whatever a file says
     # Scan jobs run one at a time beside the server; a scan is CPU-bound and writes alone.
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scan-job")
+    # Request work (checks, screenings, exports) runs in worker processes, bounded in time.
+    work = WorkPool(settings.work_processes, settings.work_timeout_s, settings.work_queue)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         open_store(settings.database_url).close()  # create/upgrade the schema once, fail fast
         yield
         executor.shutdown(wait=True)
+        work.close()
 
     app = FastAPI(
         title="redline",
@@ -39,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.executor = executor
+    app.state.work = work
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     errors.install(app)
 

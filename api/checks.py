@@ -6,14 +6,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
-from redline.check import check_region
+from redline.auth import Principal
 from redline.errors import InputError
-from redline.rules import load_rules
-from redline.screening import screen
 
-from .deps import SettingsDep, StoreDep, requires
-from .inputs import parse_datetime_interval, region_from_geojson, region_from_upload
+from .deps import SettingsDep, requires
+from .inputs import parse_datetime_interval, region_limits, saved_upload
 from .schemas import CheckAnswer, ScreeningAnswer, ScreeningRequest
+from .work import check_task, screening_task
 
 router = APIRouter(tags=["inspectors"])
 
@@ -32,38 +31,35 @@ REGION_BODY = {
 }
 
 
-@router.post("/checks", response_model=CheckAnswer, openapi_extra=REGION_BODY,
-             dependencies=[requires("check")], summary="Conflict check over a region")
+@router.post("/checks", response_model=CheckAnswer, openapi_extra=REGION_BODY, summary="Conflict check over a region")
 async def post_check(
-    request: Request, store: StoreDep, settings: SettingsDep,
+    request: Request, settings: SettingsDep, user: Annotated[Principal, requires("check")],
     crs: Annotated[str | None, Query(description="CRS of the region (default CRS84; EPSG:4490 accepted).")] = None,
     datetime: Annotated[str | None, Query(description="Period: RFC 3339 interval a/b (.. for open).")] = None,
 ) -> Any:
-    """Zones touched (ha, mu), flags inside, and imagery coverage, so that "no change"
-    is told apart from "not observed"."""
+    """Zones touched (ha, mu), flags inside (only those of the caller's jurisdiction), and
+    imagery coverage, so that "no change" is told apart from "not observed"."""
     since, until = parse_datetime_interval(datetime)
+    work = request.app.state.work
+    args = (settings.database_url, user)
+    tail = (crs, since, until, region_limits(settings))
     ctype = request.headers.get("content-type", "")
     if ctype.startswith("multipart/form-data"):
-        form = await request.form()
+        form = await request.form(max_files=1, max_fields=4)
         upload = form.get("file")
         if upload is None or isinstance(upload, str):
             raise InputError("multipart body needs a 'file' part")
-        region = region_from_upload(upload, crs, settings)
-    elif ctype.startswith(("application/json", "application/geo+json")):
-        try:
-            doc = await request.json()
-        except ValueError:
-            raise InputError("body is not valid JSON") from None
-        region = region_from_geojson(doc, crs, settings)
-    else:
-        raise InputError("send the region as GeoJSON (application/json) or as a file (multipart/form-data)")
-    return check_region(store, region, since, until)
+        async with saved_upload(upload) as saved:
+            return await work.run(check_task, *args, None, saved, *tail)
+    if ctype.startswith(("application/json", "application/geo+json")):
+        return await work.run(check_task, *args, await request.body(), None, *tail)
+    raise InputError("send the region as GeoJSON (application/json) or as a file (multipart/form-data)")
 
 
-@router.post("/screenings", response_model=ScreeningAnswer, dependencies=[requires("check")],
-             summary="Pre-check a proposed project footprint")
-def post_screening(body: ScreeningRequest, store: StoreDep, settings: SettingsDep) -> Any:
+@router.post("/screenings", response_model=ScreeningAnswer, summary="Pre-check a proposed project footprint")
+async def post_screening(body: ScreeningRequest, request: Request, settings: SettingsDep,
+                         user: Annotated[Principal, requires("check")]) -> Any:
     """Per zone touched a verdict (prohibited / needs_approval / clear) from the rules;
     for a footprint outside every red line, the distance to the nearest one."""
-    footprint = region_from_geojson(body.footprint, body.crs, settings)
-    return screen(store, footprint, body.activity, load_rules(settings.rules_path))
+    return await request.app.state.work.run(screening_task, settings.database_url, body.footprint, body.crs,
+                                            body.activity, settings.rules_path, region_limits(settings))

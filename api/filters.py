@@ -6,8 +6,6 @@ from typing import Annotated
 
 from fastapi import Depends, Query
 
-from redline.auth import Principal
-from redline.errors import PermissionDeniedError
 from redline.store import FlagFilter
 
 from .deps import CurrentUser
@@ -25,21 +23,8 @@ def flag_filter(
     datetime: Annotated[str | None, Query(description="RFC 3339 instant or interval (a/b, .. open).")] = None,
 ) -> FlagFilter:
     since, until = parse_datetime_interval(datetime)
-    return restrict(FlagFilter(bbox=parse_bbox(bbox), status=status, severity=severity, activity=activity,
-                               admin_code=admin, since=since, until=until), user)
-
-
-def restrict(flt: FlagFilter, user: Principal) -> FlagFilter:
-    """Inspectors only ever see their jurisdiction."""
-    if user.restricted:
-        allowed = list(user.jurisdiction)
-        if flt.admin_code:
-            outside = [a for a in flt.admin_code if a not in allowed]
-            if outside:
-                raise PermissionDeniedError(f"admin unit(s) {', '.join(outside)} are outside your jurisdiction")
-        else:
-            flt.admin_code = allowed
-    return flt
+    return user.scope(FlagFilter(bbox=parse_bbox(bbox), status=status, severity=severity, activity=activity,
+                                 admin_code=admin, since=since, until=until))
 
 
 FlagQuery = Annotated[FlagFilter, Depends(flag_filter)]

@@ -75,4 +75,8 @@ evidence_router = APIRouter(tags=["workflow"])
 def download_evidence(evidence_id: Id, store: StoreDep, settings: SettingsDep, user: CurrentUser) -> Any:
     item, path = evidence_path(store, settings.evidence_dir, evidence_id)
     _visible_flag(store, item["flag_id"], user)
-    return FileResponse(path, media_type=item["content_type"], filename=f"evidence-{evidence_id}{path.suffix}")
+    # Always a download, never rendered inline, and never re-sniffed by the browser as HTML/script.
+    return FileResponse(path, media_type=item["content_type"], filename=f"evidence-{evidence_id}{path.suffix}",
+                        content_disposition_type="attachment",
+                        headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-store",
+                                 "Content-Security-Policy": "default-src 'none'; sandbox"})

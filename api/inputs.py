@@ -4,73 +4,46 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from contextlib import asynccontextmanager
 from datetime import date, datetime
 from pathlib import Path
 
-import shapely
 from fastapi import UploadFile
+from starlette.concurrency import run_in_threadpool
 
 from redline.config import Settings
-from redline.errors import InputError, TooLargeError
-from redline.regions import prepare_region, read_region
-
-GEOMETRY_TYPES = ("Polygon", "MultiPolygon", "GeometryCollection", "Point", "LineString", "MultiPoint",
-                  "MultiLineString")
-UPLOAD_SUFFIXES = (".gpkg", ".zip", ".kml", ".kmz", ".geojson", ".json", ".fgb")
-CRS84 = "OGC:CRS84"
+from redline.errors import InputError
+from redline.regions import RegionLimits
+from redline.safeio import Limits
 
 
-def geojson_geometries(doc, settings: Settings) -> list:
-    """Geometries of a GeoJSON geometry, Feature or FeatureCollection."""
-    if not isinstance(doc, dict) or "type" not in doc:
-        raise InputError("expected a GeoJSON geometry, Feature or FeatureCollection")
-    kind = doc["type"]
-    if kind == "FeatureCollection":
-        features = doc.get("features")
-        if not isinstance(features, list):
-            raise InputError("FeatureCollection without a features array")
-        if len(features) > settings.max_region_features:
-            raise TooLargeError(f"{len(features)} features, over the limit of {settings.max_region_features}")
-        items = [f.get("geometry") if isinstance(f, dict) else None for f in features]
-    elif kind == "Feature":
-        items = [doc.get("geometry")]
-    elif kind in GEOMETRY_TYPES:
-        items = [doc]
-    else:
-        raise InputError(f"unsupported GeoJSON type {kind!r}")
-    geoms = []
-    for g in items:
-        if g is None:
-            continue
-        try:
-            geoms.append(shapely.geometry.shape(g))
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError, shapely.errors.ShapelyError) as exc:
-            raise InputError(f"invalid GeoJSON geometry: {exc}") from None
-    return geoms
+def region_limits(settings: Settings) -> RegionLimits:
+    """What one region may cost, from the settings."""
+    return RegionLimits(
+        max_vertices=settings.max_region_vertices, max_features=settings.max_region_features,
+        max_crossings=settings.max_region_crossings,
+        files=Limits(max_members=settings.max_archive_members, max_unpacked_bytes=settings.max_unpacked_bytes,
+                     max_ratio=settings.max_unpack_ratio, max_json_bytes=settings.max_body_bytes),
+    )
 
 
-def region_from_geojson(doc, crs: str | None, settings: Settings):
-    geoms = geojson_geometries(doc, settings)
-    n = int(shapely.get_num_coordinates(geoms).sum()) if geoms else 0
-    if n > settings.max_region_vertices:
-        raise TooLargeError(f"{n:,} vertices, over the limit of {settings.max_region_vertices:,}; simplify it")
-    return prepare_region(geoms, crs or CRS84, "region", settings.max_region_vertices)
-
-
-def region_from_upload(upload: UploadFile, crs: str | None, settings: Settings):
-    """Save an uploaded GeoPackage / zipped shapefile / KML / GeoJSON to a temp dir and read it."""
-    name = Path(upload.filename or "region").name
-    suffix = Path(name).suffix.lower()
-    if suffix not in UPLOAD_SUFFIXES:
-        raise InputError(f"unsupported upload {name!r}; send one of {', '.join(UPLOAD_SUFFIXES)}")
-    folder = tempfile.mkdtemp(prefix="redline-upload-")
+@asynccontextmanager
+async def saved_upload(upload: UploadFile):
+    """The upload in a private temp folder under a neutral name (never the client's), and
+    the client's base name for messages; the folder goes when the block ends."""
+    folder = Path(tempfile.mkdtemp(prefix="redline-upload-"))
     try:
-        path = Path(folder) / f"region{suffix}"  # never the client's name on disk
-        with open(path, "wb") as out:
-            shutil.copyfileobj(upload.file, out, 1 << 20)
-        return read_region(path, crs, settings.max_region_vertices)
+        path = folder / "upload"
+
+        def copy() -> None:
+            with open(path, "wb") as out:
+                shutil.copyfileobj(upload.file, out, 1 << 20)
+
+        await run_in_threadpool(copy)
+        name = Path((upload.filename or "upload").replace("\\", "/")).name[:100] or "upload"
+        yield str(path), name
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        await run_in_threadpool(shutil.rmtree, folder, True)
 
 
 def parse_datetime_interval(value: str | None) -> tuple[date | None, date | None]:

@@ -1,8 +1,16 @@
-"""Request body size limit, enforced while streaming (Content-Length can lie or be absent)."""
+"""Request body size limit, enforced while streaming (Content-Length can lie or be absent).
+
+It is also where a client that goes away mid-body ends quietly: Starlette raises
+``ClientDisconnect`` out of ``request.body()``/``request.form()``, which would otherwise
+reach the server as an unhandled exception (a traceback in the log for every dropped
+upload). There is no one left to answer, so nothing is sent.
+"""
 
 from __future__ import annotations
 
 import json
+
+from starlette.requests import ClientDisconnect
 
 
 class BodySizeLimit:
@@ -47,6 +55,8 @@ class BodySizeLimit:
         except _TooLarge:
             if not started:
                 await self._reject(send)
+        except ClientDisconnect:
+            return  # the client left before sending its whole body: nobody to answer
 
 
 class _TooLarge(Exception):

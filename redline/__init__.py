@@ -4,3 +4,4 @@ The engine never imports a web framework; ``api/`` is a thin layer on top.
 """
 
 __version__ = "0.1.0"
+

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .errors import AuthenticationError, InputError, PermissionDeniedError
-from .store import Store
+from .store import FlagFilter, Store
 
 ROLES = ("viewer", "inspector", "analyst", "admin")
 
@@ -35,6 +35,10 @@ class Principal:
     role: str
     jurisdiction: tuple[str, ...] = field(default_factory=tuple)
 
+    def __post_init__(self) -> None:
+        if self.restricted and not self.jurisdiction:  # an empty filter would mean "everywhere"
+            raise PermissionDeniedError(f"inspector {self.name!r} has no jurisdiction")
+
     def require(self, permission: str) -> None:
         if self.role not in PERMISSIONS[permission]:
             raise PermissionDeniedError(f"role {self.role} may not {permission}")
@@ -44,12 +48,29 @@ class Principal:
         """Inspectors see and act only inside their jurisdiction."""
         return self.role == "inspector"
 
+    def scope(self, flt: FlagFilter | None = None) -> FlagFilter:
+        """``flt`` narrowed to what this principal may see: the one place jurisdiction is
+        applied to flag listings (checks, items, exports, stats, tiles)."""
+        flt = replace(flt) if flt is not None else FlagFilter()
+        if self.restricted:
+            if flt.admin_code:
+                outside = [a for a in flt.admin_code if a not in self.jurisdiction]
+                if outside:
+                    raise PermissionDeniedError(f"admin unit(s) {', '.join(outside)} are outside your jurisdiction")
+            else:
+                flt.admin_code = list(self.jurisdiction)
+        return flt
+
     def may_see(self, flag: dict) -> bool:
         return not self.restricted or flag.get("admin_code") in self.jurisdiction
 
     def require_flag(self, flag: dict) -> None:
         if not self.may_see(flag):
             raise PermissionDeniedError(f"flag {flag['id']} is outside your jurisdiction")
+
+
+# Whoever runs the CLI on the server (or the nightly batch) sees everything.
+OPERATOR = Principal("operator", "admin")
 
 
 def _hash(token: str) -> str:
@@ -74,4 +95,11 @@ def authenticate(store: Store, token: str | None) -> Principal:
     row = store.token_by_hash(_hash(token))
     if row is None:
         raise AuthenticationError("invalid or revoked token")
-    return Principal(row["name"], row["role"], tuple(row["jurisdiction"]))
+    role, jurisdiction = row["role"], tuple(j.strip() for j in row["jurisdiction"] or () if j and j.strip())
+    # Rows written around create_token (by hand, an old version) must never widen access:
+    # an unknown role or an inspector bound to no unit is refused, never shown everything.
+    if role not in ROLES:
+        raise PermissionDeniedError(f"token {row['name']!r} has an unknown role {role!r}")
+    if role == "inspector" and not jurisdiction:
+        raise PermissionDeniedError(f"inspector token {row['name']!r} has no jurisdiction; ask for a new token")
+    return Principal(row["name"], role, jurisdiction)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -26,6 +27,7 @@ from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
 from . import vocab
+from .safeio import RASTER_DRIVER, sniff_raster
 from .errors import (
     CRSError,
     InputError,
@@ -62,14 +64,30 @@ class ChangeProduct(BaseModel):
     acquired_before: date | None = None
     acquired_after: date
 
+    @field_validator("thresholds", mode="before")
+    @classmethod
+    def _parse_thresholds(cls, v):
+        """``"0.5,0.7,0.9"`` (CLI option, raster tag, STAC property) or one number, as a tuple."""
+        if isinstance(v, str):
+            try:
+                return tuple(float(t) for t in v.split(","))
+            except ValueError:
+                raise ValueError(f"thresholds must be numbers separated by commas, not {v!r}") from None
+        if isinstance(v, (int, float)):
+            return (v,)
+        return v
+
     @field_validator("thresholds")
     @classmethod
     def _ascending(cls, v: tuple[float, ...]) -> tuple[float, ...]:
-        if not 1 <= len(v) <= len(vocab.CONFIDENCES) or list(v) != sorted(v):
-            raise ValueError(
-                f"thresholds must be 1 to {len(vocab.CONFIDENCES)} ascending values "
-                f"(one per confidence level {', '.join(vocab.CONFIDENCES)})"
-            )
+        levels = f"(one per confidence level {', '.join(vocab.CONFIDENCES)})"
+        if not 1 <= len(v) <= len(vocab.CONFIDENCES):
+            raise ValueError(f"thresholds must be 1 to {len(vocab.CONFIDENCES)} values {levels}")
+        if not all(math.isfinite(t) and 0 < t <= 1 for t in v):
+            raise ValueError("thresholds must be finite probabilities in (0, 1] "
+                             "(an integer raster's values are divided by its scale first)")
+        if any(a >= b for a, b in zip(v, v[1:])):
+            raise ValueError(f"thresholds must be strictly ascending values {levels}")
         return v
 
     @field_validator("activity")
@@ -82,12 +100,30 @@ class ChangeProduct(BaseModel):
         return [p for p in (self.before_path, self.path) if p is not None]
 
     def checksum(self) -> str:
-        """Content identity of the product: the scan ledger keys on it."""
-        h = hashlib.sha256(self.mode.encode())
-        for p in self.paths:
-            with open(p, "rb") as f:
-                while chunk := f.read(1 << 20):
-                    h.update(chunk)
+        """Identity of the scan of this product: the scan ledger keys on it.
+
+        It covers everything that changes the result: the mode, the content of each raster
+        in its role (before / after), and per mode the content of the class or transition
+        table, or the thresholds, activity and scale of a probability raster. Names, dates
+        and sensor describe the product but do not change its patches.
+        """
+        h = hashlib.sha256(b"redline-scan-v2\n")
+
+        def put(name: str, value) -> None:
+            h.update(f"{name}={value}\n".encode())
+
+        put("mode", self.mode)
+        put("before", _file_digest(self.before_path) if self.before_path is not None else None)
+        put("after", _file_digest(self.path))
+        if self.mode == "class":
+            put("class_table", _file_digest(self.class_table) if self.class_table is not None else None)
+        elif self.mode == "transition":
+            put("transition_table",
+                _file_digest(self.transition_table) if self.transition_table is not None else None)
+        else:
+            put("thresholds", ",".join(repr(float(t)) for t in self.thresholds))
+            put("activity", self.activity)
+            put("scale", None if self.scale is None else repr(float(self.scale)))
         return h.hexdigest()
 
     def provenance(self) -> dict:
@@ -101,12 +137,21 @@ class ChangeProduct(BaseModel):
         }
 
 
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def _raster_tags(path: Path) -> dict:
+    sniff_raster(path)
     try:
-        with rasterio.open(path) as ds:
+        with rasterio.open(path, driver=RASTER_DRIVER) as ds:
             tags = ds.tags()
     except RasterioIOError as exc:
-        raise NotARasterError(f"{path}: not a readable raster ({exc})") from None
+        raise NotARasterError(f"{path}: not a readable raster ({str(exc).splitlines()[0][:200]})") from None
     return {k[len(TAG_PREFIX):].lower(): v for k, v in tags.items() if k.startswith(TAG_PREFIX)}
 
 
@@ -143,8 +188,6 @@ def resolve_product(path: str | Path, **overrides) -> ChangeProduct:
         meta.update(doc)
     meta.update({k: v for k, v in overrides.items() if v is not None})
     meta.setdefault("product_id", Path(meta.get("path", path)).stem)
-    if "thresholds" in meta and isinstance(meta["thresholds"], str):
-        meta["thresholds"] = tuple(float(t) for t in meta["thresholds"].split(","))
     try:
         product = ChangeProduct.model_validate(meta)
     except ValidationError as exc:
@@ -253,9 +296,12 @@ def read_transition_table(path: Path) -> dict[tuple[int, int], ClassEntry]:
 # --- readers --------------------------------------------------------------------------
 
 def open_raster(path: Path):
-    """Open a user-supplied raster with a clear error for anything unusable."""
+    """Open a user-supplied raster with a clear error for anything unusable. Only GeoTIFF
+    (by content, read by the GTiff driver alone): a VRT named ``.tif`` would read any file
+    or URL it names."""
+    sniff_raster(path)
     try:
-        ds = rasterio.open(path)
+        ds = rasterio.open(path, driver=RASTER_DRIVER)
     except RasterioIOError as exc:
         raise NotARasterError(f"{path}: not a readable raster ({str(exc).splitlines()[0]})") from None
     if ds.crs is None:

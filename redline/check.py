@@ -8,6 +8,7 @@ from datetime import date
 import shapely
 
 from . import vocab
+from .auth import Principal
 from .geo import area_ha
 from .rules import PROTECTION_LAYERS
 from .store import FlagFilter, Store
@@ -20,8 +21,10 @@ def _ha(x: float) -> dict:
     return {"ha": round(x, 4), "mu": round(vocab.hectares_to_mu(x), 2)}
 
 
-def check_region(store: Store, region, since: date | None = None, until: date | None = None) -> dict:
-    """Answer a check over a lon/lat ``region`` for the period [since, until]."""
+def check_region(store: Store, region, since: date | None = None, until: date | None = None, *,
+                 principal: Principal) -> dict:
+    """Answer a check over a lon/lat ``region`` for the period [since, until], listing only
+    the flags ``principal`` may see (an inspector: their jurisdiction)."""
     shapely.prepare(region)
     region_ha = area_ha(region)
 
@@ -57,14 +60,16 @@ def check_region(store: Store, region, since: date | None = None, until: date | 
         })
     zones.sort(key=lambda z: (z["layer"], -z["overlap"]["ha"]))
 
-    flags = store.flags(FlagFilter(region=region, since=since, until=until))
+    flags = store.flags(principal.scope(FlagFilter(region=region, since=since, until=until)))
     conflicts = [f for f in flags if f["status"] not in NOT_CONFLICT]
+    # the conflicting ground inside the region, measured once where flags overlap
+    inside = shapely.union_all([shapely.intersection(f["geometry"], region) for f in conflicts]) if conflicts else None
     summary = {
         "region": _ha(region_ha),
         "zones_touched": len(zones),
         "flags": len(flags),
         "conflicts": len(conflicts),
-        "conflict_area": _ha(sum(f["area_ha"] for f in conflicts)),
+        "conflict_area": _ha(min(area_ha(inside), region_ha) if inside is not None else 0.0),
         "by_severity": dict(Counter(f["severity"] for f in conflicts)),
         "by_activity": dict(Counter(f["activity"] for f in conflicts)),
         "by_status": dict(Counter(f["status"] for f in flags)),

@@ -32,6 +32,18 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(20 * 1024 * 1024, ge=1024)  # any request, evidence uploads included
     max_region_vertices: int = Field(200_000, ge=4)
     max_region_features: int = Field(10_000, ge=1)
+    # Self-crossings of a region we agree to repair (repair costs grow with their square).
+    max_region_crossings: int = Field(1_000, ge=0)
+    # Uploaded archives (zipped shapefile, KMZ): checked before anything is extracted.
+    max_archive_members: int = Field(64, ge=1)
+    max_unpacked_bytes: int = Field(256 * 1024 * 1024, ge=1024)
+    max_unpack_ratio: int = Field(200, ge=1)
+    # CPU-heavy request work (checks, screenings, exports) runs in this many worker
+    # processes, each request stopped after work_timeout_s; beyond work_queue waiting
+    # requests the API answers 503 at once.
+    work_processes: int = Field(2, ge=1, le=64)
+    work_timeout_s: float = Field(60.0, gt=0)
+    work_queue: int = Field(16, ge=0)
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
 

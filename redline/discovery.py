@@ -205,8 +205,6 @@ def product_from_item(item) -> ChangeProduct:
         "thresholds": props.get("redline:thresholds"),
     }
     meta = {k: v for k, v in meta.items() if v is not None}
-    if isinstance(meta.get("thresholds"), str):
-        meta["thresholds"] = tuple(float(t) for t in meta["thresholds"].split(","))
     try:
         product = ChangeProduct.model_validate(meta)
     except ValidationError as exc:

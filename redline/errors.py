@@ -60,3 +60,7 @@ class PermissionDeniedError(RedlineError, PermissionError):
 
 class TooLargeError(InputError):
     """An input exceeds a size limit (bytes, vertices, features)."""
+
+
+class BusyError(RedlineError):
+    """The service is at capacity, or a request's work ran past its time limit (try later)."""

@@ -3,18 +3,36 @@
 File names on disk are generated (``<flag>/<uuid>.<ext>``), never taken from the
 user; the content type is decided by the file's magic bytes, not by the client's
 claim; size is capped while streaming, so an oversized upload never fills the disk.
+
+A file and its row appear together, whatever kills the process and when:
+
+1. the upload is written to ``<flag>/.upload-<uuid>.<ext>``, held under an exclusive
+   ``flock`` for as long as the upload is in progress, and fsynced;
+2. the row (and its audit entry) is committed, naming ``<uuid>.<ext>``;
+3. the temp file is renamed to ``<uuid>.<ext>``.
+
+A process killed before 2 leaves an unlocked temp file with no row: :func:`recover`
+deletes it. Killed between 2 and 3, it leaves an unlocked temp file whose row exists:
+:func:`recover` finishes the rename. A temp file still locked belongs to an upload in
+progress and is left alone; a ``<uuid>.<ext>`` file with no row cannot be made by this
+code and is removed as an orphan. Recovery runs for a flag's folder before each upload
+to it and when a download finds its file missing; ``redline evidence recover`` runs it
+over the whole folder (at start-up, or from cron).
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
-import tempfile
+import re
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
 from .errors import InputError, NotFoundError, TooLargeError
+from .faults import checkpoint
 from .store import Store
 from .store.sqlite import now
 
@@ -24,6 +42,8 @@ SIGNATURES = (
     (b"\x89PNG\r\n\x1a\n", ("image/png", "png")),
     (b"%PDF-", ("application/pdf", "pdf")),
 )
+TEMP_PREFIX = ".upload-"
+STORED_NAME = re.compile(r"^[0-9a-f]{32}\.(?:jpg|png|pdf)$")
 
 
 def sniff(head: bytes) -> tuple[str, str]:
@@ -31,6 +51,32 @@ def sniff(head: bytes) -> tuple[str, str]:
         if head.startswith(magic):
             return kind
     raise InputError("unsupported file type: evidence must be a JPEG or PNG photo, or a PDF document")
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _locked_temp(folder: Path, stored: str) -> tuple[int, Path]:
+    """Create ``.upload-<stored>`` and hold an exclusive lock on it. Between creating and
+    locking, a recovery may take the unlocked file for a dead upload's and delete it: then
+    the path no longer names our file, and we start again with another name."""
+    for _ in range(5):
+        tmp = folder / f"{TEMP_PREFIX}{stored}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            if os.stat(tmp).st_ino == os.fstat(fd).st_ino:
+                return fd, tmp
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+        stored = f"{uuid.uuid4().hex}.{stored.rsplit('.', 1)[1]}"
+    raise OSError(f"cannot create an upload file in {folder}")
 
 
 def save_evidence(store: Store, root: Path, flag_id: int, stream: BinaryIO, *, original_name: str | None,
@@ -45,10 +91,13 @@ def save_evidence(store: Store, root: Path, flag_id: int, stream: BinaryIO, *, o
     content_type, ext = sniff(head)  # before anything touches the disk
     folder = Path(root) / str(int(flag_id))
     folder.mkdir(parents=True, exist_ok=True)
+    recover(store, root, flag_id)  # what a killed upload to this flag left behind
     digest, size = hashlib.sha256(), 0
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".upload-")
+    fd, tmp = _locked_temp(folder, f"{uuid.uuid4().hex}.{ext}")
+    stored = tmp.name[len(TEMP_PREFIX):]
+    committed = False
     try:
-        with os.fdopen(fd, "wb") as out:
+        with os.fdopen(os.dup(fd), "wb") as out:
             chunk = head
             while chunk:
                 size += len(chunk)
@@ -56,30 +105,112 @@ def save_evidence(store: Store, root: Path, flag_id: int, stream: BinaryIO, *, o
                     raise TooLargeError(f"evidence file exceeds the limit of {max_bytes:,} bytes")
                 digest.update(chunk)
                 out.write(chunk)
+                checkpoint("evidence-writing")
                 chunk = stream.read(1 << 16)
-        stored = f"{uuid.uuid4().hex}.{ext}"
+            out.flush()
+            os.fsync(out.fileno())  # the bytes are on disk before a row names them
+        checkpoint("evidence-written")
+        record = {
+            "flag_id": flag_id, "stored_name": stored, "original_name": (original_name or "")[:200] or None,
+            "content_type": content_type, "size": size, "sha256": digest.hexdigest(), "lon": lon, "lat": lat,
+            "note": note, "actor": actor, "at": now(),
+        }
+        with store.transaction():  # the row and its audit entry: both or neither
+            record["id"] = store.add_evidence(record)
+            store.audit(flag_id, actor, "evidence", {"evidence_id": record["id"], "content_type": content_type,
+                                                     "note": note})
+            checkpoint("evidence-in-transaction")
+        committed = True
+        checkpoint("evidence-committed")
         os.replace(tmp, folder / stored)
+        _fsync_dir(folder)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    record = {
-        "flag_id": flag_id, "stored_name": stored, "original_name": (original_name or "")[:200] or None,
-        "content_type": content_type, "size": size, "sha256": digest.hexdigest(), "lon": lon, "lat": lat,
-        "note": note, "actor": actor, "at": now(),
-    }
-    try:
-        record["id"] = store.add_evidence(record)
-        store.audit(flag_id, actor, "evidence", {"evidence_id": record["id"], "content_type": content_type,
-                                                 "note": note})
-    except Exception:
-        (folder / stored).unlink(missing_ok=True)
-        raise
+        if not committed:
+            tmp.unlink(missing_ok=True)
+        os.close(fd)  # releases the lock; a temp file left now is recover()'s to finish
     return record
+
+
+@dataclass
+class Recovery:
+    """What :func:`recover` did (or, with ``dry_run``, would do): paths relative to the root."""
+
+    renamed: list[str] = field(default_factory=list)  # committed uploads whose rename was cut short
+    removed_temp: list[str] = field(default_factory=list)  # uploads killed before their row
+    removed_orphans: list[str] = field(default_factory=list)  # stored files that no row names
+    in_progress: list[str] = field(default_factory=list)  # temp files still locked by a live upload
+    missing: list[str] = field(default_factory=list)  # rows whose file is not on disk (nothing to do)
+
+    def summary(self) -> dict:
+        return {k: list(v) for k, v in self.__dict__.items()}
+
+
+def recover(store: Store, root: Path, flag_id: int | None = None, dry_run: bool = False) -> Recovery:
+    """Bring the evidence folder (one flag's, or all of them) back in line with the rows."""
+    root = Path(root)
+    report = Recovery()
+    if flag_id is not None:
+        folders = [root / str(int(flag_id))]
+    else:
+        folders = sorted((p for p in root.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name)) \
+            if root.is_dir() else []
+    for folder in folders:
+        if folder.is_dir():
+            _recover_folder(store, folder, report, dry_run)
+    return report
+
+
+def _recover_folder(store: Store, folder: Path, report: Recovery, dry_run: bool) -> None:
+    rel = lambda p: f"{folder.name}/{p.name}"  # noqa: E731
+    for tmp in sorted(folder.glob(f"{TEMP_PREFIX}*")):
+        try:
+            fd = os.open(tmp, os.O_RDONLY)
+        except FileNotFoundError:  # finished meanwhile
+            continue
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                report.in_progress.append(rel(tmp))
+                continue
+            try:  # locked by us now: still the same file under that name?
+                if os.stat(tmp).st_ino != os.fstat(fd).st_ino:
+                    continue
+            except FileNotFoundError:
+                continue
+            stored = tmp.name[len(TEMP_PREFIX):]
+            # read the rows only now: an upload commits its row before it lets go of the lock
+            names = {e["stored_name"] for e in store.evidence(int(folder.name))}
+            if stored in names and not (folder / stored).exists():
+                report.renamed.append(f"{folder.name}/{stored}")
+                if not dry_run:
+                    os.replace(tmp, folder / stored)
+            else:
+                report.removed_temp.append(rel(tmp))
+                if not dry_run:
+                    tmp.unlink()
+        finally:
+            os.close(fd)
+    if not dry_run:
+        _fsync_dir(folder)
+    # the files first, then the rows: a stored file is renamed into place only after its row
+    # commits, so every file listed here that an upload made has a row in the read below
+    files = sorted(p for p in folder.iterdir() if STORED_NAME.match(p.name))
+    names = {e["stored_name"] for e in store.evidence(int(folder.name))}
+    for path in files:
+        if path.name not in names:
+            report.removed_orphans.append(rel(path))
+            if not dry_run:
+                path.unlink(missing_ok=True)
+    report.missing += [f"{folder.name}/{n}" for n in sorted(names) if not (folder / n).exists()
+                       and f"{folder.name}/{n}" not in report.renamed]
 
 
 def evidence_path(store: Store, root: Path, evidence_id: int) -> tuple[dict, Path]:
     item = store.evidence_item(evidence_id)
     path = Path(root) / str(int(item["flag_id"])) / item["stored_name"]
+    if not path.is_file():  # a committed upload whose rename was cut short?
+        recover(store, root, item["flag_id"])
     if not path.is_file():
         raise NotFoundError(f"evidence {evidence_id}: file is missing from the evidence store")
     return item, path

@@ -1,18 +1,28 @@
-"""Exports of flags for GIS analysts, written atomically (temp file + rename)."""
+"""Exports of flags for GIS analysts, written atomically (temp file + rename).
+
+The file is written in a private folder next to the destination (``.redline-export-*``,
+same file system, so the final rename is atomic), whose ``.lock`` is held under ``flock``
+while the export runs. A killed export leaves that folder behind, never a partial file at
+the destination; the next export to the same folder removes such folders once their lock
+is free (their process is gone).
+"""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import tempfile
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import geopandas as gpd
 import pyogrio
 
 from .errors import InputError
+from .faults import checkpoint
 from .geo import STORAGE_CRS, parse_crs
 from .store import FLAG_FIELDS, FlagFilter, Store
 
@@ -71,6 +81,52 @@ def _write(gdf: gpd.GeoDataFrame, path: Path, fmt: str) -> None:
         pyogrio.write_dataframe(gdf, path, driver=driver, layer="flags", **opts)
 
 
+WORK_PREFIX = ".redline-export-"
+
+
+def remove_stale_work_dirs(folder: Path) -> list[Path]:
+    """Remove the work folders of exports that died in ``folder`` (lock free); the removed ones."""
+    removed = []
+    for work in folder.glob(f"{WORK_PREFIX}*"):
+        try:
+            fd = os.open(work / ".lock", os.O_RDONLY)
+        except FileNotFoundError:  # not made by export_flags, or being removed
+            continue
+        except NotADirectoryError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # an export in progress
+            os.close(fd)
+            continue
+        shutil.rmtree(work, ignore_errors=True)
+        os.close(fd)
+        removed.append(work)
+    return removed
+
+
+@contextmanager
+def _work_dir(folder: Path):
+    remove_stale_work_dirs(folder)
+    for _ in range(5):
+        work = Path(tempfile.mkdtemp(prefix=WORK_PREFIX, dir=folder))
+        fd = os.open(work / ".lock", os.O_WRONLY | os.O_CREAT, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:  # another export's clean-up may have taken it for a dead one before we locked it
+            if os.stat(work / ".lock").st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    else:
+        raise OSError(f"cannot make a work folder in {folder}")
+    try:
+        yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        os.close(fd)
+
+
 def export_flags(store: Store, path: str | Path, fmt: str | None = None, flt: FlagFilter | None = None,
                  crs=None) -> dict:
     """Write flags to ``path``; the file appears whole or not at all."""
@@ -83,13 +139,9 @@ def export_flags(store: Store, path: str | Path, fmt: str | None = None, flt: Fl
     if fmt == "kml" and crs is not None and parse_crs(crs) != STORAGE_CRS:
         raise InputError("KML is always longitude/latitude (EPSG:4326); drop --crs")
     gdf = flags_frame(store, flt, crs)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=FORMATS[fmt][0], dir=path.parent)
-    os.close(fd)
-    os.unlink(tmp)  # GDAL wants to create the file itself
-    try:
-        _write(gdf, Path(tmp), fmt)
+    with _work_dir(path.parent) as work:
+        tmp = work / f"out{FORMATS[fmt][0]}"  # GDAL creates the file itself
+        _write(gdf, tmp, fmt)
+        checkpoint("export-written")
         os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return {"path": str(path), "format": fmt, "features": len(gdf), "crs": gdf.crs.to_string()}

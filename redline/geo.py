@@ -16,6 +16,7 @@ from pyproj import CRS, Geod, Transformer
 from pyproj.exceptions import CRSError as _PyprojCRSError
 
 from .errors import CRSError
+from .safeio import require_terrestrial, user_crs
 
 STORAGE_CRS = CRS.from_epsg(4326)
 GEOD = Geod(ellps="WGS84")
@@ -23,16 +24,16 @@ M2_PER_HA = 10_000.0
 
 
 def parse_crs(value) -> CRS:
-    """A pyproj CRS from anything a user may type ("EPSG:4490", "4490", WKT...)."""
+    """A pyproj CRS: strings a user typed pass the allowlist of :func:`redline.safeio.user_crs`
+    (EPSG codes, OGC URIs); CRS objects read from datasets must be terrestrial."""
     if isinstance(value, CRS):
-        return value
-    text = str(value).strip()
-    if text.isdigit():
-        text = f"EPSG:{text}"
-    try:
-        return CRS.from_user_input(text)
-    except _PyprojCRSError as exc:
-        raise CRSError(f"unknown CRS {value!r}: {exc}") from None
+        return require_terrestrial(value, "CRS")
+    if hasattr(value, "to_wkt"):  # rasterio / GDAL CRS of a dataset we opened
+        try:
+            return require_terrestrial(CRS.from_wkt(value.to_wkt()), "the dataset's CRS")
+        except _PyprojCRSError as exc:
+            raise CRSError(f"unusable CRS: {exc}") from None
+    return user_crs(value)
 
 
 @lru_cache(maxsize=64)
@@ -69,12 +70,34 @@ def apply_affine(geoms, t):
     return shapely.transform(geoms, _xy)
 
 
+# Geometries wider or taller than this are densified before measuring: their edges are
+# straight in lon/lat (as shapely intersects them), not geodesics.
+DENSIFY_ABOVE_DEG = 0.5
+DENSIFY_STEP_DEG = 0.05
+# A geodesic polygon cannot span 180° of longitude (the world box would measure 0): wide
+# geometries are measured in strips at most this wide.
+STRIP_DEG = 90.0
+
+
 def area_ha(geom) -> float:
-    """Geodesic area of a lon/lat geometry on the WGS84 ellipsoid, in hectares."""
+    """Geodesic area of a lon/lat geometry on the WGS84 ellipsoid, in hectares.
+
+    Small geometries (patches, zones) are measured as they are; large ones (a province, the
+    whole world, a polar cap) are cut into longitude strips and densified first."""
     if geom is None or geom.is_empty:
         return 0.0
-    area, _ = GEOD.geometry_area_perimeter(geom)
-    return abs(area) / M2_PER_HA
+    minx, miny, maxx, maxy = geom.bounds
+    if maxx - minx <= DENSIFY_ABOVE_DEG and maxy - miny <= DENSIFY_ABOVE_DEG:
+        area, _ = GEOD.geometry_area_perimeter(geom)
+        return abs(area) / M2_PER_HA
+    total = 0.0
+    for x0 in np.arange(minx, maxx, STRIP_DEG):
+        strip = shapely.clip_by_rect(geom, x0, -90.0, min(x0 + STRIP_DEG, maxx), 90.0)
+        for part in shapely.get_parts(polygonal(strip) or shapely.Polygon()):
+            dense = shapely.segmentize(part, DENSIFY_STEP_DEG)
+            area, _ = GEOD.geometry_area_perimeter(dense)
+            total += abs(area)
+    return total / M2_PER_HA
 
 
 def areas_ha(geoms) -> np.ndarray:
@@ -98,3 +121,53 @@ def polygonal(geom):
     if not parts:
         return None
     return shapely.union_all(parts)
+
+
+def split_antimeridian(geom):
+    """A lon/lat polygon whose edges jump more than 180° of longitude crosses the
+    antimeridian (RFC 7946: edges take the short way): unwrap it and cut it at ±180°.
+    A ring that wraps all the way round encloses a pole and is closed over it.
+    Edges that run along ±180° itself (the whole-world box) are not crossings."""
+    parts = [p for p in shapely.get_parts(geom) if p.geom_type == "Polygon"]
+    if not parts or not any(_crosses(p.exterior.coords) for p in parts):
+        return geom
+    pieces = []
+    for p in parts:
+        if not _crosses(p.exterior.coords):
+            pieces.append(p)
+            continue
+        shell = _unwrap(np.asarray(p.exterior.coords)[:, :2])
+        centre = shell[:, 0].mean()
+        holes = []
+        for ring in p.interiors:
+            h = _unwrap(np.asarray(ring.coords)[:, :2])
+            h[:, 0] += 360.0 * np.round((centre - h[:, 0].mean()) / 360.0)
+            holes.append(h)
+        unwrapped = shapely.make_valid(shapely.Polygon(shell, holes))
+        lo = int(np.floor((unwrapped.bounds[0] + 180.0) / 360.0))
+        hi = int(np.floor((unwrapped.bounds[2] + 180.0) / 360.0))
+        for k in range(lo, hi + 1):
+            piece = shapely.clip_by_rect(unwrapped, -180.0 + 360.0 * k, -90.0, 180.0 + 360.0 * k, 90.0)
+            piece = polygonal(piece)
+            if piece is not None:
+                pieces.append(shapely.transform(piece, lambda xy, k=k: xy - [360.0 * k, 0.0]))
+    return shapely.union_all(pieces)
+
+
+def _crosses(coords) -> bool:
+    xy = np.asarray(coords)
+    if len(xy) < 2:
+        return False
+    a, b = xy[:-1, 0], xy[1:, 0]
+    along = (np.abs(a) == 180.0) & (np.abs(b) == 180.0)
+    return bool(((np.abs(b - a) > 180.0) & ~along).any())
+
+
+def _unwrap(xy: np.ndarray) -> np.ndarray:
+    xy = xy.copy()
+    xy[:, 0] = np.unwrap(xy[:, 0], period=360.0)
+    drift = xy[-1, 0] - xy[0, 0]
+    if abs(drift) > 180.0:  # wrapped round a pole: close the ring over it
+        pole = 90.0 if xy[:, 1].mean() > 0 else -90.0
+        xy = np.vstack([xy, [[xy[-1, 0], pole], [xy[0, 0], pole]], xy[:1]])
+    return xy

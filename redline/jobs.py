@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
+import re
 import uuid
+from pathlib import Path
 
 from .change import ChangeProduct
 from .config import Settings
@@ -14,6 +17,20 @@ from .store import open_store
 log = logging.getLogger(__name__)
 
 JOB_STATES = ("accepted", "running", "successful", "failed")
+
+
+# an absolute POSIX path inside a message (not the tail of a URL or of a relative path)
+_ABSOLUTE = re.compile(r"(?<![\w.~:/-])/(?:[^\s/'\"():,;]+/)+[^\s/'\"():,;]*")
+
+
+def hide_paths(text: str, *roots: str | Path) -> str:
+    """A message without server paths: a path inside one of ``roots`` (the data folder) is
+    shown relative to it; any other absolute path is cut to ``…/<last part>``."""
+    forms = {str(f) for r in roots if r for f in (Path(r), Path(r).resolve())} - {"/", "."}
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form + os.sep, "")
+        text = re.sub(re.escape(form) + r"(?![^\s'\":,;)])", ".", text)
+    return _ABSOLUTE.sub(lambda m: "…/" + m.group(0).rstrip("/").rsplit("/", 1)[-1], text)
 
 
 def new_job(store, kind: str, request: dict, actor: str) -> str:
@@ -41,10 +58,11 @@ def run_scan_job(database_url: str, job_id: str, product: ChangeProduct, setting
         result = scan_product(store, product, settings=settings, progress=progress)
         store.update_job(job_id, {"state": "successful", "progress": 100, "result": result.summary(),
                                   "message": "already scanned" if result.skipped else None})
-    except RedlineError as exc:
-        store.update_job(job_id, {"state": "failed", "message": str(exc)})
+    except RedlineError as exc:  # job messages are read through the API: no server paths in them
+        store.update_job(job_id, {"state": "failed", "message": hide_paths(str(exc), settings.data_dir)})
     except Exception as exc:  # a bug: keep the reason, and the traceback in the log
         log.exception("scan job %s crashed", job_id)
-        store.update_job(job_id, {"state": "failed", "message": f"internal error: {type(exc).__name__}: {exc}"})
+        store.update_job(job_id, {"state": "failed", "message": hide_paths(
+            f"internal error: {type(exc).__name__}: {exc}", settings.data_dir)})
     finally:
         store.close()

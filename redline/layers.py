@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyogrio
@@ -16,7 +18,8 @@ from pyogrio.errors import DataSourceError, DataLayerError
 
 from . import vocab
 from .errors import CRSError, FieldMappingError, InputError, MissingFileError
-from .geo import STORAGE_CRS, area_ha, polygonal
+from .geo import STORAGE_CRS, area_ha, parse_crs, polygonal
+from .safeio import Limits, geojson_crs, sniff_vector
 
 # Canonical attributes per layer kind: name -> required?
 SCHEMA: dict[str, dict[str, bool]] = {
@@ -139,10 +142,7 @@ def read_layer(
     path = Path(path)
     if not path.exists():
         raise MissingFileError(f"{path}: no such file")
-    try:
-        gdf = pyogrio.read_dataframe(path, layer=layer)
-    except (DataSourceError, DataLayerError) as exc:
-        raise InputError(f"{path}: not a readable vector dataset ({str(exc).splitlines()[0]})") from None
+    gdf = _read_frame(path, layer)
     if gdf.crs is None:
         raise CRSError(f"{path}: layer has no CRS; declare it (e.g. a .prj file, or ogr2ogr -a_srs EPSG:4490)")
     source_crs = gdf.crs.to_string()
@@ -179,6 +179,30 @@ def read_layer(
         value = {c: (None if src is None else row[src]) for c, src in fields.items()}
         report.zones.append(_zone(kind, value, geom, i, row, fields))
     return report
+
+
+def _read_frame(path: Path, layer: str | None) -> gpd.GeoDataFrame:
+    """A layer file, identified by content and read by its one allowlisted driver
+    (:mod:`redline.safeio`); GeoJSON is parsed in Python."""
+    with tempfile.TemporaryDirectory(prefix="redline-layer-") as work:
+        source = sniff_vector(path, str(path), Path(work), Limits(max_members=10_000,
+                                                                  max_unpacked_bytes=16 * 1024 ** 3,
+                                                                  max_json_bytes=4 * 1024 ** 3))
+        if source.geojson is not None:
+            doc = source.geojson
+            features = doc.get("features") if doc["type"] == "FeatureCollection" else \
+                [doc] if doc["type"] == "Feature" else [{"type": "Feature", "geometry": doc, "properties": {}}]
+            try:
+                gdf = gpd.GeoDataFrame.from_features(features)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise InputError(f"{path}: invalid GeoJSON features ({str(exc)[:200]})") from None
+            if "geometry" not in gdf:
+                raise InputError(f"{path}: no features")
+            return gdf.set_crs(parse_crs(geojson_crs(doc) or "OGC:CRS84"))
+        try:
+            return pyogrio.read_dataframe(source.path, layer=layer)
+        except (DataSourceError, DataLayerError) as exc:
+            raise InputError(f"{path}: not a readable {source.format} dataset ({str(exc).splitlines()[0]})") from None
 
 
 def _text(v) -> str | None:

@@ -24,6 +24,7 @@ import shapely
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from redline.auth import OPERATOR  # noqa: E402
 from redline.check import check_region  # noqa: E402
 from redline.layers import LoadReport, Zone  # noqa: E402
 from redline.store import open_store  # noqa: E402
@@ -105,7 +106,7 @@ def main(argv=None):
     engine_ms, sizes = [], []
     for region in regions:
         t = time.perf_counter()
-        answer = check_region(store, region)
+        answer = check_region(store, region, principal=OPERATOR)
         engine_ms.append((time.perf_counter() - t) * 1000)
         sizes.append((answer["summary"]["flags"], answer["summary"]["zones_touched"]))
     store.close()

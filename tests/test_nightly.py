@@ -329,3 +329,59 @@ def test_cli_nightly_on_a_local_dask_cluster(tmp_path, kill_setup, inbox):
                            "--settle", "0", "--workers", "2"], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 1 and "1 product(s) failed" in proc.stderr  # the corrupt one
     assert _snapshot(db) == expected  # the same store as the serial night
+
+
+def land_cover_pair(inbox: Path, table: str = "before,after,activity\n30,50,construction\n") -> Path:
+    """A before/after land-cover pair in a sub-folder and its manifest (a JSON with ``after``) in the inbox."""
+    lc = inbox / "lc"
+    lc.mkdir(exist_ok=True)
+    before = np.full((600, 700), 30, dtype=np.uint8)
+    after = before.copy()
+    after[100:140, 100:140] = 50  # grassland -> built-up, in the red line
+    write(lc, "before.tif", before, sidecar=False)
+    write(lc, "after.tif", after, sidecar=False)
+    (inbox / "transitions.csv").write_text(table)
+    manifest = inbox / "lc_2026-08.json"
+    manifest.write_text(json.dumps({"product_id": "LC_2026-08", "mode": "transition", "before": "lc/before.tif",
+                                    "after": "lc/after.tif", "transition_table": "transitions.csv",
+                                    "acquired_before": "2025-08-01", "acquired_after": "2026-08-01"}))
+    return manifest
+
+
+def test_land_cover_pair_manifest_is_discovered_as_one_product(inbox):
+    from redline.discovery import discover
+
+    manifest = land_cover_pair(inbox)
+    cands, unsettled = discover([inbox], [])
+    assert unsettled == []
+    # the manifest is the product; the rasters it names are not products by themselves; notes.json is no product
+    (cand,) = cands
+    assert (cand.item_id, Path(cand.location)) == ("lc_2026-08", manifest.resolve())
+    names = sorted(p.relative_to(inbox.resolve()).as_posix() for p in cand.files)
+    assert names == ["lc/after.tif", "lc/before.tif", "lc_2026-08.json", "transitions.csv"]
+    assert cand.acquired == "2026-08-01"
+    product = cand.resolve()
+    assert (product.mode, product.product_id) == ("transition", "LC_2026-08")
+    assert (product.before_path, product.path) == ((inbox / "lc" / "before.tif"), (inbox / "lc" / "after.tif"))
+
+
+def test_land_cover_pair_manifest_is_scanned_once_and_again_when_its_table_is_corrected(store, layers, inbox,
+                                                                                         tmp_path):
+    land_cover_pair(inbox)
+    d = night(store, inbox, tmp_path)
+    assert d["status"] == "ok", d["failures"]
+    assert [s["product_id"] for s in d["scans"]] == ["LC_2026-08"]
+    (flag,) = store.flags()
+    assert (flag["activity"], flag["zone_name"], flag["first_seen"]) == ("construction", "RL-A", "2026-08-01")
+    again = night(store, inbox, tmp_path)
+    assert again["scans"] == [] and again["totals"]["unchanged"] == 1 and len(store.scans()) == 1
+
+    (inbox / "transitions.csv").write_text("before,after,activity\n30,50,mining\n")  # the table was wrong
+    fixed = night(store, inbox, tmp_path)
+    (scan,) = fixed["scans"]
+    assert scan["product_id"] == "LC_2026-08" and not scan.get("already_scanned")
+    assert len(store.scans()) == 2
+    (flag,) = store.flags()  # the same place: a second observation, now judged as mining
+    assert (flag["activity"], flag["n_observations"]) == ("mining", 2)
+    keys = [e["key"] for e in store.ledger_entries()]
+    assert len(keys) == len(set(keys)) == 2

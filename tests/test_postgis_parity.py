@@ -17,6 +17,7 @@ import pyogrio
 import pytest
 import shapely
 
+from redline.auth import OPERATOR
 from redline.check import check_region
 from redline.export import FORMATS, export_flags
 from redline.regions import read_region
@@ -133,7 +134,7 @@ def test_check_and_screening(stores):
     rules = load_rules(None)
     footprint = shapely.box(108.66, 39.83, 108.69, 39.86)
     far = shapely.box(108.0, 39.0, 108.01, 39.01)
-    same({b: {"check": check_region(s, region), "june": check_region(s, region, until=date(2026, 7, 1)),
+    same({b: {"check": check_region(s, region, principal=OPERATOR), "june": check_region(s, region, until=date(2026, 7, 1), principal=OPERATOR),
               "screen": screen(s, footprint, "mining", rules), "far": screen(s, far, "solar", rules)}
           for b, s in stores.items()})
 

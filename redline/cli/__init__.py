@@ -9,7 +9,9 @@ import typer
 from pydantic import ValidationError
 
 from ..errors import RedlineError
-from . import check, db, export, flags, layers, nightly, recheck, scan, serve, tokens
+from ..safeio import harden_gdal
+
+from . import check, db, evidence, export, flags, layers, nightly, recheck, scan, serve, tokens
 from .options import State, err_console
 
 app = typer.Typer(
@@ -33,6 +35,7 @@ app.add_typer(layers.app, name="layers")
 app.add_typer(flags.app, name="flags")
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(db.app, name="db")
+app.add_typer(evidence.app, name="evidence")
 app.command("scan")(scan.scan)
 app.command("check")(check.check)
 app.command("export")(export.export)
@@ -43,6 +46,7 @@ app.command("recheck")(recheck.recheck)
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user mistakes become one line on stderr and exit status 2."""
+    harden_gdal()  # no network for GDAL/PROJ, whatever a file says
     try:
         app(args=argv, prog_name="redline")
     except RedlineError as exc:

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from ..auth import OPERATOR
 from ..check import check_region
 from ..regions import read_region
 from .options import JsonOpt, SinceOpt, UntilOpt, console, parse_date, print_json, store
@@ -15,7 +16,7 @@ from .options import JsonOpt, SinceOpt, UntilOpt, console, parse_date, print_jso
 
 def check(
     region_file: Annotated[Path, typer.Argument(help="Region: GeoPackage, zipped shapefile, KML, GeoJSON...")],
-    crs: Annotated[str | None, typer.Option(help="CRS of the region when the file has none (e.g. EPSG:4490).")] = None,
+    crs: Annotated[str | None, typer.Option(help="CRS of the region when the file declares none (e.g. EPSG:4490); never overrides the file's own.")] = None,
     since: SinceOpt = None,
     until: UntilOpt = None,
     as_json: JsonOpt = False,
@@ -23,7 +24,7 @@ def check(
     """Check a region: red lines and reserve zones touched, flags inside, imagery coverage."""
     region = read_region(region_file, crs)
     with store() as s:
-        answer = check_region(s, region, parse_date(since, "since"), parse_date(until, "until"))
+        answer = check_region(s, region, parse_date(since, "since"), parse_date(until, "until"), principal=OPERATOR)
     if as_json:
         print_json(answer)
         return

@@ -84,6 +84,21 @@ def _shapes(rows: list[dict], column: str, key: str) -> list[dict]:
     return rows
 
 
+# libpq's connect_timeout (seconds) where the URL names none: an unreachable host answers
+# 503 after this long instead of holding the request for the OS's TCP timeout (minutes)
+CONNECT_TIMEOUT = 5
+
+
+@contextmanager
+def _available(url: str):
+    """The server went away (stopped, restarted, network cut) or cannot serve now: a
+    StoreError (503 in the API, one line in the CLI), not a driver error (500, traceback)."""
+    try:
+        yield
+    except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+        raise StoreError(f"store unavailable at {redact(url)}: {oneline(exc)}") from exc
+
+
 class _IsoTimestampLoader(Loader):
     """timestamptz as Python writes it, in UTC (the session's time zone): 2026-06-20T08:00:00+00:00."""
 
@@ -148,23 +163,29 @@ class PostGISStore(Store):
         if self.conn is not None:  # checked and adapted when it was opened
             return
         try:
+            timeout = {} if "connect_timeout" in url else {"connect_timeout": CONNECT_TIMEOUT}
             self.conn = psycopg.connect(conninfo(url), autocommit=True, row_factory=dict_row,
-                                        application_name="redline")
+                                        application_name="redline", **timeout)
         except psycopg.Error as exc:
             raise StoreError(f"cannot connect to {redact(url)}: {oneline(exc)}") from None
         _LIVE.add(self.conn)
         try:
-            self.conn.execute("SET TIME ZONE 'UTC'")
-            self.conn.execute("SET DateStyle TO ISO")
-            self._check_schema()
-            # rows as the SQLite store gives them: dates as 'YYYY-MM-DD' (DateStyle ISO),
-            # timestamps in Python's ISO form; geometries stay hex EWKB text until _shapes()
-            self.conn.adapters.register_loader("date", TextLoader)
-            self.conn.adapters.register_loader("timestamptz", _IsoTimestampLoader)
-            self.conn.adapters.register_loader(TypeInfo.fetch(self.conn, "geometry").oid, TextLoader)
+            with _available(url):
+                self._prepare()
         except BaseException:
             self.conn.close()
             raise
+
+    def _prepare(self) -> None:
+        """Session settings, schema check, type adapters: once per new connection."""
+        self.conn.execute("SET TIME ZONE 'UTC'")
+        self.conn.execute("SET DateStyle TO ISO")
+        self._check_schema()
+        # rows as the SQLite store gives them: dates as 'YYYY-MM-DD' (DateStyle ISO),
+        # timestamps in Python's ISO form; geometries stay hex EWKB text until _shapes()
+        self.conn.adapters.register_loader("date", TextLoader)
+        self.conn.adapters.register_loader("timestamptz", _IsoTimestampLoader)
+        self.conn.adapters.register_loader(TypeInfo.fetch(self.conn, "geometry").oid, TextLoader)
 
     def _check_schema(self) -> None:
         revision = postgres_revision(self.conn)
@@ -203,7 +224,7 @@ class PostGISStore(Store):
             return
         self._depth = 1
         try:
-            with self.conn.transaction():
+            with _available(self.url), self.conn.transaction():
                 self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
                 yield self
         finally:
@@ -211,10 +232,12 @@ class PostGISStore(Store):
 
     # helpers ---------------------------------------------------------------------------
     def _all(self, sql: str, params=()) -> list[dict]:
-        return self.conn.execute(sql, params).fetchall()
+        with _available(self.url):
+            return self.conn.execute(sql, params).fetchall()
 
     def _one(self, sql: str, params=()) -> dict | None:
-        return self.conn.execute(sql, params).fetchone()
+        with _available(self.url):
+            return self.conn.execute(sql, params).fetchone()
 
     def _insert(self, table: str, row: dict, geom_col: str | None = None, geometry=None,
                 returning: str | None = "id"):
@@ -226,10 +249,11 @@ class PostGISStore(Store):
             values.append("ST_GeomFromWKB(%s, 4326)")
             params.append(geom_wkb(geometry))
         sql = f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join(values)})"
-        if returning is None:
-            self.conn.execute(sql, params)
-            return None
-        return self.conn.execute(f"{sql} RETURNING {returning}", params).fetchone()[returning]
+        with _available(self.url):
+            if returning is None:
+                self.conn.execute(sql, params)
+                return None
+            return self.conn.execute(f"{sql} RETURNING {returning}", params).fetchone()[returning]
 
     # layers ----------------------------------------------------------------------------
     def add_layer_version(self, report: LoadReport) -> dict:
@@ -252,7 +276,8 @@ class PostGISStore(Store):
                 "INSERT INTO zone_parts (zone_id, geom)"
                 " SELECT id, ST_Subdivide(CASE WHEN ST_IsValid(geom) THEN geom ELSE ST_MakeValid(geom) END, %s)"
                 " FROM zones WHERE layer_version_id = %s", (PART_VERTICES, lv_id))
-        self.conn.execute("ANALYZE zone_parts")  # the planner must know the table grew (outside the lock)
+        with _available(self.url):
+            self.conn.execute("ANALYZE zone_parts")  # the planner must know the table grew (outside the lock)
         return {"id": lv_id, "kind": report.kind, "version": version}
 
     def layer_versions(self, kind=None, current_only=True) -> list[dict]:

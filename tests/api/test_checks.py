@@ -12,7 +12,7 @@ import pyogrio
 import pytest
 import shapely
 
-from .conftest import assert_problem
+from .conftest import XIN, YIHE, assert_problem
 
 REGION = json.loads(open(__file__.rsplit("/tests/", 1)[0] + "/sample_data/check_region.geojson").read())
 GEOM = REGION["features"][0]["geometry"]
@@ -23,7 +23,16 @@ def test_check_geojson_geometry_feature_and_collection(client, auth):
                for body in (GEOM, REGION["features"][0], REGION)]
     assert answers[0] == answers[1] == answers[2]
     a = answers[0]
-    assert a["summary"]["conflicts"] == 7 and a["summary"]["scans"] == 3
+    # the inspector of 锡尼镇 sees its 6 conflicts, not the farmland flag of 伊和乌素苏木
+    assert a["summary"]["conflicts"] == 6 and a["summary"]["scans"] == 3
+    assert {f["admin_code"] for f in a["flags"]} == {XIN}
+    everyone = client.post("/checks", json=GEOM, headers=auth("admin")).json()
+    assert everyone["summary"]["conflicts"] == 7 and YIHE in {f["admin_code"] for f in everyone["flags"]}
+    other = client.post("/checks", json=GEOM, headers=auth("inspector_yihe")).json()
+    assert {f["admin_code"] for f in other["flags"]} == {YIHE}
+    # conflict area: the flagged ground inside the region, never more than the region
+    assert 0 < a["summary"]["conflict_area"]["ha"] < everyone["summary"]["conflict_area"]["ha"]
+    assert everyone["summary"]["conflict_area"]["ha"] <= everyone["summary"]["region"]["ha"]
     assert a["summary"]["last_observed"] == "2026-09-18"
     assert {z["regime"] for z in a["zones"]} == {"redline", "core", "buffer", "experimental"}
     for z in a["zones"]:
@@ -63,7 +72,7 @@ def test_check_uploaded_file(client, auth, tmp_path, fmt):
         driver = {"gpkg": "GPKG", "kml": "KML", "geojson": "GeoJSON"}[fmt]
         pyogrio.write_dataframe(gdf.to_crs(4490) if fmt == "gpkg" else gdf, path, driver=driver)
         name, data = path.name, path.read_bytes()
-    a = client.post("/checks", files={"file": (name, data)}, headers=auth("inspector")).json()
+    a = client.post("/checks", files={"file": (name, data)}, headers=auth("admin")).json()
     assert a["summary"]["conflicts"] == 7, a
 
 
@@ -80,8 +89,8 @@ def test_check_bad_input(client, auth):
                    422, "not valid JSON")
     assert_problem(client.post("/checks", content=b"x", headers={**h, "content-type": "text/plain"}), 422)
     assert_problem(client.post("/checks?crs=EPSG:99999", json=GEOM, headers=h), 422, "unknown CRS")
-    assert_problem(client.post("/checks", files={"file": ("r.exe", b"MZ")}, headers=h), 422, "unsupported upload")
-    assert_problem(client.post("/checks", files={"file": ("r.gpkg", b"garbage")}, headers=h), 422, "not a readable")
+    assert_problem(client.post("/checks", files={"file": ("r.exe", b"MZ")}, headers=h), 422, "r.exe: unsupported file")
+    assert_problem(client.post("/checks", files={"file": ("r.gpkg", b"garbage")}, headers=h), 422, "unsupported file")
 
 
 def test_check_limits(client, auth):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import socket
 import subprocess
 import sys
@@ -11,6 +13,8 @@ from pathlib import Path
 import httpx
 import pyogrio
 import pytest
+
+from redline.safeio import HARDENED_CONFIG
 
 from .conftest import assert_problem
 
@@ -84,23 +88,36 @@ def live_server(env, tmp_path_factory):
         proc.wait(timeout=10)
 
 
+OAPIF_CLIENT = """
+import json, sys
+import pyogrio
+base, box = sys.argv[1], tuple(map(float, sys.argv[2].split(",")))
+layers = [name for name, _ in pyogrio.list_layers(f"OAPIF:{base}")]
+gdf = pyogrio.read_dataframe(f"OAPIF:{base}", layer="flags", PAGE_SIZE=3)  # an OAPIF open option
+near = pyogrio.read_dataframe(f"OAPIF:{base}", layer="flags", bbox=box)
+print(json.dumps({"layers": layers, "ids": gdf["id"].tolist(), "severity": sorted(set(gdf["severity"])),
+                  "near": near["activity"].tolist()}))
+"""
+
+
 def test_gdal_oapif_client_reads_flags(live_server, env):
+    """GDAL's OGC API Features driver, as an analyst runs it (its own process, GDAL's own
+    network settings): count, paging (page size 3 < 8 flags) and a bbox filter."""
     live_server, log = live_server
-    """GDAL's OGC API Features driver: count, paging (page size 3 < 8 flags) and a bbox filter."""
+    road = next(p for p in env["truth"]["patches"] if p["name"] == "road_seam")["centroid_lonlat"]
+    box = (road[0] - 0.02, road[1] - 0.02, road[0] + 0.02, road[1] + 0.02)
+    # the client's environment, not the server's hardened one (no GDAL network there)
+    client_env = {k: v for k, v in os.environ.items() if k not in HARDENED_CONFIG}
     # the OAPIF driver sets its own headers, so the token goes through GDAL's bearer auth
-    pyogrio.set_gdal_config_options({"GDAL_HTTP_AUTH": "BEARER", "GDAL_HTTP_BEARER": env["tokens"]["viewer"]})
-    try:
-        layers = [name for name, _ in pyogrio.list_layers(f"OAPIF:{live_server}")]
-        assert {"flags", "redline", "reserve"} <= set(layers)
-        before = log.read_text().count("GET /collections/flags/items")
-        gdf = pyogrio.read_dataframe(f"OAPIF:{live_server}", layer="flags", PAGE_SIZE=3)  # an OAPIF open option
-        assert len(gdf) == 8 and gdf["id"].is_unique
-        pages = log.read_text().count("GET /collections/flags/items") - before
-        assert pages >= 3  # 8 flags, 3 a page: GDAL followed our next links
-        assert set(gdf["severity"]) == {"critical", "high", "medium"}
-        road = next(p for p in env["truth"]["patches"] if p["name"] == "road_seam")["centroid_lonlat"]
-        box = (road[0] - 0.02, road[1] - 0.02, road[0] + 0.02, road[1] + 0.02)
-        near = pyogrio.read_dataframe(f"OAPIF:{live_server}", layer="flags", bbox=box)
-        assert 0 < len(near) < 8 and "transport" in set(near["activity"])
-    finally:
-        pyogrio.set_gdal_config_options({"GDAL_HTTP_AUTH": None, "GDAL_HTTP_BEARER": None})
+    client_env.update(GDAL_HTTP_AUTH="BEARER", GDAL_HTTP_BEARER=env["tokens"]["viewer"])
+    before = log.read_text().count("GET /collections/flags/items")
+    run = subprocess.run([sys.executable, "-c", OAPIF_CLIENT, live_server, ",".join(map(str, box))],
+                         env=client_env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    got = json.loads(run.stdout)
+    assert {"flags", "redline", "reserve"} <= set(got["layers"])
+    assert len(got["ids"]) == 8 and len(set(got["ids"])) == 8
+    pages = log.read_text().count("GET /collections/flags/items") - before
+    assert pages >= 3  # 8 flags, 3 a page: GDAL followed our next links
+    assert got["severity"] == ["critical", "high", "medium"]
+    assert 0 < len(got["near"]) < 8 and "transport" in got["near"]

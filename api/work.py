@@ -1,0 +1,108 @@
+"""CPU-heavy request work off the event loop, bounded in number and in time.
+
+Checks, screenings and exports parse user files, repair geometry, overlay and write: seconds
+of CPU that must not hold up the event loop (``/health`` and every other request would
+wait) and that must stop when they run too long. They run in a small pool of worker
+processes (pebble): a task past ``work_timeout_s`` is answered 503 and its worker is killed
+and replaced; beyond ``work_queue`` waiting requests the API answers 503 at once.
+
+The task functions below are the whole of what runs in a worker: each opens the store and
+calls the engine, nothing more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+from concurrent.futures import CancelledError as FutureCancelled
+from concurrent.futures import TimeoutError as FutureTimeout
+from datetime import date
+from pathlib import Path
+
+from pebble import ProcessExpired, ProcessPool
+
+from redline.auth import Principal
+from redline.check import check_region
+from redline.errors import BusyError
+from redline.export import export_flags
+from redline.regions import RegionLimits, parse_json, read_region, region_from_geojson
+from redline.rules import load_rules
+from redline.safeio import harden_gdal
+from redline.screening import screen
+from redline.store import FlagFilter, Store, open_store
+
+MAX_TASKS_PER_WORKER = 500  # recycle workers now and then: GEOS/GDAL caches stay small
+
+# --- in the worker ----------------------------------------------------------------------
+
+_stores: dict[str, Store] = {}
+
+
+def _store(url: str) -> Store:
+    """One store per worker process and database, opened on first use."""
+    if url not in _stores:
+        _stores[url] = open_store(url)
+    return _stores[url]
+
+
+def check_task(url: str, principal: Principal, body: bytes | None, upload: tuple[str, str] | None,
+               crs: str | None, since: date | None, until: date | None, limits: RegionLimits) -> dict:
+    if upload is not None:
+        path, name = upload
+        region = read_region(Path(path), crs, limits, name=name)
+    else:
+        region = region_from_geojson(parse_json(body, "request body"), crs, "region", limits)
+    return check_region(_store(url), region, since, until, principal=principal)
+
+
+def screening_task(url: str, footprint: dict, crs: str | None, activity: str, rules_path: Path | None,
+                   limits: RegionLimits) -> dict:
+    region = region_from_geojson(footprint, crs, "footprint", limits)
+    return screen(_store(url), region, activity, load_rules(rules_path))
+
+
+def export_task(url: str, path: str, fmt: str, flt: FlagFilter, crs: str | None) -> dict:
+    return export_flags(_store(url), path, fmt, flt, crs)
+
+
+# --- in the server ----------------------------------------------------------------------
+
+class WorkPool:
+    """A pool of worker processes shared by all requests of one app."""
+
+    def __init__(self, processes: int, timeout_s: float, queue: int):
+        self.processes, self.timeout_s, self.queue = processes, timeout_s, queue
+        self._pool: ProcessPool | None = None
+        self._in_flight = 0
+
+    def _get(self) -> ProcessPool:
+        if self._pool is None or not self._pool.active:
+            # spawn: a worker inherits no database connections, threads or locks of the server
+            self._pool = ProcessPool(max_workers=self.processes, max_tasks=MAX_TASKS_PER_WORKER,
+                                     context=multiprocessing.get_context("spawn"), initializer=harden_gdal)
+        return self._pool
+
+    async def run(self, fn, *args):
+        """Run ``fn(*args)`` in a worker; engine errors come back as themselves."""
+        if self._in_flight >= self.processes + self.queue:
+            raise BusyError(f"the server is busy ({self._in_flight} requests in progress); try again shortly")
+        self._in_flight += 1
+        future = self._get().schedule(fn, args=args, timeout=self.timeout_s)
+        try:
+            return await asyncio.wrap_future(future)
+        except FutureTimeout:
+            raise BusyError(f"the work ran past the limit of {self.timeout_s:g} s and was stopped; "
+                            "a smaller or simpler input answers sooner") from None
+        except ProcessExpired:
+            raise BusyError("the worker doing this request died (out of memory?); try a smaller input") from None
+        except (asyncio.CancelledError, FutureCancelled):
+            future.cancel()  # the client went away: stop the work too
+            raise
+        finally:
+            self._in_flight -= 1
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.stop()
+            self._pool.join(timeout=10)
+            self._pool = None

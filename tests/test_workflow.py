@@ -1,0 +1,139 @@
+"""Every workflow transition, legal and illegal, through the engine and the API.
+
+The expected table is written here by hand from the Green Shield procedure, not read from
+``redline.workflow.TRANSITIONS``: a change to the table in the code must fail here.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import shapely
+
+from redline.errors import ConflictError, InputError, NotFoundError
+from redline.vocab import FLAG_STATUSES
+from redline.workflow import TransitionError, allowed_next, move
+
+LEGAL = {
+    ("new", "dispatched"),
+    ("dispatched", "verified_violation"),
+    ("dispatched", "false_positive"),
+    ("dispatched", "permitted"),
+    ("verified_violation", "rectifying"),
+    ("false_positive", "closed"),
+    ("permitted", "closed"),
+    ("rectifying", "rectified"),
+    ("rectified", "closed"),
+    ("rectified", "rectifying"),  # the site was not rectified after all
+}
+STATUSES = ("new", "dispatched", "verified_violation", "false_positive", "permitted", "rectifying", "rectified",
+            "closed")
+PAIRS = list(itertools.product(STATUSES, STATUSES))
+
+FLAG = {
+    "status": "new", "severity": "high", "activity": "mining", "confidence": "high", "score": None,
+    "area_ha": 1.0, "area_mu": 15.0, "first_seen": "2026-06-01", "last_seen": "2026-06-01", "n_observations": 1,
+    "zone_layer": "redline", "zone_name": "RL", "zone_regime": "redline", "admin_code": "150625100",
+    "admin_name": "A", "permit_id": None, "layer_versions": {"redline": 1}, "rules_version": "t", "rule": "r",
+}
+
+
+def flag_in(store, status: str) -> int:
+    fid = store.insert_flag({**FLAG, "status": status}, shapely.box(108, 39, 108.01, 39.01))
+    assert store.flag(fid)["status"] == status
+    return fid
+
+
+def test_the_statuses_are_the_procedure_s():
+    assert tuple(FLAG_STATUSES) == STATUSES
+
+
+@pytest.mark.parametrize("status", STATUSES)
+def test_allowed_next_lists_exactly_the_legal_moves(status):
+    assert set(allowed_next(status)) == {to for frm, to in LEGAL if frm == status}
+
+
+def test_verified_violation_cannot_be_closed_without_rectification():
+    assert ("verified_violation", "closed") not in LEGAL
+    assert "closed" not in allowed_next("verified_violation")
+    assert allowed_next("closed") == ()
+
+
+@pytest.mark.parametrize("frm", STATUSES)
+def test_every_move_from_a_status_through_the_engine(store, frm):
+    """From ``frm`` to every status: a legal move changes the status and is audited; an
+    illegal one raises a TransitionError naming the legal moves and changes nothing."""
+    for to in STATUSES:
+        fid = flag_in(store, frm)
+        if (frm, to) in LEGAL:
+            out = move(store, fid, to, "insp", note=f"{frm}->{to}")
+            assert out["status"] == to and store.flag(fid)["status"] == to, (frm, to)
+            assert "geometry" not in out
+            (entry,) = [h for h in store.history(fid) if h["action"] == "status"]
+            assert entry["actor"] == "insp"
+            assert entry["detail"] == {"from": frm, "to": to, "note": f"{frm}->{to}"}
+        else:
+            with pytest.raises(TransitionError) as info:
+                move(store, fid, to, "insp")
+            assert isinstance(info.value, ConflictError)
+            assert f"cannot move from {frm} to {to}" in str(info.value), (frm, to)
+            assert set(info.value.allowed) == {t for f, t in LEGAL if f == frm}
+            if frm == "closed":
+                assert "none (final state)" in str(info.value)
+            assert store.flag(fid)["status"] == frm and store.history(fid) == [], (frm, to)
+
+
+def test_the_whole_procedure_ends_closed(store):
+    fid = flag_in(store, "new")
+    path = ["dispatched", "verified_violation", "rectifying", "rectified", "rectifying", "rectified", "closed"]
+    for to in path:
+        move(store, fid, to, "insp")
+    assert [h["detail"]["to"] for h in store.history(fid) if h["action"] == "status"] == path
+
+
+def test_unknown_status_and_missing_flag(store):
+    fid = flag_in(store, "new")
+    with pytest.raises(InputError, match="unknown status 'done'"):
+        move(store, fid, "done", "insp")
+    assert store.flag(fid)["status"] == "new"
+    with pytest.raises(NotFoundError):
+        move(store, fid + 1000, "dispatched", "insp")
+
+
+# --- the same table through the API (PATCH /flags/{id}) ---------------------------------
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory):
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from redline.auth import create_token
+    from redline.config import Settings
+    from redline.store import open_store
+
+    out = tmp_path_factory.mktemp("wf")
+    url = f"sqlite:///{out / 'wf.db'}"
+    store = open_store(url)
+    token = create_token(store, "insp", "inspector", ["150625100"])
+    settings = Settings(database_url=url, data_dir=out, evidence_dir=out / "evidence")
+    with TestClient(create_app(settings)) as client:
+        yield {"client": client, "store": store, "headers": {"Authorization": f"Bearer {token}"}}
+    store.close()
+
+
+@pytest.mark.parametrize("frm,to", PAIRS, ids=[f"{f}->{t}" for f, t in PAIRS])
+def test_every_move_through_the_api(api, frm, to):
+    store, client = api["store"], api["client"]
+    fid = flag_in(store, frm)
+    r = client.patch(f"/flags/{fid}", json={"status": to, "note": "field visit"}, headers=api["headers"])
+    if (frm, to) in LEGAL:
+        assert r.status_code == 200, r.text
+        assert r.json()["status"] == to
+        assert set(r.json()["allowed_next"]) == {t for f, t in LEGAL if f == to}
+        assert store.flag(fid)["status"] == to
+    else:
+        assert r.status_code == 409, r.text
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert f"cannot move from {frm} to {to}" in r.json()["detail"]
+        assert store.flag(fid)["status"] == frm
