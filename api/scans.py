@@ -89,10 +89,8 @@ def post_scan(body: ScanRequest, request: Request, response: Response, store: St
         if not product.paths:
             raise InputError("no raster in the product")
     except RedlineError as exc:  # messages name paths relative to the data folder, never server paths
-        message = hide_paths(str(exc), root, settings.data_dir)
-        if message == str(exc):
-            raise
-        raise type(exc)(message) from None
+        exc.args = (hide_paths(str(exc), root, settings.data_dir),)  # same class, so the same status
+        raise
     job_id = new_job(store, "scan", body.model_dump(mode="json", exclude_none=True), user.name)
     request.app.state.executor.submit(run_scan_job, settings.database_url, job_id, product, settings)
     response.headers["Location"] = f"/jobs/{job_id}"

@@ -138,7 +138,8 @@ class CheckSummary(BaseModel):
     zones_touched: int
     flags: int
     conflicts: int
-    conflict_area: Area
+    conflict_area: Area = Field(description="Ground of the listed conflicts inside the region (geodesic, overlaps "
+                                            "counted once); never more than the region")
     by_severity: dict[str, int]
     by_activity: dict[str, int]
     by_status: dict[str, int]

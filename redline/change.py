@@ -225,7 +225,13 @@ def _read_csv(path: Path, required: tuple[str, ...]) -> list[dict]:
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f)
-            rows = [r for r in reader if any((v or "").strip() for v in r.values())]
+            rows = []
+            for r in reader:
+                if None in r:  # more values than the header has columns
+                    raise InputError(f"{path}:{reader.line_num}: {len(reader.fieldnames) + len(r[None])} values, "
+                                     f"but the header names {len(reader.fieldnames)} columns")
+                if any((v or "").strip() for v in r.values()):
+                    rows.append(r)
             header = [h.strip().lower() for h in reader.fieldnames or []]
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise InputError(f"{path}: cannot read table ({exc})") from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import date
 
+import numpy as np
 import shapely
 
 from . import vocab
@@ -19,6 +20,22 @@ NOT_CONFLICT = ("permitted", "false_positive")
 
 def _ha(x: float) -> dict:
     return {"ha": round(x, 4), "mu": round(vocab.hectares_to_mu(x), 2)}
+
+
+def _ground_inside(flags: list[dict], region) -> float:
+    """Hectares of the flags' ground inside the (prepared) region, overlaps counted once.
+    A flag wholly inside counts its stored (geodesic) area; only the ones the region's
+    edge cuts are intersected and measured again."""
+    if not flags:
+        return 0.0
+    geoms = np.array([f["geometry"] for f in flags], dtype=object)
+    tree = shapely.STRtree(geoms)
+    nested = tree.query(geoms, predicate="contains")
+    if len(tree.query(geoms, predicate="overlaps")[0]) or (nested[0] != nested[1]).any():  # rare: flags overlap
+        return area_ha(shapely.intersection(shapely.union_all(geoms), region))
+    whole = shapely.contains_properly(region, geoms)
+    cut = shapely.intersection(geoms[~whole], region)
+    return sum(f["area_ha"] for f, w in zip(flags, whole) if w) + sum(area_ha(g) for g in cut)
 
 
 def check_region(store: Store, region, since: date | None = None, until: date | None = None, *,
@@ -62,14 +79,13 @@ def check_region(store: Store, region, since: date | None = None, until: date | 
 
     flags = store.flags(principal.scope(FlagFilter(region=region, since=since, until=until)))
     conflicts = [f for f in flags if f["status"] not in NOT_CONFLICT]
-    # the conflicting ground inside the region, measured once where flags overlap
-    inside = shapely.union_all([shapely.intersection(f["geometry"], region) for f in conflicts]) if conflicts else None
+
     summary = {
         "region": _ha(region_ha),
         "zones_touched": len(zones),
         "flags": len(flags),
         "conflicts": len(conflicts),
-        "conflict_area": _ha(min(area_ha(inside), region_ha) if inside is not None else 0.0),
+        "conflict_area": _ha(min(_ground_inside(conflicts, region), region_ha)),
         "by_severity": dict(Counter(f["severity"] for f in conflicts)),
         "by_activity": dict(Counter(f["activity"] for f in conflicts)),
         "by_status": dict(Counter(f["status"] for f in flags)),

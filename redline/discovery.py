@@ -214,8 +214,21 @@ def product_from_item(item) -> ChangeProduct:
                           "a 'classes' asset (class table CSV)", "'before', 'after' and 'transitions' assets")
 
 
+def _local_stac_io():
+    """pystac I/O that reads local files only: a catalog's links never make us fetch a URL."""
+    from pystac.stac_io import DefaultStacIO
+
+    class LocalStacIO(DefaultStacIO):
+        def read_text_from_href(self, href: str) -> str:
+            return super().read_text_from_href(str(_local(href)))
+
+    return LocalStacIO()
+
+
 def _stac_items(href: str) -> Iterator:
     import pystac
+
+    io = _local_stac_io()
 
     try:
         doc = json.loads(Path(_local(href)).read_text(encoding="utf-8"))
@@ -223,11 +236,11 @@ def _stac_items(href: str) -> Iterator:
         raise InputError(f"{href}: not a readable STAC document ({exc})") from None
     try:
         if doc.get("type") == "FeatureCollection":
-            yield from pystac.ItemCollection.from_file(href)
+            yield from pystac.ItemCollection.from_file(href, stac_io=io)
         elif doc.get("type") == "Feature":
-            yield pystac.Item.from_file(href)
+            yield pystac.Item.from_file(href, stac_io=io)
         else:
-            yield from pystac.read_file(href).get_items(recursive=True)
+            yield from pystac.read_file(href, stac_io=io).get_items(recursive=True)
     except pystac.STACError as exc:
         raise InputError(f"{href}: not a STAC catalog, collection, item or ItemCollection ({exc})") from None
 

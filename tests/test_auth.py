@@ -50,11 +50,11 @@ def test_only_inspectors_are_bound_to_their_jurisdiction(role, restricted):
         p.require_flag({"id": 2, "admin_code": YIHE})
 
 
-def test_inspector_with_an_empty_jurisdiction_sees_no_flag():
-    p = Principal("i", "inspector", ())
-    assert not p.may_see({"id": 1, "admin_code": XIN})
-    assert not p.may_see({"id": 2, "admin_code": ""})
-    assert not p.may_see({"id": 3, "admin_code": None})
+def test_inspector_with_an_empty_jurisdiction_is_refused():
+    """An empty list of admin units would filter nothing, i.e. show everything: refused outright."""
+    with pytest.raises(PermissionDeniedError, match="no jurisdiction"):
+        Principal("i", "inspector", ())
+    assert Principal("v", "viewer", ()).jurisdiction == ()  # unrestricted roles need none
 
 
 def test_create_token_validates_role_and_jurisdiction(store):
@@ -96,7 +96,7 @@ def test_missing_wrong_and_revoked_tokens_are_refused(store):
     assert authenticate(store, keep).name == "keep"  # revoking one token leaves the others
 
 
-# --- the jurisdiction filter of flag listings (api/filters.py::restrict) -----------------
+# --- the jurisdiction filter of flag listings (Principal.scope) ---------------------------
 
 FLAG = {
     "status": "new", "severity": "high", "activity": "mining", "confidence": "high", "score": None,
@@ -104,12 +104,6 @@ FLAG = {
     "zone_layer": "redline", "zone_name": "RL", "zone_regime": "redline", "admin_code": XIN, "admin_name": "A",
     "permit_id": None, "layer_versions": {"redline": 1}, "rules_version": "t", "rule": "r",
 }
-
-
-def restrict(flt, user):
-    from api.filters import restrict as _restrict
-
-    return _restrict(flt, user)
 
 
 @pytest.fixture
@@ -120,34 +114,40 @@ def two_townships(store):
     return a, b, c
 
 
+def ids(store, flt):
+    return [f["id"] for f in store.flags(flt)]
+
+
 def test_inspector_lists_only_own_jurisdiction(store, two_townships):
     a, b, c = two_townships
     inspector = Principal("i", "inspector", (XIN,))
-    assert [f["id"] for f in store.flags(restrict(FlagFilter(), inspector))] == [a]
-    assert store.count_flags(restrict(FlagFilter(), inspector)) == 1
-    assert [f["id"] for f in store.flags(restrict(FlagFilter(admin_code=[XIN]), inspector))] == [a]
-    with pytest.raises(PermissionDeniedError, match=f"{YIHE} .*outside your jurisdiction"):
-        restrict(FlagFilter(admin_code=[XIN, YIHE]), inspector)
+    assert ids(store, inspector.scope()) == [a] and ids(store, inspector.scope(None)) == [a]
+    assert store.count_flags(inspector.scope(FlagFilter())) == 1
+    assert ids(store, inspector.scope(FlagFilter(admin_code=[XIN]))) == [a]
+    with pytest.raises(PermissionDeniedError, match=f"{YIHE} are outside your jurisdiction"):
+        inspector.scope(FlagFilter(admin_code=[XIN, YIHE]))
     both = Principal("j", "inspector", (XIN, YIHE))
-    assert [f["id"] for f in store.flags(restrict(FlagFilter(), both))] == [a, b]
-    assert [f["id"] for f in store.flags(restrict(FlagFilter(admin_code=[YIHE]), both))] == [b]
+    assert ids(store, both.scope(FlagFilter())) == [a, b]
+    assert ids(store, both.scope(FlagFilter(admin_code=[YIHE]))) == [b]
+    asked = FlagFilter(severity=["high"])
+    scoped = inspector.scope(asked)
+    assert (scoped.admin_code, scoped.severity) == ([XIN], ["high"]) and asked.admin_code is None  # not in place
 
 
 @pytest.mark.parametrize("role", ["viewer", "analyst", "admin"])
 def test_other_roles_list_everything_and_filter_as_asked(store, two_townships, role):
     a, b, c = two_townships
     user = Principal("u", role)
-    assert [f["id"] for f in store.flags(restrict(FlagFilter(), user))] == [a, b, c]
-    assert [f["id"] for f in store.flags(restrict(FlagFilter(admin_code=[YIHE]), user))] == [b]
+    assert ids(store, user.scope(FlagFilter())) == [a, b, c]
+    assert ids(store, user.scope(FlagFilter(admin_code=[YIHE]))) == [b]
 
 
-@pytest.mark.xfail(strict=True, reason="restrict() turns an empty jurisdiction into admin_code=[] and the store "
-                                       "reads an empty list as 'any': an inspector token with no jurisdiction "
-                                       "(possible through store.add_token) lists every flag")
-def test_inspector_with_an_empty_jurisdiction_lists_no_flag(store, two_townships):
-    nobody = Principal("i", "inspector", ())
-    try:
-        flt = restrict(FlagFilter(), nobody)
-    except PermissionDeniedError:
-        return  # refusing outright is as good
-    assert store.flags(flt) == [] and store.count_flags(flt) == 0
+@pytest.mark.parametrize("role,jurisdiction,match", [
+    ("inspector", [], "has no jurisdiction"), ("inspector", ["", " "], "has no jurisdiction"),
+    ("superuser", [], "unknown role"),
+])
+def test_token_rows_written_by_hand_never_widen_access(store, role, jurisdiction, match):
+    token = "rl_handmade"
+    store.add_token("hand", role, jurisdiction, hashlib.sha256(token.encode()).hexdigest())
+    with pytest.raises(PermissionDeniedError, match=match):
+        authenticate(store, token)

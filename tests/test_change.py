@@ -156,3 +156,181 @@ def test_one_value_windows_give_what_pixel_by_pixel_classification_gives(write_r
     slow = extract()
     assert fast[0] == slow[0] and len(fast[0]) == 2
     assert fast[1].equals(slow[1]) and fast[2:] == slow[2:] == (512 * 512 - 2 * 128 * 128, 3)
+
+
+# --- manifests, tables and classification in detail --------------------------------------
+
+def test_manifest_json_names_a_pair_relative_to_itself(write_raster, tmp_path):
+    sub = tmp_path / "pair"
+    sub.mkdir()
+    before = write_raster(np.full((32, 32), 30, dtype=np.uint8), "pair/b.tif", nodata=0)
+    after = write_raster(np.full((32, 32), 50, dtype=np.uint8), "pair/a.tif", nodata=0)
+    (tmp_path / "t.csv").write_text("before,after,activity\n30,50,construction\n")
+    manifest = tmp_path / "pair.json"
+    manifest.write_text(json.dumps({"mode": "transition", "before": "pair/b.tif", "after": str(after),
+                                    "transition_table": "t.csv", "acquired_after": "2026-06-01",
+                                    "thresholds": "0.6,0.8"}))
+    p = resolve_product(manifest)
+    assert (p.mode, p.path, p.before_path, p.transition_table) == ("transition", after, before, tmp_path / "t.csv")
+    assert p.product_id == "a" and p.thresholds == (0.6, 0.8) and p.paths == [before, after]
+    assert p.provenance() == {"product_id": "a", "mode": "transition", "sensor": None, "acquired_before": None,
+                              "acquired_after": "2026-06-01", "files": [str(before), str(after)]}
+
+
+@pytest.mark.parametrize("text,match", [
+    ("{not json", "not valid JSON"), ("[1, 2]", "expected a JSON object"),
+])
+def test_bad_manifest_is_an_input_error(tmp_path, text, match):
+    manifest = tmp_path / "m.json"
+    manifest.write_text(text)
+    with pytest.raises(InputError, match=f"m.json: {match}"):
+        resolve_product(manifest)
+
+
+def test_a_product_names_its_missing_inputs(write_raster, tmp_path, class_table):
+    path = write_raster(blank())
+    with pytest.raises(MissingFileError, match=r"nope.csv: no such file \(named by .*change.tif\)"):
+        resolve_product(path, class_table=tmp_path / "nope.csv", acquired_after="2026-01-01")
+    with pytest.raises(InputError, match=r"change.tif: a class product needs a class table \(--classes\)"):
+        resolve_product(path, acquired_after="2026-01-01")
+    with pytest.raises(InputError, match="a transition product needs a before raster and a transition table"):
+        resolve_product(path, mode="transition", transition_table=class_table, acquired_after="2026-01-01")
+    with pytest.raises(InputError, match="mode"):
+        resolve_product(path, mode="magic", acquired_after="2026-01-01")
+    p = resolve_product(path, mode="probability", acquired_after="2026-01-01")  # needs no table
+    assert (p.product_id, p.activity, p.thresholds, p.scale) == ("change", "other", (0.5, 0.7, 0.9), None)
+
+
+def test_class_table_rules(tmp_path):
+    from redline.change import ClassEntry, read_class_table
+
+    t = tmp_path / "c.csv"
+    t.write_text("\ufeffCode , Activity,Confidence\n0,none,\n1,mining,HIGH\n\n2,road,\n65535,no_observation,\n")
+    assert read_class_table(t) == {0: ClassEntry("none", "nominal"), 1: ClassEntry("mining", "high"),
+                                   2: ClassEntry("transport", "nominal"), 65535: ClassEntry("no_observation")}
+    for body, match in [
+        ("code,activity\n1,mining\n1,road\n", r"c.csv:3: class code 1 listed twice"),
+        ("code,activity\n65536,mining\n", r"c.csv:2: class code 65536 outside 0..65535"),
+        ("code,activity\n-1,mining\n", "outside 0..65535"),
+        ("code,activity,confidence\n1,mining,\n2,road,sure\n", r"c.csv:3: confidence 'sure' not one of nominal, high"),
+        ("code,activity\n1,mining\n2,road,high\n", r"c.csv:3: 3 values, but the header names 2 columns"),
+        ("code,activity\n", "class table is empty"),
+        ("code,what\n1,mining\n", "lacks column.*activity; has code, what"),
+        ("code,activity\n1,volcano\n", r"c.csv:2: unknown activity"),
+    ]:
+        t.write_text(body)
+        with pytest.raises(InputError, match=match):
+            read_class_table(t)
+    t.write_bytes(b"code,activity\n1,\xff\xfe\n")
+    with pytest.raises(InputError, match="cannot read table"):
+        read_class_table(t)
+
+
+def test_transition_table_wildcards_and_alternatives(tmp_path):
+    from redline.change import ClassEntry
+
+    t = tmp_path / "t.csv"
+    t.write_text("before,after,activity,confidence\n10|20,50,construction,highest\n*,99,no_observation,\n")
+    assert read_transition_table(t) == {(10, 50): ClassEntry("construction", "highest"),
+                                        (20, 50): ClassEntry("construction", "highest"),
+                                        (-1, 99): ClassEntry("no_observation", "nominal")}
+    t.write_text("before,after,activity\n")
+    with pytest.raises(InputError, match="transition table is empty"):
+        read_transition_table(t)
+
+
+def classify(write_raster, arr, tmp_path, table, **kw):
+    path = write_raster(arr, "cls.tif", **kw)
+    product = ChangeProduct(product_id="c", path=path, class_table=table, acquired_after="2026-01-01")
+    from rasterio.windows import Window
+
+    with ProductReader(product) as reader:
+        return reader.classify(Window(0, 0, arr.shape[1], arr.shape[0]))
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16"])
+def test_classify_keys_levels_and_observed_ground(write_raster, tmp_path, class_table, dtype):
+    from redline.vocab import ACTIVITIES
+
+    arr = np.array([[0, 1, 4], [6, 254, 255]], dtype=dtype)
+    key, level, score, valid = classify(write_raster, arr, tmp_path, class_table, nodata=255, block=None)
+    k = {a: ACTIVITIES.index(a) + 1 for a in ("mining", "transport", "farmland")}
+    assert key.tolist() == [[0, k["mining"], k["transport"]], [k["farmland"], 0, 0]]
+    assert level.tolist() == [[0, 1, 1], [0, 0, 0]]  # high, high / nominal (none: level of the table, 0)
+    assert score is None
+    assert valid.tolist() == [[True, True, True], [True, False, False]]
+
+
+def test_uint16_codes_above_255(write_raster, tmp_path):
+    table = tmp_path / "c.csv"
+    table.write_text("code,activity\n0,none\n1000,mining\n")
+    arr = np.array([[0, 1000]], dtype="uint16")
+    key, _, _, valid = classify(write_raster, arr, tmp_path, table, nodata=None, block=None)
+    from redline.vocab import ACTIVITIES
+
+    assert key.tolist() == [[0, 1 + ACTIVITIES.index("mining")]]
+    assert valid.all()
+
+
+def test_probability_classification_levels_scale_and_nodata(write_raster):
+    from rasterio.windows import Window
+
+    arr = np.array([[0.0, 0.49, 0.5, 0.69, 0.7, 0.9, 1.0, np.nan]], dtype="float32")
+    path = write_raster(arr, "p.tif", nodata=float("nan"), block=None)
+    p = ChangeProduct(product_id="p", mode="probability", path=path, activity="mining", acquired_after="2026-01-01")
+    with ProductReader(p) as reader:
+        key, level, score, valid = reader.classify(Window(0, 0, 8, 1))
+    assert (key[0] > 0).tolist() == [False, False, True, True, True, True, True, False]
+    assert level.tolist()[0][2:7] == [0, 0, 1, 2, 2]
+    assert valid.tolist() == [[True] * 7 + [False]]
+    assert score[0, :7].tolist() == pytest.approx([0.0, 0.49, 0.5, 0.69, 0.7, 0.9, 1.0], abs=1e-6)
+    ints = np.array([[0, 49, 50, 90, 150, 255]], dtype="uint8")  # an integer raster: percent by default
+    scaled = write_raster(ints, "s.tif", nodata=255, block=None)
+    for scale, passed in ((None, [False, False, True, True, True, False]),
+                          (200.0, [False, False, False, False, True, False])):
+        q = p.model_copy(update={"path": scaled, "scale": scale})
+        with ProductReader(q) as reader:
+            key, level, score, valid = reader.classify(Window(0, 0, 6, 1))
+        assert (key[0] > 0).tolist() == passed, scale
+        assert valid[0].tolist() == [True, True, True, True, True, False]
+        assert score[0, 3] == pytest.approx(90 / (scale or 100), abs=1e-6)
+
+
+def test_transition_classification_nodata_of_either_date(write_raster, tmp_path):
+    from rasterio.windows import Window
+
+    before = np.array([[30, 30, 0, 30, 30]], dtype="uint8")
+    after = np.array([[30, 50, 50, 0, 99]], dtype="uint8")
+    table = tmp_path / "t.csv"
+    table.write_text("before,after,activity\n30,50,construction\n*,99,no_observation\n")
+    p = ChangeProduct(product_id="t", mode="transition", path=write_raster(after, "a.tif", nodata=0, block=None),
+                      before_path=write_raster(before, "b.tif", nodata=0, block=None), transition_table=table,
+                      acquired_after="2026-01-01")
+    with ProductReader(p) as reader:
+        key, level, score, valid = reader.classify(Window(0, 0, 5, 1))
+    assert (key[0] > 0).tolist() == [False, True, False, False, False]
+    assert valid[0].tolist() == [True, True, False, False, False]
+
+
+def test_transition_rasters_must_be_uint8(write_raster, tmp_path):
+    table = tmp_path / "t.csv"
+    table.write_text("before,after,activity\n30,50,construction\n")
+    a = write_raster(np.zeros((8, 8), dtype="uint16"), "a16.tif", nodata=None)
+    b = write_raster(np.zeros((8, 8), dtype="uint16"), "b16.tif", nodata=None)
+    p = ChangeProduct(product_id="t", mode="transition", path=a, before_path=b, transition_table=table,
+                      acquired_after="2026-01-01")
+    with pytest.raises(InputError, match="land-cover rasters must be uint8 class codes, not uint16"):
+        ProductReader(p)
+
+
+def test_uniform_detects_one_value_bitwise():
+    from redline.change import _uniform
+
+    assert _uniform(np.zeros((3, 5), dtype=np.uint8))
+    assert _uniform(np.full((4, 4), np.nan, dtype=np.float32))
+    assert not _uniform(np.array([[0, 0, 0, 0, 0, 0, 0, 1]], dtype=np.uint8))
+    assert not _uniform(np.array([[1, 0, 0]], dtype=np.uint16))
+    assert not _uniform(np.zeros((0, 4), dtype=np.uint8))
+    odd = np.zeros((3, 3), dtype=np.uint8)
+    odd[2, 2] = 7
+    assert not _uniform(odd)

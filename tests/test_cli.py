@@ -44,17 +44,31 @@ def test_user_mistakes_are_one_line(tmp_path, write_raster, class_table, load_zo
 
 
 def test_unknown_codes_and_no_overlap(tmp_path, write_raster, class_table):
+    import geopandas as gpd
+
+    # a red line over the raster: the scan reaches the pixels and names the code its table lacks
     db = f"sqlite:///{tmp_path / 'cli.db'}"
+    gpd.GeoDataFrame({"name": ["RL"], "function_type": ["x"]}, geometry=[pixel_box(0, 0, 700, 600)],
+                     crs="EPSG:32649").to_file(tmp_path / "rl.gpkg")
+    assert run("layers", "load", "redline", tmp_path / "rl.gpkg", db=db).returncode == 0
+    arr = blank()
+    arr[1, 1] = 99
+    arr[300:310, 300:330] = 77
+    path = write_raster(arr)
+    assert_one_line_error(run("scan", path, "--classes", class_table, "--acquired-after", "2026-01-01", db=db),
+                          "class code(s) 77, 99 are not in", "classes.csv")
+    assert json.loads(run("flags", "list", "--json", db=db).stdout) == []  # nothing recorded
+
+    # a red line far away: the same raster (clean) does not overlap it
+    far_db = f"sqlite:///{tmp_path / 'far.db'}"
     far = tmp_path / "far.geojson"
     far.write_text(json.dumps({"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {
         "name": "far", "function_type": "x"}, "geometry": {"type": "Polygon", "coordinates": [
             [[100, 30], [100.1, 30], [100.1, 30.1], [100, 30]]]}}]}))
-    assert run("layers", "load", "redline", far, db=db).returncode == 0
-    arr = blank()
-    arr[1, 1] = 99
-    path = write_raster(arr)
-    assert_one_line_error(run("scan", path, "--classes", class_table, "--acquired-after", "2026-01-01", db=db),
-                          "does not overlap")
+    assert run("layers", "load", "redline", far, db=far_db).returncode == 0
+    clean = write_raster(blank(), "clean.tif")
+    assert_one_line_error(run("scan", clean, "--classes", class_table, "--acquired-after", "2026-01-01",
+                              db=far_db), "does not overlap")
 
 
 def test_full_cycle_json(tmp_path, write_raster, class_table):

@@ -37,6 +37,26 @@ def ogr_vrt(source: str, layer: str | None = None, *, x: str = "x", y: str = "y"
     ).encode()
 
 
+def ogr_vrt_sql(source: str, sql: str, wkt_field: str = "wkt") -> bytes:
+    """An OGR VRT whose layer is an SQL query on ``source`` (e.g. the service's own SQLite store),
+    its geometry a WKT column: a working region built out of another database's rows."""
+    return (
+        '<OGRVRTDataSource>\n'
+        '  <OGRVRTLayer name="region">\n'
+        f'    <SrcDataSource>{escape(source)}</SrcDataSource>\n'
+        f'    <SrcSQL>{escape(sql)}</SrcSQL>\n'
+        '    <GeometryType>wkbPolygon</GeometryType>\n'
+        '    <LayerSRS>EPSG:4326</LayerSRS>\n'
+        f'    <GeometryField encoding="WKT" field="{wkt_field}"/>\n'
+        '  </OGRVRTLayer>\n'
+        '</OGRVRTDataSource>\n'
+    ).encode()
+
+
+STORE_SQL = ("SELECT 'POLYGON ((108.64 39.86,108.66 39.86,108.66 39.875,108.64 39.875,108.64 39.86))' AS wkt, "
+             "name, role, token_hash FROM tokens")
+
+
 def raster_vrt(source: str, *, crs_wkt: str, transform, width: int, height: int, raw: bool) -> bytes:
     """A one-band raster VRT over ``source``, georeferenced on the scenario's grid.
 
