@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
-from redline.export import FORMATS
+from redline.export import FORMATS, check_options
 from redline.safeio import user_crs
 from redline.store import STATS_GROUPS
 
@@ -37,6 +37,7 @@ async def export(
     a failure leaves no partial file anywhere."""
     if crs is not None:
         user_crs(crs)  # refused here, before any work is queued
+    check_options(format, crs)  # e.g. GeoJSON is lon/lat only (RFC 7946)
     folder = tempfile.mkdtemp(prefix="redline-export-")
     try:
         suffix, media = FORMATS[format]

@@ -6,9 +6,11 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
 
 from redline import __version__
 from redline.config import Settings, get_settings
+from redline.evidence import recover as recover_evidence
 from redline.safeio import harden_gdal
 from redline.store import open_store
 
@@ -31,7 +33,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        open_store(settings.database_url).close()  # create/upgrade the schema once, fail fast
+        store = open_store(settings.database_url)  # create/upgrade the schema once, fail fast
+        try:  # evidence left half-stored by a killed server: finish or remove it
+            await run_in_threadpool(recover_evidence, store, settings.evidence_dir)
+        finally:
+            store.close()
+        await run_in_threadpool(work.start)
         yield
         executor.shutdown(wait=True)
         work.close()
@@ -50,7 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
 
     @app.get("/health", response_model=Health, tags=["service"], summary="Liveness")
-    def health() -> dict:
+    async def health() -> dict:  # on the event loop itself: answers while every thread and worker is busy
         return {"status": "ok", "version": __version__}
 
     @app.get("/ready", response_model=Health, tags=["service"], summary="Readiness: the store answers",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 
 from redline.auth import Principal
 from redline.errors import InputError
@@ -15,6 +15,11 @@ from .schemas import CheckAnswer, ScreeningAnswer, ScreeningRequest
 from .work import check_task, screening_task
 
 router = APIRouter(tags=["inspectors"])
+
+
+def encoded_json(content: bytes) -> Response:
+    """An answer the worker already validated against the response model and encoded."""
+    return Response(content, media_type="application/json")
 
 REGION_BODY = {
     "requestBody": {
@@ -50,9 +55,9 @@ async def post_check(
         if upload is None or isinstance(upload, str):
             raise InputError("multipart body needs a 'file' part")
         async with saved_upload(upload) as saved:
-            return await work.run(check_task, *args, None, saved, *tail)
+            return encoded_json(await work.run(check_task, *args, None, saved, *tail))
     if ctype.startswith(("application/json", "application/geo+json")):
-        return await work.run(check_task, *args, await request.body(), None, *tail)
+        return encoded_json(await work.run(check_task, *args, await request.body(), None, *tail))
     raise InputError("send the region as GeoJSON (application/json) or as a file (multipart/form-data)")
 
 
@@ -61,5 +66,6 @@ async def post_screening(body: ScreeningRequest, request: Request, settings: Set
                          user: Annotated[Principal, requires("check")]) -> Any:
     """Per zone touched a verdict (prohibited / needs_approval / clear) from the rules;
     for a footprint outside every red line, the distance to the nearest one."""
-    return await request.app.state.work.run(screening_task, settings.database_url, body.footprint, body.crs,
-                                            body.activity, settings.rules_path, region_limits(settings))
+    return encoded_json(await request.app.state.work.run(screening_task, settings.database_url, body.footprint,
+                                                      body.crs, body.activity, settings.rules_path,
+                                                      region_limits(settings)))

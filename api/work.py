@@ -31,6 +31,8 @@ from redline.safeio import harden_gdal
 from redline.screening import screen
 from redline.store import FlagFilter, Store, open_store
 
+from .schemas import CheckAnswer, ScreeningAnswer
+
 MAX_TASKS_PER_WORKER = 500  # recycle workers now and then: GEOS/GDAL caches stay small
 
 # --- in the worker ----------------------------------------------------------------------
@@ -45,20 +47,25 @@ def _store(url: str) -> Store:
     return _stores[url]
 
 
+# Answers are validated and serialised here too: a check listing thousands of flags is
+# megabytes of JSON, which would otherwise be encoded on the server's event loop.
+
 def check_task(url: str, principal: Principal, body: bytes | None, upload: tuple[str, str] | None,
-               crs: str | None, since: date | None, until: date | None, limits: RegionLimits) -> dict:
+               crs: str | None, since: date | None, until: date | None, limits: RegionLimits) -> bytes:
     if upload is not None:
         path, name = upload
         region = read_region(Path(path), crs, limits, name=name)
     else:
         region = region_from_geojson(parse_json(body, "request body"), crs, "region", limits)
-    return check_region(_store(url), region, since, until, principal=principal)
+    answer = check_region(_store(url), region, since, until, principal=principal)
+    return CheckAnswer.model_validate(answer).model_dump_json().encode()
 
 
 def screening_task(url: str, footprint: dict, crs: str | None, activity: str, rules_path: Path | None,
-                   limits: RegionLimits) -> dict:
+                   limits: RegionLimits) -> bytes:
     region = region_from_geojson(footprint, crs, "footprint", limits)
-    return screen(_store(url), region, activity, load_rules(rules_path))
+    answer = screen(_store(url), region, activity, load_rules(rules_path))
+    return ScreeningAnswer.model_validate(answer).model_dump_json().encode()
 
 
 def export_task(url: str, path: str, fmt: str, flt: FlagFilter, crs: str | None) -> dict:
@@ -75,11 +82,19 @@ class WorkPool:
         self._pool: ProcessPool | None = None
         self._in_flight = 0
 
+    def start(self) -> None:
+        """Start the workers now (at app start-up) rather than on the first request."""
+        self._get()
+
     def _get(self) -> ProcessPool:
         if self._pool is None or not self._pool.active:
-            # spawn: a worker inherits no database connections, threads or locks of the server
+            # forkserver: workers fork from a clean server process that has imported the
+            # program and this module once (a worker starts in milliseconds), and inherit no
+            # database connections, threads or locks of the API process
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(["__main__", __name__])
             self._pool = ProcessPool(max_workers=self.processes, max_tasks=MAX_TASKS_PER_WORKER,
-                                     context=multiprocessing.get_context("spawn"), initializer=harden_gdal)
+                                     context=context, initializer=harden_gdal)
         return self._pool
 
     async def run(self, fn, *args):

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -46,12 +48,40 @@ class Settings(BaseSettings):
     work_queue: int = Field(16, ge=0)
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
+    # Browser origins (scheme://host[:port]) allowed to call the API from another site (CORS);
+    # none by default. Comma-separated or a JSON list: REDLINE_CORS_ORIGINS=https://gis.example.cn
+    cors_origins: Annotated[list[str], NoDecode] = []
+    # Answers at least this large are gzip-compressed for clients that accept gzip.
+    gzip_min_bytes: int = Field(1024, ge=0)
 
     @field_validator("database_url")
     @classmethod
     def _known_scheme(cls, v: str) -> str:
         if not v.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://")):
             raise ValueError("REDLINE_DATABASE_URL must start with sqlite:// or postgresql://")
+        return v
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, v):
+        if isinstance(v, str):
+            v = v.strip()
+            if v.startswith("["):
+                import json
+
+                return json.loads(v)
+            return [o.strip() for o in v.split(",") if o.strip()]
+        return v
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, v: list[str]) -> list[str]:
+        for origin in v:  # browsers send the bare origin: anything more would never match
+            parts = urlsplit(origin)
+            if origin != "*" and (parts.scheme not in ("http", "https") or not parts.netloc
+                                  or origin != f"{parts.scheme}://{parts.netloc}"):
+                raise ValueError(f"REDLINE_CORS_ORIGINS: {origin!r} is not an origin like https://gis.example.cn "
+                                 "(scheme and host, optional port, no path or trailing slash)")
         return v
 
     @field_validator("rules_path")

@@ -67,6 +67,11 @@ class Store(ABC):
     def layer_versions(self, kind: str | None = None, current_only: bool = True) -> list[dict]: ...
 
     @abstractmethod
+    def zone_refs(self, zone_ids) -> dict[int, str]:
+        """Each zone's own reference (its code, e.g. a permit's number; else its name) by id,
+        whatever layer version it belongs to (a flag keeps the permit it matched)."""
+
+    @abstractmethod
     def zones(self, kinds: tuple[str, ...], bbox: tuple[float, float, float, float] | None = None,
               region=None) -> list[Zone]:
         """Zones of the current version of each kind; optionally only candidates for a lon/lat

@@ -287,6 +287,11 @@ class PostGISStore(Store):
         rows = self._all(sql + ' ORDER BY kind COLLATE "C", version')
         return [r for r in rows if kind is None or r["kind"] == kind]
 
+    def zone_refs(self, zone_ids) -> dict[int, str]:
+        ids = sorted({int(i) for i in zone_ids if i is not None})
+        rows = self._all("SELECT id, COALESCE(code, name) AS ref FROM zones WHERE id = ANY(%s)", (ids,)) if ids else []
+        return {r["id"]: r["ref"] for r in rows}
+
     def zones(self, kinds, bbox=None, region=None) -> list[Zone]:
         current = {r["kind"]: r for r in self.layer_versions()}
         ids = [current[k]["id"] for k in kinds if k in current]

@@ -162,6 +162,13 @@ class SQLiteStore(Store):
             r["report"] = json.loads(r["report"])
         return [r for r in rows if kind is None or r["kind"] == kind]
 
+    def zone_refs(self, zone_ids) -> dict[int, str]:
+        ids = sorted({int(i) for i in zone_ids if i is not None})
+        rows = self.db.execute(
+            f"SELECT id, COALESCE(code, name) FROM zones WHERE id IN ({','.join('?' * len(ids))})", ids
+        ) if ids else []
+        return {r[0]: r[1] for r in rows}
+
     def zones(self, kinds, bbox=None, region=None) -> list[Zone]:
         current = {r["kind"]: r for r in self.layer_versions()}
         ids = [current[k]["id"] for k in kinds if k in current]

@@ -26,8 +26,12 @@ def test_export_formats_round_trip(client, auth, tmp_path, fmt):
         gdf = pyogrio.read_dataframe(path)
         assert "WKT" in gdf.columns or gdf.geometry is not None
     else:
-        gdf = pyogrio.read_dataframe(path, driver="KML" if fmt == "kml" else None)
+        gdf = pyogrio.read_dataframe(path, driver="KML" if fmt == "kml" else None,
+                                     layer="flags" if fmt == "gpkg" else None)
     assert len(gdf) == 8
+    if fmt in ("gpkg", "fgb", "parquet", "shp"):  # typed dates; the permit's own number
+        assert str(gdf["first_seen"].dtype).startswith(("datetime64", "date32")), gdf.dtypes
+        assert [v for v in gdf["permit_id"] if isinstance(v, str)] == ["内发改能源〔2023〕1186号"]
     if fmt == "shp":
         names = zipfile.ZipFile(io.BytesIO(r.content)).namelist()
         assert "flags.cpg" in names and zipfile.ZipFile(io.BytesIO(r.content)).read("flags.cpg").strip() == b"UTF-8"
@@ -36,11 +40,15 @@ def test_export_formats_round_trip(client, auth, tmp_path, fmt):
 
 
 def test_export_filters_and_cgcs2000(client, auth, tmp_path):
-    r = client.get("/exports?format=geojson&crs=EPSG:4490&severity=critical", headers=auth("analyst"))
-    path = tmp_path / "c.geojson"
+    r = client.get("/exports?format=gpkg&crs=EPSG:4490&severity=critical", headers=auth("analyst"))
+    path = tmp_path / "c.gpkg"
     path.write_bytes(r.content)
-    gdf = pyogrio.read_dataframe(path)
+    gdf = pyogrio.read_dataframe(path, layer="flags")
     assert list(gdf["severity"]) == ["critical"] and gdf.crs.to_epsg() == 4490
+    # GeoJSON is RFC 7946: lon/lat on WGS 84 only, no "crs" member
+    assert_problem(client.get("/exports?format=geojson&crs=EPSG:4490", headers=auth("analyst")), 422, "RFC 7946")
+    r = client.get("/exports?format=geojson&crs=OGC:CRS84&severity=critical", headers=auth("analyst"))
+    assert r.status_code == 200 and "crs" not in r.json() and len(r.json()["features"]) == 1
     assert_problem(client.get("/exports?format=xlsx", headers=auth("analyst")), 422)
     assert_problem(client.get("/exports?format=kml&crs=EPSG:4490", headers=auth("analyst")), 422, "KML")
     leftovers = [p for p in shutil.os.listdir(__import__("tempfile").gettempdir()) if p.startswith("redline-export-")]

@@ -19,6 +19,7 @@ import time
 import uuid
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 import rasterio
@@ -343,27 +344,35 @@ def test_pathological_polygons_are_413_and_health_stays_responsive(make_server, 
         except Exception as exc:  # noqa: BLE001 -- a time-out is the failure reported below
             results[key] = exc
 
-    threads = [threading.Thread(target=fire, args=(f"{n}-{i}", n)) for n in (300, 1000) for i in range(2)]
-    for t in threads:
-        t.start()
+    # a first ordinary check, so that what is measured is the pool under load, not its start-up
+    warm = server.post("/checks", role="viewer", content=region_body(), headers=JSON, timeout=60)
+    assert warm.status_code == 200, warm.text[:1000]
+    threads = [threading.Thread(target=fire, args=(f"{n}-{i}", n)) for n in (300, 1000) for i in range(3)]
     latencies = []
-    time.sleep(0.05)
-    deadline = time.monotonic() + 25
-    while any(t.is_alive() for t in threads) and time.monotonic() < deadline:
-        t0 = time.perf_counter()
-        try:
-            ok = server.get("/health", role=None, timeout=5).status_code == 200
-        except Exception:  # noqa: BLE001
-            ok = False
-        latencies.append(time.perf_counter() - t0 if ok else float("inf"))
-        time.sleep(0.02)
+    # one client for all probes (building an httpx client costs ~20-30 ms, which is not the server's)
+    with httpx.Client(base_url=server.base, timeout=5) as probe:
+        probe.get("/health")
+        for t in threads:
+            t.start()
+        time.sleep(0.05)
+        deadline = time.monotonic() + 25
+        while any(t.is_alive() for t in threads) and time.monotonic() < deadline:
+            t0 = time.perf_counter()
+            try:
+                ok = probe.get("/health").status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            latencies.append(time.perf_counter() - t0 if ok else float("inf"))
+            time.sleep(0.02)
     for t in threads:
         t.join(30)
     assert latencies, "the requests ended before the first probe"
     for key, r in sorted(results.items()):
         assert not isinstance(r, Exception), f"{key}: {r!r}"
         assert_problem(r, 413)
-    assert max(latencies) < 0.1, f"/health took up to {max(latencies):.3f} s over {len(latencies)} probes"
+    lat = sorted(latencies)
+    assert lat[-1] < 0.1, (f"/health took up to {lat[-1]:.3f} s over {len(lat)} probes "
+                           f"(median {lat[len(lat) // 2]:.3f} s, slowest {[round(x, 3) for x in lat[-5:]]})")
     guard.verify(*(r.text for r in results.values()))
 
 
@@ -433,9 +442,11 @@ def check_geometry(api, coordinates) -> dict:
 
 
 def test_box_across_the_antimeridian_is_20_degrees_wide(api):
-    summary = check_geometry(api, [[[170, 40], [-170, 40], [-170, 50], [170, 50], [170, 40]]])
-    expected = (hostile.geodesic_area_m2(170, 40, 180, 50) + hostile.geodesic_area_m2(-180, 40, -170, 50)) / 1e4
+    # latitudes 39-41 hold the sample's zones (lon 108.6): read as a 340-degree band, it would touch them
+    summary = check_geometry(api, [[[170, 39], [-170, 39], [-170, 41], [170, 41], [170, 39]]])
+    expected = (hostile.geodesic_area_m2(170, 39, 180, 41) + hostile.geodesic_area_m2(-180, 39, -170, 41)) / 1e4
     assert summary["region"]["ha"] == pytest.approx(expected, rel=0.005)
+    assert (summary["zones_touched"], summary["flags"]) == (0, 0), summary
     assert summary["conflict_area"]["ha"] <= summary["region"]["ha"]
 
 
