@@ -6,7 +6,10 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.middleware.gzip import GZipMiddleware
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES as GZIP_EXCLUDED
 
 from redline import __version__
 from redline.config import Settings, get_settings
@@ -14,7 +17,7 @@ from redline.evidence import recover as recover_evidence
 from redline.safeio import harden_gdal
 from redline.store import open_store
 
-from . import analysts, checks, errors, features, flags, scans
+from . import analysts, checks, docs, errors, features, flags, scans
 from .deps import StoreDep
 from .errors import problem
 from .limits import BodySizeLimit
@@ -49,11 +52,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Ecological red-line supervision: checks, screenings, flags (OGC API – Features), "
                     "the Green Shield workflow, exports and scan jobs.",
         lifespan=lifespan,
+        docs_url=None, redoc_url=None,  # served by docs.install with local assets (no CDN)
     )
     app.state.settings = settings
     app.state.executor = executor
     app.state.work = work
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    # large answers compressed (a 10,000-flag page shrinks ~10x); already-compressed files are left alone
+    app.add_middleware(GZipMiddleware, minimum_size=settings.gzip_min_bytes, compresslevel=6,
+                       exclude_content_types=(*GZIP_EXCLUDED, "application/vnd.apache.parquet"))
+    if settings.cors_origins:  # outermost: errors carry the CORS headers too
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
+                           allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
+                           allow_headers=["Authorization", "Content-Type", "Accept", "Accept-Language"],
+                           expose_headers=["Content-Disposition", "Content-Crs", "ETag", "Link", "Location"],
+                           max_age=600)
     errors.install(app)
 
     @app.get("/health", response_model=Health, tags=["service"], summary="Liveness")
@@ -69,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (features.router, checks.router, flags.router, flags.evidence_router, analysts.router,
                    scans.router):
         app.include_router(router)
+    docs.install(app)
     return app
 
 

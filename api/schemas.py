@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field
 
+from redline.model import Flag
 from redline.vocab import ACTIVITIES, FLAG_STATUSES, SEVERITIES
 
 # Store ids are SQLite/PostgreSQL 64-bit integers: refuse anything else at the edge.
@@ -27,32 +28,6 @@ class Area(BaseModel):
 class Health(BaseModel):
     status: str
     version: str
-
-
-class Flag(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    id: int
-    status: str
-    severity: str | None
-    activity: str
-    confidence: str
-    score: float | None = None
-    area_ha: float
-    area_mu: float
-    first_seen: str
-    last_seen: str
-    n_observations: int
-    zone_layer: str | None
-    zone_name: str | None
-    zone_regime: str | None
-    admin_code: str | None
-    admin_name: str | None
-    permit_id: int | None
-    layer_versions: dict[str, int]
-    rules_version: str
-    rule: str | None
-    created_at: str
-    updated_at: str
 
 
 class Conflict(BaseModel):

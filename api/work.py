@@ -104,8 +104,11 @@ class WorkPool:
         self._in_flight += 1
         future = self._get().schedule(fn, args=args, timeout=self.timeout_s)
         try:
-            return await asyncio.wrap_future(future)
-        except FutureTimeout:
+            # pebble kills a worker past the limit (it checks on a tick); wait_for bounds the
+            # request itself, queueing included, and cancelling the future stops the worker
+            return await asyncio.wait_for(asyncio.wrap_future(future), self.timeout_s)
+        except (FutureTimeout, asyncio.TimeoutError):
+            future.cancel()
             raise BusyError(f"the work ran past the limit of {self.timeout_s:g} s and was stopped; "
                             "a smaller or simpler input answers sooner") from None
         except ProcessExpired:

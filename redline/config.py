@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
@@ -67,8 +68,6 @@ class Settings(BaseSettings):
         if isinstance(v, str):
             v = v.strip()
             if v.startswith("["):
-                import json
-
                 return json.loads(v)
             return [o.strip() for o in v.split(",") if o.strip()]
         return v

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from . import vocab
 from .errors import NotFoundError
+from .model import FLAG_BRIEF
 from .store import Store
 
-FLAG_KEYS = ("id", "status", "severity", "activity", "confidence", "area_ha", "area_mu", "zone_layer", "zone_name",
-             "zone_regime", "admin_code", "admin_name", "first_seen", "last_seen", "n_observations")
+FLAG_KEYS = FLAG_BRIEF  # the flag's fields marked Brief in redline.model
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -34,7 +34,7 @@ from typing import BinaryIO
 from .errors import InputError, NotFoundError, TooLargeError
 from .faults import checkpoint
 from .store import Store
-from .store.sqlite import now
+from .clock import now
 
 # magic bytes -> (content type, extension)
 SIGNATURES = (

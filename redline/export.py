@@ -30,6 +30,7 @@ from defusedxml.ElementTree import parse as parse_xml
 from .errors import InputError
 from .faults import checkpoint
 from .geo import STORAGE_CRS, parse_crs
+from .model import FLAG_SPECS
 from .store import FLAG_FIELDS, FlagFilter, Store
 
 # format -> (file suffix, media type)
@@ -43,19 +44,16 @@ FORMATS = {
     "shp": (".zip", "application/zip"),
 }
 
-# The type of every exported column, so that each format gets real types whatever the rows
-# hold (an all-empty column is never Arrow ``null``): dates as dates, times as UTC
-# timestamps, ``permit_id`` as the permit's own reference (text).
-_TEXT = pa.string()
-COLUMN_TYPES = {
-    "id": pa.int64(), "status": _TEXT, "severity": _TEXT, "activity": _TEXT, "confidence": _TEXT,
-    "score": pa.float64(), "area_ha": pa.float64(), "area_mu": pa.float64(),
-    "first_seen": pa.date32(), "last_seen": pa.date32(), "n_observations": pa.int32(),
-    "zone_layer": _TEXT, "zone_name": _TEXT, "zone_regime": _TEXT, "admin_code": _TEXT, "admin_name": _TEXT,
-    "permit_id": _TEXT, "layer_versions": _TEXT, "rules_version": _TEXT, "rule": _TEXT,
-    "created_at": pa.timestamp("ms", tz="UTC"), "updated_at": pa.timestamp("ms", tz="UTC"),
+# The type of every exported column, from the flag record (redline.model), so that each
+# format gets real types whatever the rows hold (an all-empty column is never Arrow ``null``):
+# dates as dates, times as UTC timestamps, JSON as text.
+_ARROW_TYPES = {
+    "int": pa.int32(), "bigint": pa.int64(), "float": pa.float64(), "str": pa.string(),
+    "date": pa.date32(), "timestamp": pa.timestamp("ms", tz="UTC"), "json": pa.string(),
 }
-assert set(COLUMN_TYPES) == set(FLAG_FIELDS)
+# permit_id: the permit's own reference (its permit_no, else its name), not the internal zone id
+_EXPORTED_AS = {"permit_id": pa.string()}
+COLUMN_TYPES = {f.name: _EXPORTED_AS.get(f.name, _ARROW_TYPES[f.kind]) for f in FLAG_SPECS}
 
 # Shapefile (dBASE) field names hold at most 10 characters: only longer names are shortened.
 # (dBASE has dates but no date-times: created_at / updated_at are ISO 8601 text there.)
@@ -64,7 +62,7 @@ SHAPEFILE_NAMES = {
     "rules_version": "rules_ver",
 }
 
-# KML colours (aabbggrr) and QGIS colours (r,g,b) by severity, ascending.
+# Colours (r, g, b) by severity, ascending: the KML styles and the QGIS style use the same.
 SEVERITY_COLOURS = {
     "low": (255, 237, 160), "medium": (254, 178, 76), "high": (240, 59, 32), "critical": (128, 0, 38),
 }
@@ -104,9 +102,8 @@ def flags_frame(store: Store, flt: FlagFilter | None = None, crs=None) -> gpd.Ge
             values = pd.to_datetime(values, format="ISO8601").dt.date
         elif pa.types.is_timestamp(typ):
             values = pd.to_datetime(values, format="ISO8601", utc=True)
-        df[col] = pa.array(values.astype(object).where(values.notna(), None), type=typ, from_pandas=True) \
-            if len(values) else pa.array([], type=typ)
-        df[col] = df[col].astype(pd.ArrowDtype(typ))
+        arr = pa.array(list(values.astype(object).where(values.notna(), None)), type=typ)
+        df[col] = pd.Series(arr, dtype=pd.ArrowDtype(typ), index=df.index)
     gdf = gpd.GeoDataFrame(df, geometry=gpd.GeoSeries([f["geometry"] for f in flags], crs=STORAGE_CRS),
                            crs=STORAGE_CRS)
     if crs is not None and not parse_crs(crs).equals(STORAGE_CRS):

@@ -100,10 +100,6 @@ def area_ha(geom) -> float:
     return total / M2_PER_HA
 
 
-def areas_ha(geoms) -> np.ndarray:
-    return np.fromiter((area_ha(g) for g in geoms), dtype=float, count=len(geoms))
-
-
 def distance_m(a, b) -> float:
     """Geodesic distance between the nearest points of two lon/lat geometries, in metres."""
     pa, pb = shapely.ops.nearest_points(a, b)

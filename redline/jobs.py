@@ -16,8 +16,6 @@ from .store import open_store
 
 log = logging.getLogger(__name__)
 
-JOB_STATES = ("accepted", "running", "successful", "failed")
-
 
 # an absolute POSIX path inside a message (not the tail of a URL or of a relative path)
 _ABSOLUTE = re.compile(r"(?<![\w.~:/-])/(?:[^\s/'\"():,;]+/)+[^\s/'\"():,;]*")

@@ -41,7 +41,7 @@ from .export import export_flags
 from .rules import load_rules
 from .scan import ScanResult, scan_product
 from .store import Store
-from .store.sqlite import now
+from .clock import now
 
 KILL_ENV = "REDLINE_NIGHTLY_KILL_AT"  # fault injection for tests: "point" or "point:n" (n-th time)
 _hits: dict[str, int] = {}

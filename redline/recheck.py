@@ -23,9 +23,9 @@ from .errors import InputError
 from .overlay import Overlay
 from .patches import Patch
 from .rules import PROTECTION_LAYERS, Rules, load_rules
-from .scan import _flag_fields
+from .scan import flag_fields
 from .store import FlagFilter, Store
-from .vocab import FLAG_STATUSES
+from .vocab import FLAG_STATUSES, LAYER_KINDS
 
 CLOSED = ("closed", "false_positive")  # judged and done with: not re-checked
 OPEN = tuple(s for s in FLAG_STATUSES if s not in CLOSED)
@@ -57,7 +57,7 @@ def recheck_flags(store: Store, *, settings: Settings | None = None, rules: Rule
     if not stale:
         return out
     bbox = tuple(shapely.bounds(shapely.union_all([shapely.envelope(f["geometry"]) for f in stale])))
-    zones = store.zones(("redline", "reserve", "permit", "admin"), bbox=bbox)
+    zones = store.zones(LAYER_KINDS, bbox=bbox)
     by_day: dict[str, list[dict]] = defaultdict(list)
     for f in stale:
         by_day[f["last_seen"]].append(f)
@@ -68,7 +68,7 @@ def recheck_flags(store: Store, *, settings: Settings | None = None, rules: Rule
             patch = Patch(f["geometry"], f["activity"], f["confidence"], f["score"], 0, f["area_ha"])
             (a,) = overlay.assess([patch]) or (None,)
             if a is not None:
-                fields = {k: v for k, v in _flag_fields(a, versions, rules).items() if k in JUDGED}
+                fields = {k: v for k, v in flag_fields(a, versions, rules).items() if k in JUDGED}
                 if fields["permit_id"] is None:
                     fields.pop("permit_id")  # as a scan: a permit once matched is not forgotten
                 conflicts = [c.record() for c in a.conflicts]

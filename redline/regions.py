@@ -140,7 +140,8 @@ def geojson_geometries(doc, what: str = "region", max_features: int = 100_000) -
         if g is None:
             continue
         try:
-            geoms.append(shapely.geometry.shape(g))
+            with np.errstate(invalid="ignore"):  # NaN coordinates: refused below, with a clear message
+                geoms.append(shapely.geometry.shape(g))
         except (KeyError, TypeError, ValueError, AttributeError, IndexError, shapely.errors.ShapelyError) as exc:
             raise InputError(f"{what}: invalid GeoJSON geometry ({str(exc)[:200]})") from None
     return geoms

@@ -24,7 +24,7 @@ from .patches import PatchExtractor
 from .recovery import RecoveryCheck
 from .rules import PROTECTION_LAYERS, Rules, load_rules
 from .store import FlagFilter, Store
-from .store.sqlite import now
+from .clock import now
 
 
 
@@ -80,7 +80,7 @@ def scan_product(
         if not any(k in versions for k in PROTECTION_LAYERS):
             raise InputError("no red-line or reserve layer is loaded; run `redline layers load redline FILE` first")
         bbox = transform_bounds(reader.crs, STORAGE_CRS, *reader.bounds, densify_pts=21)
-        zones = store.zones(("redline", "reserve", "permit", "admin"), bbox=bbox)
+        zones = store.zones(vocab.LAYER_KINDS, bbox=bbox)
         if not any(z.kind in PROTECTION_LAYERS for z in zones):
             raise NoOverlapError(
                 f"{product.path}: raster (lon/lat bounds {', '.join(f'{v:.4f}' for v in bbox)}) "
@@ -134,7 +134,7 @@ def _canonical(a: Assessment):
     return (*shapely.bounds(g), a.patch.pixels, a.patch.activity, shapely.normalize(g).wkb)
 
 
-def _flag_fields(a: Assessment, versions: dict, rules: Rules) -> dict:
+def flag_fields(a: Assessment, versions: dict, rules: Rules) -> dict:
     top = a.strictest
     return {
         "severity": top.severity,
@@ -172,7 +172,7 @@ def _match(store: Store, geom) -> dict | None:
 
 def _record(store, result: ScanResult, a: Assessment, product, versions, rules, this_scan: dict) -> None:
     patch, day = a.patch, product.acquired_after
-    fields = _flag_fields(a, versions, rules)
+    fields = flag_fields(a, versions, rules)
     if a.permit:
         result.permitted += 1
     else:

@@ -13,3 +13,22 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install --quiet -e '.[test]'
   touch "$stamp"
 fi
+
+# Front-end assets (API docs now, the web app later): from the npm registry, pinned by
+# web/package-lock.json, installed into web/node_modules (never committed). Re-installed
+# only when the lock file changed since the last install.
+web_stamp=web/node_modules/.redline-lock.sha256
+web_sum=$(cat web/package.json web/package-lock.json | sha256sum | cut -d' ' -f1)
+if [ ! -f "$web_stamp" ] || [ "$(cat "$web_stamp")" != "$web_sum" ]; then
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "bootstrap: npm is not installed; it is needed for the API docs' assets (web/package.json)." >&2
+    echo "bootstrap: install Node.js 18+ with npm (e.g. apt-get install npm), then run this again." >&2
+    exit 1
+  fi
+  if ! (cd web && npm ci --no-audit --no-fund --loglevel=error); then
+    echo "bootstrap: 'npm ci' in web/ failed: is the npm registry ($(cd web && npm config get registry)) reachable?" >&2
+    echo "bootstrap: set a mirror with 'npm config set registry URL' or HTTPS_PROXY, then run this again." >&2
+    exit 1
+  fi
+  echo "$web_sum" > "$web_stamp"
+fi

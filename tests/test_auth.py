@@ -151,3 +151,26 @@ def test_token_rows_written_by_hand_never_widen_access(store, role, jurisdiction
     store.add_token("hand", role, jurisdiction, hashlib.sha256(token.encode()).hexdigest())
     with pytest.raises(PermissionDeniedError, match=match):
         authenticate(store, token)
+
+
+def test_messages_say_what_is_wrong(store):
+    with pytest.raises(InputError) as info:
+        create_token(store, "x", "root")
+    assert str(info.value) == "unknown role 'root'; expected one of viewer, inspector, analyst, admin"
+    with pytest.raises(InputError) as info:
+        create_token(store, "i", "inspector")
+    assert str(info.value) == ("an inspector token needs a jurisdiction: one or more admin-unit codes "
+                               "(--admin CODE)")
+    with pytest.raises(AuthenticationError) as info:
+        authenticate(store, "")
+    assert str(info.value) == "missing bearer token"
+    with pytest.raises(AuthenticationError) as info:
+        authenticate(store, "rl_nope")
+    assert str(info.value) == "invalid or revoked token"
+    store.add_token("hand", "inspector", [], hashlib.sha256(b"rl_hand").hexdigest())
+    with pytest.raises(PermissionDeniedError) as info:
+        authenticate(store, "rl_hand")
+    assert str(info.value) == "inspector token 'hand' has no jurisdiction; ask for a new token"
+    with pytest.raises(PermissionDeniedError) as info:
+        Principal("i", "inspector", (XIN,)).scope(FlagFilter(admin_code=[YIHE, "150625999"]))
+    assert str(info.value) == f"admin unit(s) {YIHE}, 150625999 are outside your jurisdiction"

@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import shapely
 
 from .conftest import blank, pixel_box
+from .georef import projected_geodesic_ha
 
 REDLINE = [str(Path(sys.executable).with_name("redline"))]
 
@@ -114,7 +116,9 @@ def test_check_region_in_wrong_crs(tmp_path):
     out = run("check", region, "--crs", "EPSG:32649", "--json", db=db)
     assert out.returncode == 0, out.stderr
     answer = json.loads(out.stdout)
-    assert answer["summary"]["region"]["ha"] == pytest.approx(50.0, rel=2e-3)
+    triangle = shapely.Polygon([(440000, 4410000), (441000, 4410000), (441000, 4411000)])  # 50 ha planar
+    assert answer["summary"]["region"]["ha"] == pytest.approx(projected_geodesic_ha(triangle, "EPSG:32649"),
+                                                              rel=1e-5)
     assert answer["summary"]["observed_fraction"] == 0.0 and answer["summary"]["last_observed"] is None
 
 

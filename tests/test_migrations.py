@@ -8,14 +8,17 @@ import re
 import sqlite3
 from importlib import util
 
+import warnings
+
 import psycopg
 import pytest
 import shapely
+import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from redline.cli import app
 from redline.errors import StoreError
-from redline.store import open_store
+from redline.store import open_store, schema
 from redline.store.migrations import HEAD, HERE, REVISIONS, current, upgrade
 from redline.store.sqlite import SCHEMA_VERSION
 
@@ -43,6 +46,89 @@ def _sqlite_tables(tmp_path) -> dict[str, list[str]]:
     names = [n for (n,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"
                                       " AND sql NOT LIKE 'CREATE VIRTUAL%' AND name NOT LIKE '%_rtree_%'")]
     return {n: [r[1] for r in db.execute(f"PRAGMA table_info({n})")] for n in names}
+
+
+def _normal(text) -> str | None:
+    """A type or default as text, without spaces, quotes, casts or case."""
+    return None if text is None else re.sub(r"::[\w ]+|'|\s", "", str(text)).lower()
+
+
+def _declared(dialect_name: str) -> dict:
+    """What redline.store.schema declares for a backend: tables with their columns (name, type,
+    NOT NULL, default, identity), keys, unique constraints, foreign keys and indexes."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect = sqlite.dialect() if dialect_name == "sqlite" else postgresql.dialect()
+    out = {}
+    for t in schema.metadata.sorted_tables:
+        if not schema.on(dialect_name, t):
+            continue
+        out[t.name] = {
+            "columns": [(c.name, _normal(c.type.compile(dialect=dialect)), not c.nullable,
+                         _normal(getattr(c.server_default, "arg", None)),
+                         c.identity is not None and dialect_name == "postgresql") for c in t.columns],
+            "primary_key": [c.name for c in t.primary_key],
+            "unique": sorted([c.name for c in u.columns] for u in t.constraints if isinstance(u, sa.UniqueConstraint)),
+            "foreign_keys": sorted((fk.parent.name, fk.column.table.name, fk.column.name) for fk in t.foreign_keys),
+            "indexes": sorted((i.name, [c.name for c in i.columns]) for i in t.indexes if schema.on(dialect_name, i)),
+        }
+    return out
+
+
+def _built(url: str) -> dict:
+    """The same, read back from the store at ``url`` (what `redline db upgrade` made)."""
+    from redline.store.urls import sqlalchemy_url
+
+    engine = sa.create_engine(sqlalchemy_url(url))
+    try:
+        with engine.connect() as conn, warnings.catch_warnings():
+            warnings.simplefilter("ignore", sa.exc.SAWarning)  # geometry: read its type below
+            insp = sa.inspect(conn)
+            postgres = conn.dialect.name == "postgresql"
+            pg_types = dict(((t, c), f) for t, c, f in conn.exec_driver_sql(
+                "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a"
+                " JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE n.nspname = 'public' AND a.attnum > 0")) if postgres else {}
+            out = {}
+            for name in insp.get_table_names():
+                if name in ("alembic_version", "spatial_ref_sys") or "_rtree" in name:
+                    continue  # Alembic's, PostGIS's, SQLite's R*Tree index tables
+                pk = insp.get_pk_constraint(name)["constrained_columns"]
+                columns = []
+                for c in insp.get_columns(name):
+                    rowid = not postgres and pk == [c["name"]] and str(c["type"]) == "INTEGER"  # never NULL
+                    columns.append((c["name"], _normal(pg_types[name, c["name"]] if postgres else c["type"]),
+                                    not c["nullable"] or rowid, _normal(c.get("default")) if not c.get("identity")
+                                    else None, bool(c.get("identity"))))
+                out[name] = {
+                    "columns": columns, "primary_key": pk,
+                    "unique": sorted(u["column_names"] for u in insp.get_unique_constraints(name)),
+                    "foreign_keys": sorted((fk["constrained_columns"][0], fk["referred_table"], fk["referred_columns"][0])
+                                           for fk in insp.get_foreign_keys(name)),
+                    "indexes": sorted((i["name"], i["column_names"]) for i in insp.get_indexes(name)
+                                      if not i.get("duplicates_constraint")),
+                }
+            return out
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_store_has_exactly_the_declared_schema(tmp_path):
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    open_store(url).close()
+    assert _built(url) == _declared("sqlite")
+    old = tmp_path / "old.db"  # a store from before migrations, upgraded
+    db = sqlite3.connect(old)
+    db.executescript(_revision_module("0001").SQLITE + "\nPRAGMA user_version = 1;")
+    db.close()
+    upgrade(f"sqlite:///{old}")
+    assert _built(f"sqlite:///{old}") == _declared("sqlite")
+
+
+def test_postgis_store_has_exactly_the_declared_schema(postgis):
+    url = postgis.database(schema=False)
+    upgrade(url)
+    assert _built(url) == _declared("postgresql")
 
 
 def cli(*args):

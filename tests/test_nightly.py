@@ -385,3 +385,30 @@ def test_land_cover_pair_manifest_is_scanned_once_and_again_when_its_table_is_co
     assert (flag["activity"], flag["n_observations"]) == ("mining", 2)
     keys = [e["key"] for e in store.ledger_entries()]
     assert len(keys) == len(set(keys)) == 2
+
+
+def test_ledger_key_of_a_manifest_covers_every_file_and_parameter(inbox):
+    """The nightly ledger keys on the content of every file a product is made of."""
+    from redline.discovery import discover
+
+    manifest = land_cover_pair(inbox)
+
+    def key():
+        (cand,), _ = discover([inbox], [])
+        return cand.fingerprint()
+
+    first = key()
+    os.utime(manifest)  # touched, same content
+    assert key() == first
+    changes = [
+        lambda: (inbox / "transitions.csv").write_text("before,after,activity\n30,50,mining\n"),
+        lambda: write(inbox / "lc", "before.tif", np.full((600, 700), 31, dtype=np.uint8), sidecar=False),
+        lambda: write(inbox / "lc", "after.tif", np.full((600, 700), 31, dtype=np.uint8), sidecar=False),
+        lambda: manifest.write_text(manifest.read_text().replace('"transition"', '"transition", "sensor": "x"')),
+    ]
+    seen = {first}
+    for change in changes:
+        change()
+        k = key()
+        assert k not in seen
+        seen.add(k)

@@ -175,3 +175,36 @@ def test_scan_flag_30_in_red_line_10_in_core_is_critical_core(store, load_zones,
     conflicts = {c["layer"]: c for c in store.conflicts(flag["id"])}
     assert (conflicts["redline"]["severity"], conflicts["reserve"]["severity"]) == ("high", "critical")
     assert conflicts["redline"]["overlap_ha"] == pytest.approx(3 * conflicts["reserve"]["overlap_ha"], rel=1e-3)
+
+
+def test_conflict_record_of_a_zone_without_layer_version():
+    rec = Conflict(zone("redline", RED_LINE, "redline", "RL", id=1), 0.5, "high", "r").record()
+    assert rec["layer_version"] == 0 and rec["overlap_mu"] == 7.5
+
+
+def test_a_patch_wholly_inside_costs_no_intersection():
+    """Inside a zone, the overlap is the patch's own (already measured) area, taken as it is."""
+    p = Patch(PATCH, "mining", "high", None, 40, 123.0)  # a sentinel area: no intersection recomputes it
+    (a,) = assess([zone("reserve", shapely.box(107.9, 39.8, 108.1, 40.0), "buffer")], [p])
+    assert a.conflicts[0].overlap_ha == 123.0
+    (b,) = assess([zone("reserve", CORE, "core")], [p])  # partly inside: measured
+    assert b.conflicts[0].overlap_ha == pytest.approx(geodesic_ha(PATCH & CORE), rel=1e-6)
+
+
+def test_a_patch_touching_one_zone_does_not_hide_the_next_pairs():
+    beside = zone("redline", shapely.box(108.004, 39.89, 108.02, 39.91), "redline", "beside")
+    far = zone("reserve", shapely.box(108.1, 39.8, 108.2, 40.0), "core", "far")
+    inside = patch(shapely.box(108.15, 39.9, 108.151, 39.901))
+    out = assess([beside, far], [patch(), inside])  # the first patch only touches 'beside'
+    assert [(a.patch.geometry.bounds[0], a.strictest.zone.name) for a in out] == [(108.15, "far")]
+
+
+def test_admin_unit_is_the_one_containing_the_patch_not_its_bounding_box():
+    # an L-shaped township whose bounding box covers the patch, and the township that contains it
+    ell = shapely.Polygon([(107.9, 39.8), (108.1, 39.8), (108.1, 39.85), (107.95, 39.85), (107.95, 40.0),
+                           (107.9, 40.0)])
+    (a,) = assess([zone("redline", RED_LINE, "redline"), zone("admin", ell, "admin", "L", code="L"),
+                   zone("admin", shapely.box(107.96, 39.86, 108.05, 39.95), "admin", "In", code="IN")])
+    assert a.admin.code == "IN"
+    (b,) = assess([zone("redline", RED_LINE, "redline"), zone("admin", ell, "admin", "L", code="L")])
+    assert b.admin is None

@@ -281,3 +281,16 @@ def test_merged_patch_score_is_weighted_by_pixels(write_raster):
     assert patch.pixels == 300
     assert patch.score == pytest.approx((60 * 0.9 + 240 * 0.6) / 300, abs=1e-6)
     assert patch.confidence == "nominal"
+
+
+def test_confidence_reached_by_exactly_half_of_the_pixels_counts(write_raster, tmp_path):
+    table = tmp_path / "c.csv"
+    table.write_text("code,activity,confidence\n0,none,\n1,mining,nominal\n2,mining,highest\n3,mining,high\n")
+    arr = blank(64, 64)
+    arr[10:20, 10:20] = 1
+    arr[10:20, 20:30] = 2  # half 'highest'
+    arr[40:50, 10:20] = 1
+    arr[40:50, 20:29] = 3  # 90 'high' and 10 'highest': half 'high' or better, a twentieth 'highest'
+    arr[40:50, 29:30] = 2
+    patches, _ = extract(write_raster(arr), table)
+    assert sorted((p.pixels, p.confidence, p.score) for p in patches) == [(200, "high", None), (200, "highest", None)]

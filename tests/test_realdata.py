@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import rasterio
 import shapely
+from pyproj import Transformer
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 from scipy import ndimage
@@ -21,6 +22,7 @@ from redline.patches import PatchExtractor
 from redline.scan import scan_product
 
 from .conftest import REAL
+from .georef import projected_geodesic_ha
 
 pytestmark = [pytest.mark.realdata, pytest.mark.skipif(not REAL.exists(), reason="no ../shared/data/real")]
 
@@ -74,7 +76,14 @@ def test_sentinel2_clearcuts(tmp_path, store):
     arr = rasterio.open(S2).read(1)
     # 20 m pixels: 0.04 ha, so 3 px reach the 0.1 ha MMU
     assert sorted(p.pixels for p in patches) == expected_components((arr >= 1) & (arr <= 3), 3)
-    assert sum(p.area_ha for p in patches) == pytest.approx(sum(p.pixels for p in patches) * 0.04, rel=2e-3)
+    # each patch's area: its pixels times the geodesic area of one 20 m UTM pixel at its centroid (pyproj only;
+    # the planar 0.04 ha is off by the UTM scale factor, ~1e-3 here)
+    crs = rasterio.open(S2).crs.to_string()
+    to_utm = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+    for p in patches:
+        x, y = to_utm.transform(*p.geometry.centroid.coords[0])
+        pixel = projected_geodesic_ha(shapely.box(x - 10, y - 10, x + 10, y + 10), crs)
+        assert p.area_ha == pytest.approx(p.pixels * pixel, rel=1e-4)
 
 
 @pytest.mark.skipif(not WC.exists(), reason="no WorldCover pair")

@@ -137,3 +137,23 @@ def test_every_move_through_the_api(api, frm, to):
         assert r.headers["content-type"].startswith("application/problem+json")
         assert f"cannot move from {frm} to {to}" in r.json()["detail"]
         assert store.flag(fid)["status"] == frm
+
+
+def test_error_messages_name_the_move_and_the_way_out(store):
+    fid = flag_in(store, "dispatched")
+    with pytest.raises(TransitionError) as info:
+        move(store, fid, "closed", "insp")
+    assert str(info.value) == (f"flag {fid} cannot move from dispatched to closed; "
+                               "allowed: verified_violation, false_positive, permitted")
+    fid = flag_in(store, "closed")
+    with pytest.raises(TransitionError) as info:
+        move(store, fid, "new", "insp")
+    assert str(info.value) == f"flag {fid} cannot move from closed to new; allowed: none (final state)"
+    with pytest.raises(InputError) as info:
+        move(store, fid, "done", "insp")
+    assert str(info.value) == ("unknown status 'done'; expected one of new, dispatched, verified_violation, "
+                               "false_positive, permitted, rectifying, rectified, closed")
+
+
+def test_an_unknown_current_status_allows_nothing():
+    assert allowed_next("archived") == () and allowed_next("") == ()

@@ -21,7 +21,7 @@ def _url() -> str:
 
 
 def _show(url: str) -> str:
-    from ..store.postgis import redact
+    from ..store.urls import redact
 
     return redact(url)
 

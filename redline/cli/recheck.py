@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from ..recheck import recheck_flags
+from ..rules import PROTECTION_LAYERS
 from .options import JsonOpt, console, print_json, store
 
 
@@ -30,7 +31,7 @@ def recheck(
     for c in out["rechecked"]:
         sev = c["severity"]
         z = c["zone"]["to"]
-        old = ", ".join(f"{k} v{v}" for k, v in sorted((c["layer_versions"]["from"] or {}).items()) if k in ("redline", "reserve"))
+        old = ", ".join(f"{k} v{v}" for k, v in sorted((c["layer_versions"]["from"] or {}).items()) if k in PROTECTION_LAYERS)
         t.add_row(str(c["flag_id"]), c["status"],
                   f"{sev['from'] or '-'} -> {sev['to'] or '-'}" if sev["from"] != sev["to"] else (sev["to"] or "-"),
                   "outside all zones" if z is None else f"{z['name']} ({z['regime']})", f"{old or '-'} -> {versions}")

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from ..errors import StoreError
 from .base import FLAG_FIELDS, STATS_GROUPS, FlagFilter, Store
+from .urls import sqlite_path
 
 __all__ = ["FLAG_FIELDS", "STATS_GROUPS", "FlagFilter", "Store", "open_store"]
 
@@ -25,9 +24,3 @@ def open_store(url: str | None = None) -> Store:
 
         return PostGISStore(url)
     raise StoreError(f"unsupported database URL {url!r}")
-
-
-def sqlite_path(url: str) -> str:
-    """sqlite:///relative.db, sqlite:////absolute.db, sqlite:// (in memory)."""
-    path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else url[len("sqlite://"):]
-    return path or ":memory:"

@@ -12,6 +12,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date
 
+from .. import model
 from ..layers import LoadReport, Zone
 
 # group_by key -> the flag columns that form the group
@@ -24,12 +25,8 @@ STATS_GROUPS = {
     "month": ("month",),  # month first seen, YYYY-MM
 }
 
-FLAG_FIELDS = (
-    "id", "status", "severity", "activity", "confidence", "score", "area_ha", "area_mu",
-    "first_seen", "last_seen", "n_observations", "zone_layer", "zone_name", "zone_regime",
-    "admin_code", "admin_name", "permit_id", "layer_versions", "rules_version", "rule",
-    "created_at", "updated_at",
-)
+# a flag row's columns, geometry aside: the fields of redline.model.Flag
+FLAG_FIELDS = model.FLAG_FIELDS
 
 
 @dataclass

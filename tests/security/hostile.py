@@ -1,7 +1,8 @@
 """Builders of hostile inputs: disguised VRTs, zip bombs, zip slip, XXE, pathological polygons.
 
 Everything here is built cheaply in memory (or in a temp folder) from the Python standard
-library, shapely and geopandas: no hostile file is checked into the repository.
+library, shapely and geopandas: no hostile file is checked into the repository. The second half
+holds the detection machinery (canary, listener, store counts) and a real server in a subprocess.
 """
 
 from __future__ import annotations
@@ -9,13 +10,23 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
+import socket
+import sqlite3
 import struct
+import subprocess
+import sys
+import threading
+import time
+import uuid
 import zipfile
 import zlib
 from pathlib import Path
 from xml.sax.saxutils import escape
 
 import shapely
+
+ROOT = Path(__file__).resolve().parents[2]
 
 # ---------------------------------------------------------------------------------------
 # OGR VRT (vector) and GDAL VRT (raster): the content decides the driver, not the name.
@@ -279,16 +290,6 @@ def ellipsoid_area_m2(a: float = 6378137.0, f: float = 1 / 298.257223563) -> flo
 #   settings (REDLINE_* environment); requests carry client time-outs, so a server stuck on a
 #   hostile input fails a test instead of hanging the suite, and ``ensure`` restarts it.
 
-import os
-import socket
-import sqlite3
-import subprocess
-import sys
-import threading
-import time
-import uuid
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -307,6 +308,13 @@ class Canary:
         mtime = os.stat(self.file).st_mtime
         self._past = mtime - 100_000
         os.utime(self.file, (self._past, mtime))
+        # reads are seen only where the file system updates atimes (relatime/strictatime, not noatime)
+        probe = folder / "atime-probe"
+        probe.write_text("x")
+        os.utime(probe, (self._past, mtime))
+        probe.read_text()
+        self.atime_works = os.stat(probe).st_atime != self._past
+        probe.unlink()
         self.fifo = folder / "canary.fifo"
         os.mkfifo(self.fifo)
         self.opens = 0
@@ -335,7 +343,7 @@ class Canary:
     @property
     def read(self) -> bool:
         """The regular canary's bytes were read (its atime moved)."""
-        return os.stat(self.file).st_atime != self._past
+        return self.atime_works and os.stat(self.file).st_atime != self._past
 
     def violations(self) -> list[str]:
         out = []

@@ -71,7 +71,7 @@ ROWS = (
     Row("GET", "/conformance", PUBLIC),
     Row("GET", "/openapi.json", PUBLIC),
     Row("GET", "/docs", PUBLIC),
-    Row("GET", "/docs/oauth2-redirect", PUBLIC),
+    Row("GET", "/static/docs/{name}", PUBLIC, call=_get(lambda w: "/static/docs/swagger-ui.css")),
     Row("GET", "/redoc", PUBLIC),
     # OGC API - Features
     Row("GET", "/collections", ROLES),

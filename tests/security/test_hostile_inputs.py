@@ -116,6 +116,30 @@ def region_body(bounds=hostile.SAMPLE_BOX) -> bytes:
 
 
 # ---------------------------------------------------------------------------------------
+# the detectors themselves
+
+
+def test_detectors_see_what_they_guard(canary, listener):
+    """The canary records an open of its pipe and a read of its file; the listener a connection."""
+    assert canary.violations() == [] and listener.connections == []
+    fd = os.open(canary.fifo, os.O_RDONLY)
+    data = os.read(fd, 1000)
+    os.close(fd)
+    assert canary.secret.encode() in data
+    time.sleep(0.05)
+    assert canary.opens >= 1  # (counted again while the reader keeps it open)
+    if not canary.atime_works:
+        pytest.skip("this file system does not update access times (noatime): canary reads are not seen")
+    assert not canary.read
+    assert canary.secret in canary.file.read_text()
+    assert canary.read
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{listener.url}/x", timeout=2).raise_for_status()
+    time.sleep(0.1)
+    assert len(listener.connections) == 1
+
+
+# ---------------------------------------------------------------------------------------
 # OGR VRT disguised as every accepted upload format
 
 
@@ -308,7 +332,8 @@ def crs_request(api, endpoint: str, crs: str):
     if endpoint == "screenings":
         return api.post("/screenings", role="viewer", json={"footprint": geometry, "activity": "mining", "crs": crs})
     if endpoint == "exports":
-        return api.get("/exports", role="analyst", params={"crs": crs, "format": "geojson"})
+        # GeoPackage: a format that carries its CRS (GeoJSON is CRS84 by definition, RFC 7946)
+        return api.get("/exports", role="analyst", params={"crs": crs, "format": "gpkg"})
     raise AssertionError(endpoint)
 
 
@@ -527,6 +552,8 @@ def region_file(tmp_path: Path, kind: str, canary, listener) -> tuple[Path, list
         path.write_bytes({"vrt_csv": hostile.ogr_vrt(f"CSV:{canary.file}", "canary"),
                           "vrt_pipe": hostile.ogr_vrt(str(canary.fifo)),
                           "vrt_vsicurl": hostile.ogr_vrt(f"/vsicurl/{listener.url}/r.csv")}[kind])
+    elif kind == "nogeom":
+        path = hostile.gpkg_without_geometry(tmp_path / "attrs.gpkg")
     elif kind == "iau":
         path = tmp_path / "plain.geojson"
         path.write_text(json.dumps(hostile.region_geojson()))
@@ -542,7 +569,8 @@ def region_file(tmp_path: Path, kind: str, canary, listener) -> tuple[Path, list
     return path, extra
 
 
-@pytest.mark.parametrize("kind", ["csv", "nan", "vrt_csv", "vrt_pipe", "vrt_vsicurl", "iau", "contradiction"])
+@pytest.mark.parametrize("kind", ["csv", "nan", "nogeom", "vrt_csv", "vrt_pipe", "vrt_vsicurl", "iau",
+                                  "contradiction"])
 def test_cli_check_refuses_in_one_line(guard, canary, listener, scenario, tmp_path, kind):
     path, extra = region_file(tmp_path, kind, canary, listener)
     proc = cli("check", path, *extra, db=scenario["url"])

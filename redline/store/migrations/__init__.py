@@ -15,6 +15,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from ..urls import conninfo, oneline, redact, sqlalchemy_url, sqlite_path
+
 HERE = Path(__file__).resolve().parent
 REVISIONS = sorted(p.name[:4] for p in (HERE / "versions").glob("[0-9][0-9][0-9][0-9]_*.py"))
 HEAD = REVISIONS[-1]
@@ -62,12 +64,6 @@ def upgrade_sqlite(db: sqlite3.Connection, target: str = "head") -> None:
     # the engine owns nothing to close: ``db`` stays the caller's
 
 
-def sqlalchemy_url(url: str) -> str:
-    """postgresql://... → postgresql+psycopg://... (SQLAlchemy's name for psycopg 3)."""
-    scheme, rest = url.split("://", 1)
-    return f"postgresql+psycopg://{rest}" if scheme.startswith("postgresql") else url
-
-
 def upgrade_postgres(url: str, target: str = "head") -> None:
     """Upgrade the PostGIS database at ``url``: one transaction under an advisory lock."""
     import sqlalchemy as sa
@@ -100,14 +96,11 @@ def upgrade(url: str, target: str = "head") -> tuple[str | None, str | None]:
         else:
             upgrade_postgres(url, target)
     except Exception as exc:  # SQLAlchemy/driver errors: say what failed, in one line
-        from ..postgis import oneline
-
         raise StoreError(f"schema upgrade failed: {oneline(getattr(exc, 'orig', None) or exc)}") from exc
     return before, current(url)
 
 
 def _sqlite_connect(url: str) -> sqlite3.Connection:
-    from .. import sqlite_path
     from ...errors import StoreError
 
     path = sqlite_path(url)
@@ -134,8 +127,6 @@ def current(url: str) -> str | None:
         finally:
             db.close()
     import psycopg
-
-    from ..postgis import conninfo, oneline, redact
 
     try:
         with psycopg.connect(conninfo(url)) as conn:

@@ -1,0 +1,551 @@
+"""The SQL both stores share: everything that is not spatial, written once.
+
+:class:`SQLStore` implements the :class:`~redline.store.base.Store` interface with SQLAlchemy
+Core statements over the tables of :mod:`redline.store.schema`. A statement is built and
+compiled once per backend (dialect) and shape (which filters, which columns), then run on
+the backend's own DB-API connection, so there is no per-call compilation and no ORM.
+
+A backend (sqlite.py, postgis.py) supplies only what differs: its connection and how a
+statement runs on it (:meth:`_execute`, :meth:`_executemany`), the outermost transaction
+and its write lock (:meth:`_outermost`), how a geometry comes back (:meth:`_wkb`), the spatial
+conditions (:meth:`_spatial`, :meth:`_spatial_params`) and the spatial index upkeep
+(:meth:`_indexed`, :meth:`_zones_indexed`).
+
+Values cross the boundary as the store interface says: dates and timestamps as ISO text,
+JSON columns as Python objects (encoded and decoded here, once), geometries as shapely
+objects in lon/lat (bound as WKB).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from datetime import date, datetime
+
+import shapely
+import sqlalchemy as sa
+from sqlalchemy import bindparam, func, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Dialect
+
+from ..clock import now
+from ..errors import NotFoundError
+from ..layers import LoadReport, Zone
+from . import schema as S
+from .base import FLAG_FIELDS, STATS_GROUPS, FlagFilter, Store
+
+_UPSERT = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}
+_FILTER_LISTS = ("status", "severity", "activity", "admin_code")
+
+
+def _value(v):
+    return v.isoformat() if isinstance(v, (date, datetime)) else v
+
+
+def encode(table: sa.Table, row: dict) -> dict:
+    """A row as the database takes it: JSON columns as text, dates as ISO text."""
+    js = S.JSON_COLUMNS[table.name]
+    return {k: json.dumps(v, ensure_ascii=False, default=str) if k in js and v is not None else _value(v)
+            for k, v in row.items()}
+
+
+def _padded(values) -> list:
+    """A list of values for an IN list, padded (with its last value) to a power of two, so
+    that few statement shapes cover every length."""
+    values = list(values)
+    size = 1
+    while size < len(values):
+        size *= 2
+    return values + values[-1:] * (size - len(values))
+
+
+def _in(column, name: str, n: int):
+    return column.in_([bindparam(f"{name}_{i}") for i in range(n)])
+
+
+def _in_params(name: str, values: list) -> dict:
+    return {f"{name}_{i}": v for i, v in enumerate(values)}
+
+
+def _binds(table: sa.Table, names) -> dict:
+    return {n: bindparam(n, type_=table.c[n].type) for n in names}
+
+
+class SQLStore(Store):
+    """The store interface on SQLAlchemy Core statements; a backend subclasses it."""
+
+    dialect: Dialect  # the backend's, for compiling statements
+    _compiled: dict  # (key) -> (sql text, default parameters); one per backend class
+    _depth = 0  # nesting of transaction()
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        cls._compiled = {}
+
+    # what a backend supplies -----------------------------------------------------------
+    def _execute(self, sql: str, params: dict):
+        """Run one statement; a DB-API cursor (``rowcount``, rows by ``_rows``)."""
+        raise NotImplementedError
+
+    def _executemany(self, sql: str, rows: list[dict]) -> None:
+        raise NotImplementedError
+
+    def _rows(self, cursor) -> list[dict]:
+        raise NotImplementedError
+
+    def _outermost(self) -> AbstractContextManager:
+        """The outermost transaction, holding the store's write lock."""
+        raise NotImplementedError
+
+    def _wkb(self, value) -> bytes | None:
+        """A geometry column's value as the driver returns it → WKB."""
+        raise NotImplementedError
+
+    def _spatial(self, table: sa.Table, bbox: bool, region: bool) -> list:
+        """Conditions on ``table``'s geometry: its bounding box overlaps ``:bbox_*`` (when
+        ``bbox``), it intersects ``:region`` exactly (when ``region``)."""
+        raise NotImplementedError
+
+    def _spatial_params(self, bbox, region) -> dict:
+        raise NotImplementedError
+
+    def _indexed(self, table: sa.Table, row_id: int, geometry, new: bool = True) -> None:
+        """A row's geometry was written (``new``: inserted, else updated): keep an index the
+        database does not keep itself."""
+
+    def _zones_indexed(self, layer_version_id: int, zones: list[Zone]) -> None:
+        """A layer version's zones were inserted (in order)."""
+
+    def _zones_loaded(self) -> None:
+        """After the transaction that loaded a layer version."""
+
+    # running statements ----------------------------------------------------------------
+    def _statement(self, key, build: Callable[[], sa.sql.Executable]) -> tuple[str, dict]:
+        hit = self._compiled.get(key)
+        if hit is None:
+            compiled = build().compile(dialect=self.dialect)
+            hit = self._compiled[key] = (compiled.string, dict(compiled.params))
+        return hit
+
+    def _run(self, key, build, params: dict | None = None):
+        sql, defaults = self._statement(key, build)
+        return self._execute(sql, {**defaults, **params} if params else defaults)
+
+    def _all(self, key, build, params: dict | None = None) -> list[dict]:
+        return self._rows(self._run(key, build, params))
+
+    def _first(self, key, build, params: dict | None = None) -> dict | None:
+        rows = self._all(key, build, params)
+        return rows[0] if rows else None
+
+    def _insert(self, table: sa.Table, row: dict, geometry=None, returning: bool = True):
+        """Insert ``row`` (and the geometry, if the table has one and it is given); its id."""
+        row = encode(table, row)
+        geom = S.GEOMETRY_COLUMN.get(table.name)
+        if geom is not None and geometry is not None:
+            row[geom] = shapely.to_wkb(geometry)
+        cols = tuple(row)
+
+        def build():
+            stmt = sa.insert(table).values(_binds(table, cols))
+            return stmt.returning(table.c.id) if returning else stmt
+
+        cur = self._run(("insert", table.name, cols, returning), build, row)
+        return self._rows(cur)[0]["id"] if returning else None
+
+    def _update(self, table: sa.Table, key: str, key_value, fields: dict, geometry=None) -> int:
+        """Update ``fields`` (and the geometry) of the row whose ``key`` is ``key_value``; rows changed."""
+        fields = encode(table, fields)
+        if geometry is not None:
+            fields[S.GEOMETRY_COLUMN[table.name]] = shapely.to_wkb(geometry)
+        cols = tuple(fields)
+
+        def build():
+            return sa.update(table).where(table.c[key] == bindparam("_key")).values(_binds(table, cols))
+
+        return self._run(("update", table.name, key, cols), build, {**fields, "_key": key_value}).rowcount
+
+    def _decoded(self, table: sa.Table, rows: list[dict], geometry: str | None = None) -> list[dict]:
+        """Rows with their JSON columns decoded and, with ``geometry``, the table's geometry
+        column moved to that key (last) as shapely objects."""
+        js = [c for c in S.JSON_COLUMNS[table.name] if rows and c in rows[0]]
+        for r in rows:
+            for c in js:
+                if r[c] is not None:
+                    r[c] = json.loads(r[c])
+        if geometry is not None and rows:
+            column = S.GEOMETRY_COLUMN[table.name]
+            for r, g in zip(rows, shapely.from_wkb([self._wkb(r.pop(column)) for r in rows])):
+                r[geometry] = g
+        return rows
+
+    # lifecycle -------------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[SQLStore]:
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self
+            finally:
+                self._depth -= 1
+            return
+        self._depth = 1
+        try:
+            with self._outermost():
+                yield self
+        finally:
+            self._depth = 0
+
+    # layers ----------------------------------------------------------------------------
+    def add_layer_version(self, report: LoadReport) -> dict:
+        lv, z = S.layer_versions, S.zones
+        with self.transaction():
+            version = self._first(
+                "next_layer_version",
+                lambda: select((func.coalesce(func.max(lv.c.version), 0) + 1).label("v")).where(
+                    lv.c.kind == bindparam("kind")),
+                {"kind": report.kind})["v"]
+            lv_id = self._insert(lv, {
+                "kind": report.kind, "version": version, "source": report.source, "source_sha256": report.sha256,
+                "source_crs": report.source_crs, "loaded_at": now(),
+                "report": {**report.summary(), "field_map": report.field_map},
+            })
+            cols = ("layer_version_id", "kind", "name", "regime", "code", "attrs", "valid_from", "valid_to",
+                    "activity", "area_ha", "geom")
+            sql, _ = self._statement("insert_zones", lambda: sa.insert(z).values(_binds(z, cols)))
+            self._executemany(sql, [encode(z, {
+                "layer_version_id": lv_id, "kind": zone.kind, "name": zone.name, "regime": zone.regime,
+                "code": zone.code, "attrs": zone.attrs, "valid_from": zone.valid_from, "valid_to": zone.valid_to,
+                "activity": zone.activity, "area_ha": zone.area_ha, "geom": shapely.to_wkb(zone.geometry),
+            }) for zone in report.zones])
+            self._zones_indexed(lv_id, report.zones)
+        self._zones_loaded()
+        return {"id": lv_id, "kind": report.kind, "version": version}
+
+    def layer_versions(self, kind=None, current_only=True) -> list[dict]:
+        lv = S.layer_versions
+
+        def build():
+            stmt = select(lv)
+            if current_only:
+                stmt = stmt.where(lv.c.id.in_(select(func.max(lv.c.id)).group_by(lv.c.kind)))
+            return stmt.order_by(S.Binary(lv.c.kind), lv.c.version)
+
+        rows = self._decoded(lv, self._all(("layer_versions", current_only), build))
+        return [r for r in rows if kind is None or r["kind"] == kind]
+
+    def zone_refs(self, zone_ids) -> dict[int, str]:
+        ids = sorted({int(i) for i in zone_ids if i is not None})
+        if not ids:
+            return {}
+        ids = _padded(ids)
+        z = S.zones
+        rows = self._all(("zone_refs", len(ids)),
+                         lambda: select(z.c.id, func.coalesce(z.c.code, z.c.name).label("ref")).where(
+                             _in(z.c.id, "id", len(ids))),
+                         _in_params("id", ids))
+        return {r["id"]: r["ref"] for r in rows}
+
+    def zones(self, kinds, bbox=None, region=None) -> list[Zone]:
+        current = {r["kind"]: r for r in self.layer_versions()}
+        ids = [current[k]["id"] for k in kinds if k in current]
+        if not ids:
+            return []
+        z, lv = S.zones, S.layer_versions
+        has_bbox, has_region = bbox is not None, region is not None
+
+        def build():
+            return (select(z, lv.c.version).join(lv, lv.c.id == z.c.layer_version_id)
+                    .where(_in(z.c.layer_version_id, "lv", len(ids)), *self._spatial(z, has_bbox, has_region))
+                    .order_by(z.c.id))
+
+        rows = self._all(("zones", len(ids), has_bbox, has_region), build,
+                         {**_in_params("lv", ids), **self._spatial_params(bbox, region)})
+        out = []
+        for r in self._decoded(z, rows, geometry="geometry"):
+            zone = Zone(r["kind"], r["name"], r["regime"], r["geometry"], r["code"], r["attrs"],
+                        date.fromisoformat(r["valid_from"]) if r["valid_from"] else None,
+                        date.fromisoformat(r["valid_to"]) if r["valid_to"] else None,
+                        r["activity"], r["id"], r["layer_version_id"], r["area_ha"])
+            zone.attrs["layer_version"] = r["version"]
+            out.append(zone)
+        return out
+
+    # scans -----------------------------------------------------------------------------
+    def scan_by_checksum(self, checksum: str) -> dict | None:
+        s = S.scans
+        rows = self._all("scan_by_checksum",
+                         lambda: select(*[c for c in s.c if c.name != "footprint"]).where(
+                             s.c.checksum == bindparam("checksum")),
+                         {"checksum": checksum})
+        return self._decoded(s, rows)[0] if rows else None
+
+    _SCAN_COLUMNS = ("checksum", "product_id", "mode", "sensor", "acquired_before", "acquired_after", "files",
+                     "started_at", "finished_at", "state", "stats", "layer_versions", "rules_version",
+                     "observed_fraction")
+
+    def insert_scan(self, scan: dict, footprint) -> int:
+        with self.transaction():
+            sid = self._insert(S.scans, {c: scan[c] for c in self._SCAN_COLUMNS}, footprint)
+            if footprint is not None:
+                self._indexed(S.scans, sid, footprint)
+        return sid
+
+    def scans(self, bbox=None, since=None, until=None, region=None) -> list[dict]:
+        s = S.scans
+        shape = (bbox is not None, region is not None, bool(since), bool(until))
+
+        def build():
+            stmt = select(s).where(s.c.state == "done", *self._spatial(s, shape[0], shape[1]))
+            if since:
+                stmt = stmt.where(s.c.acquired_after >= bindparam("since"))
+            if until:
+                stmt = stmt.where(s.c.acquired_after <= bindparam("until"))
+            return stmt.order_by(s.c.acquired_after, s.c.id)
+
+        rows = self._all(("scans", *shape), build,
+                         {**self._spatial_params(bbox, region), "since": _value(since), "until": _value(until)})
+        return self._decoded(s, rows, geometry="footprint")
+
+    # flags -----------------------------------------------------------------------------
+    def _where(self, flt: FlagFilter | None) -> tuple[tuple, Callable[[], list], dict]:
+        """A flag filter as (shape, conditions builder, parameters)."""
+        if flt is None:
+            return (), list, {}
+        f = S.flags
+        lists = {c: _padded(getattr(flt, c)) if getattr(flt, c) else [] for c in _FILTER_LISTS}
+        shape = (flt.bbox is not None, flt.region is not None, *(len(v) for v in lists.values()),
+                 bool(flt.since), bool(flt.until), flt.after_id is not None)
+
+        def conditions() -> list:
+            out = self._spatial(f, shape[0], shape[1])
+            out += [_in(f.c[c], c, len(v)) for c, v in lists.items() if v]
+            if flt.since:
+                out.append(f.c.last_seen >= bindparam("since"))
+            if flt.until:
+                out.append(f.c.first_seen <= bindparam("until"))
+            if flt.after_id is not None:
+                out.append(f.c.id > bindparam("after_id"))
+            return out
+
+        params = self._spatial_params(flt.bbox, flt.region)
+        for c, v in lists.items():
+            params.update(_in_params(c, v))
+        params.update(since=_value(flt.since), until=_value(flt.until), after_id=flt.after_id)
+        return shape, conditions, params
+
+    def flags(self, flt=None, with_geometry=True) -> list[dict]:
+        f = S.flags
+        shape, conditions, params = self._where(flt)
+        limit = flt is not None and flt.limit is not None
+
+        def build():
+            stmt = select(*[f.c[c] for c in FLAG_FIELDS], *([f.c.geom] if with_geometry else []))
+            stmt = stmt.where(*conditions()).order_by(f.c.id)
+            return stmt.limit(bindparam("limit", type_=sa.Integer)) if limit else stmt
+
+        rows = self._all(("flags", shape, with_geometry, limit), build,
+                         {**params, "limit": int(flt.limit) if limit else None})
+        return self._decoded(f, rows, geometry="geometry" if with_geometry else None)
+
+    def count_flags(self, flt=None) -> int:
+        shape, conditions, params = self._where(flt)
+        return self._first(("count_flags", shape),
+                           lambda: select(func.count().label("n")).select_from(S.flags).where(*conditions()),
+                           params)["n"]
+
+    def flag(self, flag_id: int) -> dict:
+        f = S.flags
+        rows = self._all("flag", lambda: select(f).where(f.c.id == bindparam("id")), {"id": flag_id})
+        if not rows:
+            raise NotFoundError(f"flag {flag_id} does not exist")
+        return self._decoded(f, rows, geometry="geometry")[0]
+
+    def insert_flag(self, flag: dict, geometry) -> int:
+        flag = dict(flag)
+        flag.setdefault("created_at", now())
+        flag.setdefault("updated_at", flag["created_at"])
+        with self.transaction():
+            fid = self._insert(S.flags, flag, geometry)
+            self._indexed(S.flags, fid, geometry)
+        return fid
+
+    def update_flag(self, flag_id: int, fields: dict, geometry=None) -> None:
+        with self.transaction():
+            if self._update(S.flags, "id", flag_id, {**fields, "updated_at": now()}, geometry) == 0:
+                raise NotFoundError(f"flag {flag_id} does not exist")
+            if geometry is not None:
+                self._indexed(S.flags, flag_id, geometry, new=False)
+
+    def add_observation(self, obs: dict, geometry) -> int:
+        return self._insert(S.observations, obs, geometry)
+
+    def observations(self, flag_id: int) -> list[dict]:
+        o, s = S.observations, S.scans
+        rows = self._all("observations",
+                         lambda: select(o, s.c.product_id, s.c.sensor).join(s, s.c.id == o.c.scan_id)
+                         .where(o.c.flag_id == bindparam("flag_id")).order_by(o.c.observed_on, o.c.id),
+                         {"flag_id": flag_id})
+        return self._decoded(o, rows, geometry="geometry")
+
+    def replace_conflicts(self, flag_id: int, conflicts: list[dict]) -> None:
+        c = S.conflicts
+        with self.transaction():
+            self._run("delete_conflicts", lambda: sa.delete(c).where(c.c.flag_id == bindparam("flag_id")),
+                      {"flag_id": flag_id})
+            for row in conflicts:
+                self._insert(c, {"flag_id": flag_id, **row}, returning=False)
+
+    def conflicts(self, flag_id: int) -> list[dict]:
+        c = S.conflicts
+        return self._all("conflicts", lambda: select(c).where(c.c.flag_id == bindparam("flag_id"))
+                         .order_by(c.c.overlap_ha.desc(), c.c.id), {"flag_id": flag_id})
+
+    def audit(self, flag_id, actor, action, detail) -> None:
+        self._insert(S.audit, {"flag_id": flag_id, "at": now(), "actor": actor, "action": action, "detail": detail},
+                     returning=False)
+
+    def history(self, flag_id: int) -> list[dict]:
+        a = S.audit
+        return self._decoded(a, self._all("history", lambda: select(a).where(a.c.flag_id == bindparam("flag_id"))
+                                          .order_by(a.c.id), {"flag_id": flag_id}))
+
+    # statistics ------------------------------------------------------------------------
+    def stats(self, group_by: str, flt=None) -> list[dict]:
+        f = S.flags
+        cols = STATS_GROUPS[group_by]
+        shape, conditions, params = self._where(flt)
+
+        def build():
+            exprs = [S.YearMonth(f.c.first_seen) if c == "month" else f.c[c] for c in cols]
+            # SQLite's order: binary collation, NULLs first
+            return (select(*[e.label(c) for e, c in zip(exprs, cols)], func.count().label("count"),
+                           func.sum(f.c.area_ha).label("area_ha"))
+                    .where(*conditions()).group_by(*exprs)
+                    .order_by(sa.desc(sa.literal_column("count")), *[S.Binary(e).nulls_first() for e in exprs]))
+
+        rows = self._all(("stats", group_by, shape), build, params)
+        for d in rows:
+            d["area_ha"] = round(d["area_ha"] or 0.0, 4)
+            d["area_mu"] = round(d["area_ha"] * 15, 2)
+        return rows
+
+    # access tokens ---------------------------------------------------------------------
+    def add_token(self, name, role, jurisdiction, token_hash) -> int:
+        with self.transaction():
+            return self._insert(S.tokens, {"name": name, "role": role, "jurisdiction": list(jurisdiction),
+                                           "token_hash": token_hash, "created_at": now()})
+
+    def _tokens(self, key, build, params=None) -> list[dict]:
+        rows = self._decoded(S.tokens, self._all(key, build, params))
+        for r in rows:
+            r.pop("token_hash", None)
+        return rows
+
+    def token_by_hash(self, token_hash: str) -> dict | None:
+        t = S.tokens
+        rows = self._tokens("token_by_hash", lambda: select(t).where(t.c.token_hash == bindparam("token_hash"),
+                                                                     t.c.revoked_at.is_(None)),
+                            {"token_hash": token_hash})
+        return rows[0] if rows else None
+
+    def tokens(self) -> list[dict]:
+        return self._tokens("tokens", lambda: select(S.tokens).order_by(S.tokens.c.id))
+
+    def revoke_token(self, token_id: int) -> None:
+        with self.transaction():
+            if self._update(S.tokens, "id", token_id, {"revoked_at": now()}) == 0:
+                raise NotFoundError(f"token {token_id} does not exist")
+
+    # field evidence --------------------------------------------------------------------
+    def add_evidence(self, record: dict) -> int:
+        with self.transaction():
+            return self._insert(S.evidence, record)
+
+    def evidence(self, flag_id: int) -> list[dict]:
+        e = S.evidence
+        return self._all("evidence", lambda: select(e).where(e.c.flag_id == bindparam("flag_id")).order_by(e.c.id),
+                         {"flag_id": flag_id})
+
+    def evidence_item(self, evidence_id: int) -> dict:
+        e = S.evidence
+        row = self._first("evidence_item", lambda: select(e).where(e.c.id == bindparam("id")), {"id": evidence_id})
+        if row is None:
+            raise NotFoundError(f"evidence {evidence_id} does not exist")
+        return row
+
+    # jobs ------------------------------------------------------------------------------
+    def add_job(self, job: dict) -> None:
+        with self.transaction():
+            self._insert(S.jobs, {**job, "request": job.get("request", {}), "created_at": now(), "updated_at": now()},
+                         returning=False)
+
+    def update_job(self, job_id: str, fields: dict) -> None:
+        with self.transaction():
+            self._update(S.jobs, "id", job_id, {**fields, "updated_at": now()})
+
+    def job(self, job_id: str) -> dict:
+        j = S.jobs
+        rows = self._all("job", lambda: select(j).where(j.c.id == bindparam("id")), {"id": job_id})
+        if not rows:
+            raise NotFoundError(f"job {job_id} does not exist")
+        return self._decoded(j, rows)[0]
+
+    # nightly batch ledger --------------------------------------------------------------
+    def _ledger(self, key, build, params=None) -> list[dict]:
+        return self._decoded(S.batch_ledger, self._all(key, build, params))
+
+    def ledger_entry(self, key: str) -> dict | None:
+        b = S.batch_ledger
+        rows = self._ledger("ledger_entry", lambda: select(b).where(b.c.key == bindparam("key")), {"key": key})
+        return rows[0] if rows else None
+
+    def ledger_by_stamp(self, stamp: str) -> dict | None:
+        b = S.batch_ledger
+        rows = self._ledger("ledger_by_stamp", lambda: select(b).where(b.c.stamp == bindparam("stamp"))
+                            .order_by(b.c.updated_at.desc()).limit(1), {"stamp": stamp})
+        return rows[0] if rows else None
+
+    def ledger_start(self, entry: dict) -> dict:
+        b = S.batch_ledger
+        cols = ("key", "source", "item_id", "location", "stamp", "run_id", "first_seen_at", "updated_at")
+
+        def build():
+            insert = _UPSERT[self.dialect.name](b).values({**_binds(b, cols), "state": "running", "attempts": 1})
+            return insert.on_conflict_do_update(index_elements=[b.c.key], set_={
+                "state": "running", "reason": None, "attempts": b.c.attempts + 1,
+                **{c: insert.excluded[c] for c in ("source", "item_id", "location", "stamp", "run_id")},
+                "reported_in": None, "updated_at": insert.excluded.updated_at})
+
+        at = now()
+        with self.transaction():
+            self._run("ledger_start", build, {**{c: entry.get(c) for c in cols[:6]}, "first_seen_at": at,
+                                              "updated_at": at})
+        return self.ledger_entry(entry["key"])
+
+    def ledger_update(self, key: str, fields: dict) -> None:
+        with self.transaction():
+            if self._update(S.batch_ledger, "key", key, {**fields, "updated_at": now()}) == 0:
+                raise NotFoundError(f"ledger entry {key} does not exist")
+
+    def ledger_entries(self, state: str | None = None, unreported: bool = False) -> list[dict]:
+        b = S.batch_ledger
+
+        def build():
+            stmt = select(b)
+            if state is not None:
+                stmt = stmt.where(b.c.state == bindparam("state"))
+            if unreported:
+                stmt = stmt.where(b.c.reported_in.is_(None))
+            return stmt.order_by(b.c.first_seen_at, S.Binary(b.c.key))
+
+        return self._ledger(("ledger_entries", state is not None, unreported), build, {"state": state})
+
+    def ledger_mark_reported(self, keys: list[str], digest_id: str) -> None:
+        b = S.batch_ledger
+        sql, _ = self._statement("ledger_mark_reported", lambda: sa.update(b).where(b.c.key == bindparam("_key"))
+                                 .values(reported_in=bindparam("reported_in")))
+        with self.transaction():
+            self._executemany(sql, [{"_key": k, "reported_in": digest_id} for k in keys])

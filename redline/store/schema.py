@@ -1,0 +1,259 @@
+"""The store's tables, declared once (SQLAlchemy Core) for both backends.
+
+Each column has one declaration; the type says how each dialect holds it: SQLite keeps
+TEXT (ISO dates, timestamps and JSON text), REAL, INTEGER and WKB BLOBs; PostGIS has
+``date``, ``timestamptz``, ``json`` (not jsonb: key order is kept), ``double precision``,
+``bigint`` identities and ``geometry(Geometry, 4326)``. The flag's columns come from
+:class:`redline.model.Flag`.
+
+What is not a plain table lives with its backend: SQLite's R*Tree virtual tables
+(``zones_rtree``, ``scans_rtree``, ``flags_rtree``) and PostGIS's GiST indexes and
+``zone_parts`` (zones cut by ST_Subdivide; declared here with ``info={"dialects": ...}``).
+The migrations build exactly this (tests/test_migrations.py compares them).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import ColumnElement
+from sqlalchemy.types import UserDefinedType
+
+from ..model import FLAG_SPECS
+
+SRID = 4326
+
+
+class Geometry(UserDefinedType):
+    """A lon/lat geometry: ``geometry(Geometry, 4326)`` in PostGIS, a WKB BLOB in SQLite.
+    Values are bound as WKB bytes either way (PostGIS wraps them in ST_GeomFromWKB)."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw) -> str:
+        return f"geometry(Geometry, {SRID})"
+
+    def bind_expression(self, bindvalue):
+        return FromWKB(bindvalue)
+
+
+@compiles(Geometry, "sqlite")
+def _geometry_sqlite(element, compiler, **kw):
+    return "BLOB"
+
+
+class FromWKB(ColumnElement):
+    """A WKB value as a geometry: the bytes themselves in SQLite, ST_GeomFromWKB in PostGIS."""
+
+    inherit_cache = True
+
+    def __init__(self, value):
+        self.value = value
+        self.type = Geometry()
+
+
+@compiles(FromWKB)
+def _from_wkb(element, compiler, **kw):
+    return f"ST_GeomFromWKB({compiler.process(element.value, **kw)}, {SRID})"
+
+
+@compiles(FromWKB, "sqlite")
+def _from_wkb_sqlite(element, compiler, **kw):
+    return compiler.process(element.value, **kw)
+
+
+class Binary(ColumnElement):
+    """Text compared byte by byte (SQLite's default; ``COLLATE "C"`` in PostgreSQL), so both
+    stores order names alike."""
+
+    inherit_cache = True
+
+    def __init__(self, expr):
+        self.expr = expr
+        self.type = expr.type
+
+
+@compiles(Binary)
+def _binary(element, compiler, **kw):
+    return f'{compiler.process(element.expr, **kw)} COLLATE "C"'
+
+
+@compiles(Binary, "sqlite")
+def _binary_sqlite(element, compiler, **kw):
+    return compiler.process(element.expr, **kw)
+
+
+class YearMonth(ColumnElement):
+    """'YYYY-MM' of a date column (ISO text in SQLite, a ``date`` in PostgreSQL)."""
+
+    inherit_cache = True
+    type = sa.Text()
+
+    def __init__(self, expr):
+        self.expr = expr
+
+
+@compiles(YearMonth)
+def _year_month(element, compiler, **kw):
+    return f"to_char({compiler.process(element.expr, **kw)}, 'YYYY-MM')"
+
+
+@compiles(YearMonth, "sqlite")
+def _year_month_sqlite(element, compiler, **kw):
+    return f"substr({compiler.process(element.expr, **kw)}, 1, 7)"
+
+
+# column types: one name per kind of value, each dialect's own type underneath
+ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # a row id, or a reference to one
+INT = sa.Integer()
+TEXT = sa.Text()
+REAL = sa.Double().with_variant(sa.REAL(), "sqlite")
+DATE = sa.Date().with_variant(sa.Text(), "sqlite")
+TIMESTAMP = sa.DateTime(timezone=True).with_variant(sa.Text(), "sqlite")
+JSON = sa.JSON().with_variant(sa.Text(), "sqlite")
+GEOMETRY = Geometry()
+TYPES = {"int": INT, "bigint": ID, "float": REAL, "str": TEXT, "date": DATE, "timestamp": TIMESTAMP, "json": JSON}
+
+metadata = sa.MetaData()
+
+
+def _id() -> sa.Column:
+    return sa.Column("id", ID, sa.Identity(), primary_key=True)
+
+
+def _ref(name: str, target: str, nullable: bool = False, **kw) -> sa.Column:
+    return sa.Column(name, ID, sa.ForeignKey(target, **kw), nullable=nullable)
+
+
+def col(name: str, type_, nullable: bool = True, **kw) -> sa.Column:
+    return sa.Column(name, type_, nullable=nullable, **kw)
+
+
+def req(name: str, type_, **kw) -> sa.Column:
+    """A column that may not be empty."""
+    return sa.Column(name, type_, nullable=False, **kw)
+
+
+layer_versions = sa.Table(
+    "layer_versions", metadata,
+    _id(),
+    req("kind", TEXT), req("version", INT), req("source", TEXT), req("source_sha256", TEXT), col("source_crs", TEXT),
+    req("loaded_at", TIMESTAMP), req("report", JSON),
+    sa.UniqueConstraint("kind", "version"),
+)
+
+zones = sa.Table(
+    "zones", metadata,
+    _id(),
+    _ref("layer_version_id", "layer_versions.id"),
+    req("kind", TEXT), req("name", TEXT), req("regime", TEXT), col("code", TEXT),
+    req("attrs", JSON, server_default="{}"), col("valid_from", DATE), col("valid_to", DATE), col("activity", TEXT),
+    req("area_ha", REAL), req("geom", GEOMETRY),
+    sa.Index("zones_version", "layer_version_id"),
+)
+
+# PostGIS only: the zones cut into pieces of at most 255 vertices, for spatial queries
+zone_parts = sa.Table(
+    "zone_parts", metadata,
+    _ref("zone_id", "zones.id", ondelete="CASCADE"),
+    req("geom", GEOMETRY),
+    sa.Index("zone_parts_zone", "zone_id"),
+    info={"dialects": ("postgresql",)},
+)
+
+scans = sa.Table(
+    "scans", metadata,
+    _id(),
+    req("checksum", TEXT, unique=True), req("product_id", TEXT), req("mode", TEXT), col("sensor", TEXT),
+    col("acquired_before", DATE), req("acquired_after", DATE), req("files", JSON),
+    req("started_at", TIMESTAMP), req("finished_at", TIMESTAMP), req("state", TEXT), req("stats", JSON),
+    req("layer_versions", JSON), req("rules_version", TEXT), col("observed_fraction", REAL),
+    col("footprint", GEOMETRY),
+)
+
+flags = sa.Table(
+    "flags", metadata,
+    _id(),
+    *(sa.Column(f.name, TYPES[f.kind], nullable=f.nullable) for f in FLAG_SPECS if f.name != "id"),
+    req("geom", GEOMETRY),
+    sa.Index("flags_status", "status", "severity"),
+)
+
+observations = sa.Table(
+    "observations", metadata,
+    _id(),
+    _ref("flag_id", "flags.id"), _ref("scan_id", "scans.id"),
+    req("observed_on", DATE), req("activity", TEXT), req("confidence", TEXT), col("score", REAL),
+    req("area_ha", REAL), req("pixels", ID), req("geom", GEOMETRY),
+    sa.Index("observations_flag", "flag_id"),
+)
+
+conflicts = sa.Table(
+    "conflicts", metadata,
+    _id(),
+    _ref("flag_id", "flags.id"), _ref("zone_id", "zones.id"),
+    req("layer", TEXT), req("layer_version", INT), req("zone_name", TEXT), req("regime", TEXT),
+    req("overlap_ha", REAL), req("overlap_mu", REAL), col("severity", TEXT), col("rule", TEXT),
+    sa.Index("conflicts_flag", "flag_id"),
+)
+
+audit = sa.Table(
+    "audit", metadata,
+    _id(),
+    _ref("flag_id", "flags.id", nullable=True),
+    req("at", TIMESTAMP), req("actor", TEXT), req("action", TEXT), req("detail", JSON),
+    sa.Index("audit_flag", "flag_id"),
+)
+
+tokens = sa.Table(
+    "tokens", metadata,
+    _id(),
+    req("name", TEXT), req("role", TEXT), req("jurisdiction", JSON, server_default="[]"),
+    req("token_hash", TEXT, unique=True), req("created_at", TIMESTAMP), col("revoked_at", TIMESTAMP),
+)
+
+evidence = sa.Table(
+    "evidence", metadata,
+    _id(),
+    _ref("flag_id", "flags.id"),
+    req("stored_name", TEXT), col("original_name", TEXT), req("content_type", TEXT), req("size", ID),
+    req("sha256", TEXT), col("lon", REAL), col("lat", REAL), col("note", TEXT), req("actor", TEXT),
+    req("at", TIMESTAMP),
+    sa.Index("evidence_flag", "flag_id"),
+)
+
+jobs = sa.Table(
+    "jobs", metadata,
+    req("id", TEXT, primary_key=True),
+    req("kind", TEXT), req("state", TEXT), req("progress", INT, server_default="0"), col("message", TEXT),
+    req("request", JSON, server_default="{}"), col("result", JSON), col("actor", TEXT),
+    req("created_at", TIMESTAMP), req("updated_at", TIMESTAMP),
+)
+
+batch_ledger = sa.Table(
+    "batch_ledger", metadata,
+    req("key", TEXT, primary_key=True),
+    req("source", TEXT), req("item_id", TEXT), req("location", TEXT), req("stamp", TEXT), req("state", TEXT),
+    col("reason", TEXT), col("checksum", TEXT), _ref("scan_id", "scans.id", nullable=True), col("result", JSON),
+    req("attempts", INT, server_default="0"), col("run_id", TEXT), col("reported_in", TEXT),
+    req("first_seen_at", TIMESTAMP), req("updated_at", TIMESTAMP),
+    sa.Index("batch_ledger_stamp", "stamp"),
+    sa.Index("batch_ledger_state", "state", "reported_in"),
+)
+
+# PostGIS's spatial indexes (SQLite has R*Tree tables instead; see sqlite.py)
+for _table, _column in (("zones", "geom"), ("zone_parts", "geom"), ("scans", "footprint"), ("flags", "geom")):
+    sa.Index(f"{_table}_{_column}", metadata.tables[_table].c[_column], postgresql_using="gist",
+             info={"dialects": ("postgresql",)})
+
+# the geometry column of each table that has one
+GEOMETRY_COLUMN = {t.name: c.name for t in metadata.tables.values() for c in t.columns
+                   if isinstance(c.type, Geometry) and t.name != "zone_parts"}
+# JSON columns, decoded when read and encoded when written
+JSON_COLUMNS = {t.name: frozenset(c.name for c in t.columns if isinstance(c.type, sa.JSON))
+                for t in metadata.tables.values()}
+
+
+def on(dialect: str, item) -> bool:
+    """Whether a store of ``dialect`` ('sqlite' or 'postgresql') has this table or index."""
+    return dialect in item.info.get("dialects", (dialect,))
