@@ -17,7 +17,7 @@ from redline.evidence import recover as recover_evidence
 from redline.safeio import harden_gdal
 from redline.store import open_store
 
-from . import analysts, checks, docs, errors, features, flags, scans
+from . import analysts, checks, docs, errors, features, flags, processes, scans, tiles, webapp
 from .deps import StoreDep
 from .errors import problem
 from .limits import BodySizeLimit
@@ -80,7 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ready", "version": __version__}
 
     for router in (features.router, checks.router, flags.router, flags.evidence_router, analysts.router,
-                   scans.router):
+                   scans.router, processes.router, tiles.router, webapp.router):
         app.include_router(router)
     docs.install(app)
     return app

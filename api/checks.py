@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
@@ -10,9 +10,10 @@ from redline.auth import Principal
 from redline.errors import InputError
 
 from .deps import SettingsDep, requires
+from .flags import report_response
 from .inputs import parse_datetime_interval, region_limits, saved_upload
 from .schemas import CheckAnswer, ScreeningAnswer, ScreeningRequest
-from .work import check_task, screening_task
+from .work import check_report_task, check_task, screening_task
 
 router = APIRouter(tags=["inspectors"])
 
@@ -36,15 +37,20 @@ REGION_BODY = {
 }
 
 
-@router.post("/checks", response_model=CheckAnswer, openapi_extra=REGION_BODY, summary="Conflict check over a region")
+@router.post("/checks", response_model=CheckAnswer, openapi_extra=REGION_BODY, summary="Conflict check over a region",
+             responses={200: {"content": {"application/pdf": {}, "text/html": {}}}})
 async def post_check(
     request: Request, settings: SettingsDep, user: Annotated[Principal, requires("check")],
     crs: Annotated[str | None, Query(description="CRS of the region (default CRS84; EPSG:4490 accepted).")] = None,
     datetime: Annotated[str | None, Query(description="Period: RFC 3339 interval a/b (.. for open).")] = None,
+    f: Annotated[Literal["pdf", "html"] | None, Query(description="The check report (pdf or html) instead of JSON.")] = None,
 ) -> Any:
     """Zones touched (ha, mu), flags inside (only those of the caller's jurisdiction), and
     imagery coverage, so that "no change" is told apart from "not observed"."""
     since, until = parse_datetime_interval(datetime)
+    # ?f=pdf|html: the same check, answered with its report (map, tables, provenance)
+    task, extra = (check_task, ()) if f is None else (check_report_task, (f,))
+    reply = encoded_json if f is None else (lambda data: report_response(data, f, "check"))
     work = request.app.state.work
     args = (settings.database_url, user)
     tail = (crs, since, until, region_limits(settings))
@@ -55,9 +61,9 @@ async def post_check(
         if upload is None or isinstance(upload, str):
             raise InputError("multipart body needs a 'file' part")
         async with saved_upload(upload) as saved:
-            return encoded_json(await work.run(check_task, *args, None, saved, *tail))
+            return reply(await work.run(task, *args, None, saved, *tail, *extra))
     if ctype.startswith(("application/json", "application/geo+json")):
-        return encoded_json(await work.run(check_task, *args, await request.body(), None, *tail))
+        return reply(await work.run(task, *args, await request.body(), None, *tail, *extra))
     raise InputError("send the region as GeoJSON (application/json) or as a file (multipart/form-data)")
 
 

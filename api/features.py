@@ -1,4 +1,8 @@
-"""OGC API – Features (Part 1, core + GeoJSON): flags, red lines and reserve zones."""
+"""OGC API – Features: Part 1 (core, GeoJSON), Part 2 (CRS by reference) and Part 3 (queryables,
+CQL2 filters, sortby) over flags and the protection layers (red lines, reserve zones, permits,
+admin units). Every geometry is a MultiPolygon. Query parameters an operation does not define
+are refused with 400, never ignored.
+"""
 
 from __future__ import annotations
 
@@ -10,39 +14,129 @@ import shapely
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from redline.errors import NotFoundError
+from redline import cql
+from redline.errors import CRSError, NotFoundError
+from redline.geo import STORAGE_CRS, parse_crs, reproject
+from redline.store import FlagFilter
 
+from . import webapp
 from .deps import CurrentUser, StoreDep
 from .filters import FlagQuery
+from .inputs import parse_bbox
+from .params import BAD_PARAMETER, BadParameterError, reject_unknown
 from .schemas import MAX_ID, Id
 
 router = APIRouter(tags=["features"])
 
 GEOJSON = "application/geo+json"
+SCHEMA_JSON = "application/schema+json"
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+EPSG4490 = "http://www.opengis.net/def/crs/EPSG/0/4490"
+EPSG4326 = "http://www.opengis.net/def/crs/EPSG/0/4326"
+CRS_LIST = (CRS84, EPSG4490, EPSG4326)
+_F1 = "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf"
+_F3 = "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf"
+_CQL2 = "http://www.opengis.net/spec/cql2/1.0/conf"
+_TILES = "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf"
+_PROC = "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf"
 CONFORMANCE = [
-    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
-    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
-    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    f"{_F1}/core", f"{_F1}/geojson", f"{_F1}/oas30",
+    "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+    f"{_F3}/queryables", f"{_F3}/queryables-query-parameters", f"{_F3}/filter", f"{_F3}/features-filter",
+    "http://www.opengis.net/spec/ogcapi-features-5/1.0/conf/sortables",
+    f"{_CQL2}/cql2-text", f"{_CQL2}/cql2-json", f"{_CQL2}/basic-cql2", f"{_CQL2}/advanced-comparison-operators",
+    f"{_CQL2}/basic-spatial-functions", f"{_CQL2}/temporal-functions",
+    f"{_TILES}/core", f"{_TILES}/tileset", f"{_TILES}/tilesets-list", f"{_TILES}/geodata-tilesets",
+    f"{_TILES}/mvt", "http://www.opengis.net/spec/ogcapi-tiles-2/1.0/conf/tilematrixset",
+    f"{_PROC}/core", f"{_PROC}/json", f"{_PROC}/job-list", f"{_PROC}/oas30",
 ]
 COLLECTIONS = {
     "flags": "Flags: persistent human-activity conflicts with red lines and reserve zones",
     "redline": "Ecological protection red lines (current layer version)",
     "reserve": "Nature-reserve zones (current layer version)",
+    "permit": "Permitted footprints (current layer version)",
+    "admin": "Administrative units (current layer version)",
 }
 ZONE_FIELDS = ("name", "regime", "code", "area_ha")
+COMMON_PARAMS = ("limit", "bbox", "bbox-crs", "crs", "filter", "filter-lang", "filter-crs", "sortby", "f")
+FLAG_PARAMS = ("after", "offset", "status", "severity", "activity", "admin", "datetime")
+ZONE_PARAMS = ("after", "offset")
+FORMATS = ("json", "geojson")
 
 
 def _base(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
-def _geojson(body: dict) -> JSONResponse:
-    return JSONResponse(body, media_type=GEOJSON)
+def _geojson(body: dict, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse(body, media_type=GEOJSON, headers=headers)
 
 
-@router.get("/", summary="Landing page")
-def landing(request: Request) -> dict:
+def _known(collection_id: str) -> str:
+    if collection_id not in COLLECTIONS:
+        raise NotFoundError(f"no collection {collection_id!r}; there are: {', '.join(COLLECTIONS)}")
+    return collection_id
+
+
+def _format(f: str | None) -> None:
+    if f is not None and f not in FORMATS:
+        raise BadParameterError(f"f={f!r} is not offered; use f=json (GeoJSON)")
+
+
+def _crs(value: str | None, name: str = "crs") -> tuple[str, Any]:
+    """A CRS the collections offer: (its URI, the pyproj CRS). Strings go through the allowlist
+    of redline.geo.parse_crs."""
+    if value is None:
+        return CRS84, parse_crs(CRS84)
+    try:
+        asked = parse_crs(value)
+    except CRSError as exc:
+        raise BadParameterError(f"{name}: {exc}") from None
+    for uri in CRS_LIST:
+        if parse_crs(uri) == asked:
+            return uri, asked
+    raise BadParameterError(f"{name} {value!r} is not offered; use one of: {', '.join(CRS_LIST)}")
+
+
+def _lat_first(crs) -> bool:
+    return bool(crs.axis_info) and crs.axis_info[0].direction.lower() == "north"
+
+
+def _swap(geom):
+    return shapely.transform(geom, lambda xy: xy[:, ::-1])
+
+
+def _bbox(raw: str | None, bbox_crs: str | None) -> tuple | None:
+    """``bbox`` in ``bbox-crs`` (in that CRS's axis order) → lon/lat."""
+    box = parse_bbox(raw)
+    if box is None:
+        if bbox_crs is not None:
+            raise BadParameterError("bbox-crs without bbox")
+        return None
+    uri, crs = _crs(bbox_crs, "bbox-crs")
+    if uri == CRS84:
+        return box
+    corners = shapely.MultiPoint([(box[0], box[1]), (box[2], box[3])])
+    if _lat_first(crs):
+        corners = _swap(corners)
+    return tuple(shapely.bounds(reproject(corners, crs, STORAGE_CRS)))
+
+
+def _output(geom, crs_uri: str, crs):
+    """A stored lon/lat geometry as the response carries it: a MultiPolygon in ``crs``, in
+    that CRS's axis order (EPSG:4490 and EPSG:4326 are latitude first)."""
+    if geom.geom_type == "Polygon":
+        geom = shapely.MultiPolygon([geom])
+    if crs_uri == CRS84:
+        return geom
+    geom = reproject(geom, STORAGE_CRS, crs)
+    return _swap(geom) if _lat_first(crs) else geom
+
+
+@router.get("/", summary="Landing page", responses={200: {"content": {"text/html": {}}}})
+def landing(request: Request) -> Any:
+    if webapp.wants_html(request):  # a browser gets the web app; JSON clients this document
+        return webapp.index(request)
     base = _base(request)
     return {
         "title": "redline",
@@ -62,91 +156,166 @@ def conformance() -> dict:
     return {"conformsTo": CONFORMANCE}
 
 
-def _collection(base: str, cid: str, bbox=None, interval=None) -> dict:
+def _collection(base: str, cid: str, extent: dict | None) -> dict:
+    spatial = {"bbox": [list(extent["bbox"])] if extent and extent.get("bbox") else [[-180, -90, 180, 90]],
+               "crs": CRS84}
+    interval = extent.get("interval") if extent else None
     return {
         "id": cid,
         "title": cid,
         "description": COLLECTIONS[cid],
         "itemType": "feature",
-        "crs": [CRS84],
-        "extent": {"spatial": {"bbox": [list(bbox or (-180, -90, 180, 90))], "crs": CRS84},
-                   **({"temporal": {"interval": [list(interval)]}} if interval else {})},
+        "crs": list(CRS_LIST),
+        "storageCrs": CRS84,
+        "extent": {"spatial": spatial, **({"temporal": {"interval": [list(interval)], "trs":
+                   "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"}} if interval else {})},
         "links": [
             {"href": f"{base}/collections/{cid}", "rel": "self", "type": "application/json"},
             {"href": f"{base}/collections/{cid}/items", "rel": "items", "type": GEOJSON},
+            {"href": f"{base}/collections/{cid}/queryables", "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables",
+             "type": SCHEMA_JSON},
+            {"href": f"{base}/collections/{cid}/tiles", "rel": "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector",
+             "type": "application/json"},
         ],
     }
 
 
-@router.get("/collections", summary="Feature collections")
-def collections(request: Request, user: CurrentUser) -> dict:
+def _extent(store, user, cid: str) -> dict | None:
+    """The collection's real extent, from the data (flags: those the caller may see)."""
+    if not hasattr(store, "extent"):  # TEMPORARY until the store core lands (see report)
+        return None
+    return store.extent(cid, user.scope() if cid == "flags" else None)
+
+
+@router.get("/collections", summary="Feature collections", responses=BAD_PARAMETER)
+def collections(request: Request, store: StoreDep, user: CurrentUser) -> dict:
+    reject_unknown(request, ("f",))
+    _format(request.query_params.get("f"))
     base = _base(request)
     return {
         "links": [{"href": f"{base}/collections", "rel": "self", "type": "application/json"}],
-        "collections": [_collection(base, cid) for cid in COLLECTIONS],
+        "collections": [_collection(base, cid, _extent(store, user, cid)) for cid in COLLECTIONS],
     }
 
 
-@router.get("/collections/{collection_id}", summary="One collection")
-def collection(request: Request, collection_id: str, user: CurrentUser) -> dict:
-    if collection_id not in COLLECTIONS:
-        raise NotFoundError(f"no collection {collection_id!r}; there are: {', '.join(COLLECTIONS)}")
-    return _collection(_base(request), collection_id)
+@router.get("/collections/{collection_id}", summary="One collection", responses=BAD_PARAMETER)
+def collection(request: Request, collection_id: str, store: StoreDep, user: CurrentUser) -> dict:
+    reject_unknown(request, ("f",))
+    _format(request.query_params.get("f"))
+    cid = _known(collection_id)
+    return _collection(_base(request), cid, _extent(store, user, cid))
 
 
-def _flag_feature(f: dict) -> dict:
+@router.get("/collections/{collection_id}/queryables", summary="Queryable properties (JSON Schema)",
+            response_class=JSONResponse, responses={200: {"content": {SCHEMA_JSON: {}}}, **BAD_PARAMETER})
+def queryables(request: Request, collection_id: str, user: CurrentUser) -> Any:
+    reject_unknown(request, ("f",))
+    cid = _known(collection_id)
+    return JSONResponse(cql.json_schema(cid, f"{_base(request)}/collections/{cid}/queryables"), media_type=SCHEMA_JSON)
+
+
+def _flag_feature(f: dict, crs_uri: str, crs) -> dict:
     geom = f.pop("geometry")
-    return {"type": "Feature", "id": f["id"], "geometry": shapely.geometry.mapping(geom), "properties": f}
+    return {"type": "Feature", "id": f["id"], "geometry": shapely.geometry.mapping(_output(geom, crs_uri, crs)),
+            "properties": f}
 
 
-def _zone_feature(z) -> dict:
+def _zone_feature(z, crs_uri: str, crs) -> dict:
     props = {k: getattr(z, k) for k in ZONE_FIELDS}
     props.update(layer=z.kind, layer_version=z.attrs.get("layer_version"),
+                 valid_from=z.valid_from.isoformat() if z.valid_from else None,
+                 valid_to=z.valid_to.isoformat() if z.valid_to else None,
                  **{k: v for k, v in z.attrs.items() if k != "layer_version"})
-    return {"type": "Feature", "id": z.id, "geometry": shapely.geometry.mapping(z.geometry), "properties": props}
+    return {"type": "Feature", "id": z.id, "geometry": shapely.geometry.mapping(_output(z.geometry, crs_uri, crs)),
+            "properties": props}
+
+
+def _zone_key(name: str):
+    def key(z):
+        v = z.id if name == "id" else getattr(z, name)
+        return (v is None, v if v is not None else 0)
+    return key
+
+
+def _query(**given) -> dict:
+    """Only the store query options that are set (a plain listing passes none)."""
+    return {k: v for k, v in given.items() if v}
+
+
+def _content_crs(uri: str) -> dict:
+    return {"Content-Crs": f"<{uri}>"}
 
 
 @router.get("/collections/{collection_id}/items", summary="Features of a collection (GeoJSON)",
-            response_class=JSONResponse, responses={200: {"content": {GEOJSON: {}}}})
+            response_class=JSONResponse, responses={200: {"content": {GEOJSON: {}}}, **BAD_PARAMETER})
 def items(
     request: Request, collection_id: str, store: StoreDep, user: CurrentUser, flt: FlagQuery,
     limit: Annotated[int, Query(ge=1, le=10_000, description="Page size.")] = 100,
-    after: Annotated[int | None, Query(ge=0, le=MAX_ID, description="Keyset cursor: features with id > after.")] = None,
+    after: Annotated[int | None, Query(ge=0, le=MAX_ID, description="Keyset cursor: features with id > after "
+                                       "(without sortby).")] = None,
+    offset: Annotated[int | None, Query(ge=0, le=10_000_000, description="Skip this many (with sortby).")] = None,
+    crs: Annotated[str | None, Query(description=f"Output CRS: {', '.join(CRS_LIST)}.")] = None,
+    bbox_crs: Annotated[str | None, Query(alias="bbox-crs", description="CRS of bbox (default CRS84).")] = None,
+    filter: Annotated[str | None, Query(description="CQL2 filter (see /queryables).")] = None,
+    filter_lang: Annotated[str | None, Query(alias="filter-lang", description="cql2-text (default) or "
+                                             "cql2-json.")] = None,
+    filter_crs: Annotated[str | None, Query(alias="filter-crs", description="CRS of the filter's geometries "
+                                            "(default CRS84).")] = None,
+    sortby: Annotated[str | None, Query(description="+name,-name over the queryables.")] = None,
+    f: Annotated[str | None, Query(description="json (GeoJSON, the default).")] = None,
 ) -> Any:
-    if collection_id not in COLLECTIONS:
-        raise NotFoundError(f"no collection {collection_id!r}; there are: {', '.join(COLLECTIONS)}")
-    if collection_id == "flags":
-        matched = store.count_flags(flt)
-        page = replace(flt, limit=limit + 1, after_id=after)
-        rows = store.flags(page)
-        features = [_flag_feature(f) for f in rows[:limit]]
+    cid = _known(collection_id)
+    reject_unknown(request, (*COMMON_PARAMS, *(FLAG_PARAMS if cid == "flags" else ZONE_PARAMS)))
+    _format(f)
+    crs_uri, out_crs = _crs(crs)
+    bbox = _bbox(request.query_params.get("bbox"), bbox_crs)
+    node = cql.parse(filter, filter_lang, cid, _crs(filter_crs, "filter-crs")[1]) if filter is not None else None
+    if filter is None and (filter_lang or filter_crs):
+        raise BadParameterError("filter-lang and filter-crs need a filter")
+    order = cql.parse_sortby(sortby, cid)
+    if order and after is not None:
+        raise BadParameterError("after pages in id order: with sortby, page with offset")
+    if cid == "flags":
+        scoped = replace(flt, bbox=bbox, **_query(cql=node, sortby=order))
+        matched = store.count_flags(scoped)
+        rows = store.flags(replace(scoped, limit=limit + 1, after_id=after, **_query(offset=offset)))
+        features = [_flag_feature(r, crs_uri, out_crs) for r in rows[:limit]]
     else:
-        zones = [z for z in store.zones((collection_id,), bbox=flt.bbox)
-                 if flt.bbox is None or shapely.intersects(z.geometry, shapely.box(*flt.bbox))]
+        zones = store.zones((cid,), bbox=bbox, **_query(cql=node))
+        if bbox is not None:
+            zones = [z for z in zones if shapely.intersects(z.geometry, shapely.box(*bbox))]
+        for name, desc in reversed(order):
+            zones.sort(key=_zone_key(name), reverse=desc)
         matched = len(zones)
-        rows = [z for z in zones if after is None or z.id > after][: limit + 1]
-        features = [_zone_feature(z) for z in rows[:limit]]
-    base = f"{_base(request)}/collections/{collection_id}/items"
-    params = [(k, v) for k, v in request.query_params.multi_items() if k not in ("after", "limit")]
+        if after is not None:
+            zones = [z for z in zones if z.id > after]
+        rows = zones[offset or 0:][: limit + 1]
+        features = [_zone_feature(z, crs_uri, out_crs) for z in rows[:limit]]
+    base = f"{_base(request)}/collections/{cid}/items"
+    params = [(k, v) for k, v in request.query_params.multi_items() if k not in ("after", "limit", "offset")]
     links = [{"href": f"{base}?{urlencode(list(request.query_params.multi_items()))}", "rel": "self", "type": GEOJSON}]
     if len(rows) > limit:
-        cursor = features[-1]["id"]
-        links.append({"href": f"{base}?{urlencode([*params, ('limit', limit), ('after', cursor)])}",
-                      "rel": "next", "type": GEOJSON})
+        cursor = ("offset", (offset or 0) + limit) if order or offset is not None else ("after", features[-1]["id"])
+        links.append({"href": f"{base}?{urlencode([*params, ('limit', limit), cursor])}", "rel": "next",
+                      "type": GEOJSON})
     return _geojson({"type": "FeatureCollection", "features": features, "numberMatched": matched,
-                     "numberReturned": len(features), "links": links})
+                     "numberReturned": len(features), "links": links}, _content_crs(crs_uri))
 
 
 @router.get("/collections/{collection_id}/items/{feature_id}", summary="One feature (GeoJSON)",
-            response_class=JSONResponse, responses={200: {"content": {GEOJSON: {}}}})
-def item(collection_id: str, feature_id: Id, store: StoreDep, user: CurrentUser) -> Any:
-    if collection_id == "flags":
+            response_class=JSONResponse, responses={200: {"content": {GEOJSON: {}}}, **BAD_PARAMETER})
+def item(request: Request, collection_id: str, feature_id: Id, store: StoreDep, user: CurrentUser,
+         crs: Annotated[str | None, Query(description=f"Output CRS: {', '.join(CRS_LIST)}.")] = None,
+         f: Annotated[str | None, Query(description="json (GeoJSON, the default).")] = None) -> Any:
+    cid = _known(collection_id)
+    reject_unknown(request, ("crs", "f"))
+    _format(f)
+    crs_uri, out_crs = _crs(crs)
+    if cid == "flags":
         flag = store.flag(feature_id)
         user.require_flag(flag)
-        return _geojson(_flag_feature(flag))
-    if collection_id not in COLLECTIONS:
-        raise NotFoundError(f"no collection {collection_id!r}")
-    for z in store.zones((collection_id,)):
+        return _geojson(_flag_feature(flag, crs_uri, out_crs), _content_crs(crs_uri))
+    for z in store.zones((cid,)):
         if z.id == feature_id:
-            return _geojson(_zone_feature(z))
-    raise NotFoundError(f"{collection_id} feature {feature_id} does not exist")
+            return _geojson(_zone_feature(z, crs_uri, out_crs), _content_crs(crs_uri))
+    raise NotFoundError(f"{cid} feature {feature_id} does not exist")

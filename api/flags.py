@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from fastapi.responses import FileResponse
+from starlette.concurrency import run_in_threadpool
 
 from redline.evidence import evidence_path, save_evidence
+from redline.reports import MEDIA_TYPES
 from redline.workflow import allowed_next, move
 
 from .deps import CurrentUser, SettingsDep, StoreDep, requires
 from .schemas import Evidence, FlagDetail, FlagPatch, HistoryEntry, Id
+from .work import flag_report_task
 
 router = APIRouter(prefix="/flags", tags=["workflow"])
+
+
+def report_response(data: bytes, fmt: str, name: str) -> Response:
+    """A rendered report (redline.reports). The HTML needs nothing but its inline styles and
+    data: images: served as a page that can load and run nothing."""
+    return Response(data, media_type=MEDIA_TYPES[fmt], headers={
+        "Content-Disposition": f'inline; filename="{name}.{fmt}"', "Cache-Control": "private, no-store",
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "default-src 'none'; img-src data:; style-src 'unsafe-inline'"})
 
 
 def _visible_flag(store, flag_id: int, user) -> dict:
@@ -45,6 +57,20 @@ def patch_flag(flag_id: Id, body: FlagPatch, store: StoreDep,
 def history(flag_id: Id, store: StoreDep, user: CurrentUser) -> Any:
     _visible_flag(store, flag_id, user)
     return store.history(flag_id)
+
+
+@router.get("/{flag_id}/report", summary="The problem sheet of a flag (field verification form)",
+            response_class=Response, responses={200: {"content": {"application/pdf": {}, "text/html": {}}}})
+async def flag_report(
+    flag_id: Id, request: Request, store: StoreDep, settings: SettingsDep, user: CurrentUser,
+    f: Annotated[Literal["pdf", "html"], Query(description="pdf (A4, for printing) or html (self-contained)")] = "pdf",
+) -> Any:
+    """Location (CGCS2000), zone, activity, areas, observations, a map, image chips from the change
+    products, status history, evidence photos and blank fields for the field team."""
+    await run_in_threadpool(_visible_flag, store, flag_id, user)
+    data = await request.app.state.work.run(flag_report_task, settings.database_url, user, flag_id, f,
+                                            settings.evidence_dir)
+    return report_response(data, f, f"flag-{flag_id}")
 
 
 @router.post("/{flag_id}/evidence", response_model=Evidence, status_code=201, summary="Attach field evidence")

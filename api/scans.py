@@ -11,9 +11,9 @@ from fastapi import APIRouter, Request, Response
 
 from redline.change import resolve_product
 from redline.errors import InputError, PermissionDeniedError, RedlineError
-from redline.jobs import hide_paths, new_job, run_scan_job
+from redline.jobs import hide_paths, new_job, run_scan_job, status_info
 
-from .deps import CurrentUser, SettingsDep, StoreDep, requires
+from .deps import SettingsDep, StoreDep, requires
 from .schemas import Job, ScanRequest
 
 router = APIRouter(tags=["scans"])
@@ -94,9 +94,4 @@ def post_scan(body: ScanRequest, request: Request, response: Response, store: St
     job_id = new_job(store, "scan", body.model_dump(mode="json", exclude_none=True), user.name)
     request.app.state.executor.submit(run_scan_job, settings.database_url, job_id, product, settings)
     response.headers["Location"] = f"/jobs/{job_id}"
-    return store.job(job_id)
-
-
-@router.get("/jobs/{job_id}", response_model=Job, summary="Job status and progress")
-def get_job(job_id: str, store: StoreDep, user: CurrentUser) -> Any:
-    return store.job(job_id)
+    return status_info(store.job(job_id), str(request.base_url).rstrip("/"))

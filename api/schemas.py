@@ -196,13 +196,47 @@ class ScanRequest(BaseModel):
     acquired_after: date | None = None
 
 
+JobState = Literal["accepted", "running", "successful", "failed"]
+
+
+class Link(BaseModel):
+    href: str
+    rel: str
+    type: str | None = None
+    title: str | None = None
+
+
 class Job(BaseModel):
+    """A job as redline records it, with the members of OGC API – Processes' statusInfo."""
+
     id: str
     kind: str
-    state: Literal["accepted", "running", "successful", "failed"]
+    state: JobState
     progress: int
     message: str | None
     request: dict[str, Any]
     result: dict[str, Any] | None
     created_at: str
     updated_at: str
+    # OGC API - Processes statusInfo
+    jobID: str
+    processID: str
+    type: Literal["process"] = "process"
+    status: JobState
+    created: str
+    updated: str
+    links: list[Link] = []
+
+
+class JobList(BaseModel):
+    jobs: list[Job]
+    links: list[Link]
+
+
+class ScanExecution(BaseModel):
+    """OGC API – Processes execute request for the ``scan`` process (always asynchronous)."""
+
+    model_config = ConfigDict(extra="forbid")
+    inputs: ScanRequest
+    outputs: dict[str, Any] | None = Field(None, description="Ignored: the one output is the scan summary")
+    response: Literal["document"] | None = None

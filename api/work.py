@@ -26,6 +26,7 @@ from redline.check import check_region
 from redline.errors import BusyError
 from redline.export import export_flags
 from redline.regions import RegionLimits, parse_json, read_region, region_from_geojson
+from redline.reports import check_report, flag_report
 from redline.rules import load_rules
 from redline.safeio import harden_gdal
 from redline.screening import screen
@@ -50,15 +51,25 @@ def _store(url: str) -> Store:
 # Answers are validated and serialised here too: a check listing thousands of flags is
 # megabytes of JSON, which would otherwise be encoded on the server's event loop.
 
-def check_task(url: str, principal: Principal, body: bytes | None, upload: tuple[str, str] | None,
-               crs: str | None, since: date | None, until: date | None, limits: RegionLimits) -> bytes:
+def _region(body: bytes | None, upload: tuple[str, str] | None, crs: str | None, limits: RegionLimits):
     if upload is not None:
         path, name = upload
-        region = read_region(Path(path), crs, limits, name=name)
-    else:
-        region = region_from_geojson(parse_json(body, "request body"), crs, "region", limits)
-    answer = check_region(_store(url), region, since, until, principal=principal)
+        return read_region(Path(path), crs, limits, name=name)
+    return region_from_geojson(parse_json(body, "request body"), crs, "region", limits)
+
+
+def check_task(url: str, principal: Principal, body: bytes | None, upload: tuple[str, str] | None,
+               crs: str | None, since: date | None, until: date | None, limits: RegionLimits) -> bytes:
+    answer = check_region(_store(url), _region(body, upload, crs, limits), since, until, principal=principal)
     return CheckAnswer.model_validate(answer).model_dump_json().encode()
+
+
+def check_report_task(url: str, principal: Principal, body: bytes | None, upload: tuple[str, str] | None,
+                      crs: str | None, since: date | None, until: date | None, limits: RegionLimits,
+                      fmt: str) -> bytes:
+    store, region = _store(url), _region(body, upload, crs, limits)
+    answer = check_region(store, region, since, until, principal=principal)
+    return check_report(store, region, answer, fmt, principal=principal, title=upload[1] if upload else None)
 
 
 def screening_task(url: str, footprint: dict, crs: str | None, activity: str, rules_path: Path | None,
@@ -70,6 +81,10 @@ def screening_task(url: str, footprint: dict, crs: str | None, activity: str, ru
 
 def export_task(url: str, path: str, fmt: str, flt: FlagFilter, crs: str | None) -> dict:
     return export_flags(_store(url), path, fmt, flt, crs)
+
+
+def flag_report_task(url: str, principal: Principal, flag_id: int, fmt: str, evidence_dir: Path) -> bytes:
+    return flag_report(_store(url), flag_id, fmt, principal=principal, evidence_dir=evidence_dir)
 
 
 # --- in the server ----------------------------------------------------------------------

@@ -24,7 +24,7 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "workflow": ("inspector", "admin"),
     "evidence": ("inspector", "admin"),
     "export": ("analyst", "admin"),
-    "stats": ("analyst", "admin", "viewer"),
+    "stats": ROLES,  # everyone; inspectors' counts are their jurisdiction's (Principal.scope)
     "scan": ("admin",),
 }
 

@@ -31,6 +31,24 @@ def hide_paths(text: str, *roots: str | Path) -> str:
     return _ABSOLUTE.sub(lambda m: "…/" + m.group(0).rstrip("/").rsplit("/", 1)[-1], text)
 
 
+RESULTS_REL = "http://www.opengis.net/def/rel/ogc/1.0/results"
+
+
+def status_info(job: dict, base: str = "") -> dict:
+    """A stored job with the members of OGC API – Processes' statusInfo (jobID, processID,
+    status, created, updated, links); ``base`` is the API's root URL. Who started it
+    (``actor``) is not shown."""
+    out = {k: v for k, v in job.items() if k != "actor"}
+    href = f"{base}/jobs/{job['id']}"
+    links = [{"href": href, "rel": "self", "type": "application/json", "title": "this job"}]
+    if job["state"] == "successful":
+        links.append({"href": f"{href}/results", "rel": RESULTS_REL, "type": "application/json",
+                      "title": "the job's results"})
+    out.update(jobID=job["id"], processID=job["kind"], type="process", status=job["state"],
+               created=job["created_at"], updated=job["updated_at"], links=links)
+    return out
+
+
 def new_job(store, kind: str, request: dict, actor: str) -> str:
     job_id = uuid.uuid4().hex
     store.add_job({"id": job_id, "kind": kind, "state": "accepted", "progress": 0, "request": request,

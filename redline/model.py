@@ -28,6 +28,12 @@ class Brief:
     """Marks a field that short listings (the nightly digest) show."""
 
 
+@dataclass(frozen=True)
+class Judged:
+    """Marks a field that the protection layers and the rules decide (not the patch itself):
+    what a re-check against new layer versions or rules may change."""
+
+
 IsoDate = Annotated[str, Stored("date")]  # 'YYYY-MM-DD'
 IsoTime = Annotated[str, Stored("timestamp")]  # '2026-06-20T08:00:00+00:00'
 
@@ -38,7 +44,7 @@ class Flag(BaseModel):
 
     id: Annotated[int, Stored("bigint"), Brief()]
     status: Annotated[str, Brief()]
-    severity: Annotated[str | None, Brief()]
+    severity: Annotated[str | None, Brief(), Judged()]
     activity: Annotated[str, Brief()]
     confidence: Annotated[str, Brief()]
     score: float | None = None
@@ -47,15 +53,15 @@ class Flag(BaseModel):
     first_seen: Annotated[IsoDate, Brief()]
     last_seen: Annotated[IsoDate, Brief()]
     n_observations: Annotated[int, Brief()]
-    zone_layer: Annotated[str | None, Brief()]
-    zone_name: Annotated[str | None, Brief()]
-    zone_regime: Annotated[str | None, Brief()]
-    admin_code: Annotated[str | None, Brief()]
-    admin_name: Annotated[str | None, Brief()]
-    permit_id: Annotated[int | None, Stored("bigint")]
-    layer_versions: Annotated[dict[str, int], Stored("json")]
-    rules_version: str
-    rule: str | None
+    zone_layer: Annotated[str | None, Brief(), Judged()]
+    zone_name: Annotated[str | None, Brief(), Judged()]
+    zone_regime: Annotated[str | None, Brief(), Judged()]
+    admin_code: Annotated[str | None, Brief(), Judged()]
+    admin_name: Annotated[str | None, Brief(), Judged()]
+    permit_id: Annotated[int | None, Stored("bigint"), Judged()]
+    layer_versions: Annotated[dict[str, int], Stored("json"), Judged()]
+    rules_version: Annotated[str, Judged()]
+    rule: Annotated[str | None, Judged()]
     created_at: IsoTime
     updated_at: IsoTime
 
@@ -68,6 +74,7 @@ class FieldSpec:
     kind: str  # int | bigint | float | str | date | timestamp | json
     nullable: bool
     brief: bool
+    judged: bool
 
 
 def fields_of(model: type[BaseModel]) -> tuple[FieldSpec, ...]:
@@ -85,10 +92,12 @@ def fields_of(model: type[BaseModel]) -> tuple[FieldSpec, ...]:
         base = next((a for a in args if a is not type(None)), hint) if args and nullable else hint
         stored = next((m.kind for m in meta if isinstance(m, Stored)), None)
         kind = stored or {int: "int", float: "float", str: "str"}[base]
-        out.append(FieldSpec(name, kind, nullable, any(isinstance(m, Brief) for m in meta)))
+        out.append(FieldSpec(name, kind, nullable, any(isinstance(m, Brief) for m in meta),
+                             any(isinstance(m, Judged) for m in meta)))
     return tuple(out)
 
 
 FLAG_SPECS = fields_of(Flag)
 FLAG_FIELDS = tuple(f.name for f in FLAG_SPECS)
 FLAG_BRIEF = tuple(f.name for f in FLAG_SPECS if f.brief)
+FLAG_JUDGED = tuple(f.name for f in FLAG_SPECS if f.judged)

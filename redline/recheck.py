@@ -20,6 +20,7 @@ import shapely
 
 from .config import Settings, get_settings
 from .errors import InputError
+from .model import FLAG_JUDGED
 from .overlay import Overlay
 from .patches import Patch
 from .rules import PROTECTION_LAYERS, Rules, load_rules
@@ -29,8 +30,7 @@ from .vocab import FLAG_STATUSES, LAYER_KINDS
 
 CLOSED = ("closed", "false_positive")  # judged and done with: not re-checked
 OPEN = tuple(s for s in FLAG_STATUSES if s not in CLOSED)
-JUDGED = ("severity", "zone_layer", "zone_name", "zone_regime", "admin_code", "admin_name", "permit_id", "rule",
-          "layer_versions", "rules_version")
+JUDGED = FLAG_JUDGED  # the flag's fields the layers and rules decide (redline.model)
 
 
 def _zone(f: dict) -> dict | None:

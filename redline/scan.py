@@ -7,6 +7,8 @@ and the scan ledger (keyed on the content checksum) makes a re-run a no-op.
 
 from __future__ import annotations
 
+import hashlib
+
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -71,7 +73,7 @@ def scan_product(
     t0 = time.perf_counter()
     started = now()
     with ProductReader(product) as reader:  # validates raster, CRS and tables first
-        checksum = product.checksum()
+        checksum = scan_identity(product, settings)
         result = ScanResult(product.product_id, checksum)
         if store.scan_by_checksum(checksum):
             result.skipped = True
@@ -119,7 +121,7 @@ def scan_product(
             result.skipped = True
             return result
         result.scan_id = store.insert_scan(scan, footprint)
-        this_scan: dict[int, object] = {}
+        this_scan: dict[int, tuple] = {}
         for a in assessments:
             _record(store, result, a, product, versions, rules, this_scan)
         recovery.record(store, result.recovery, result.scan_id, product)
@@ -135,6 +137,8 @@ def _canonical(a: Assessment):
 
 
 def flag_fields(a: Assessment, versions: dict, rules: Rules) -> dict:
+    """The fields of a flag (redline.model.Flag) that an assessment decides: the patch's own
+    and the judged ones (``FLAG_JUDGED``: zone, admin unit, permit, rule, versions)."""
     top = a.strictest
     return {
         "severity": top.severity,
@@ -160,12 +164,27 @@ def flag_fields(a: Assessment, versions: dict, rules: Rules) -> dict:
 MIN_OVERLAP_SHARE = 1e-3
 
 
-def _match(store: Store, geom) -> dict | None:
-    """The existing flag this patch is a new observation of: the largest overlap wins."""
+def scan_identity(product: ChangeProduct, settings: Settings) -> str:
+    """The ledger key of a scan: the product's content and parameters, and the settings that
+    change what a scan finds (minimum mapping unit, footprint cell)."""
+    h = hashlib.sha256(product.checksum().encode())
+    h.update(f"|mmu_ha={settings.mmu_ha!r}|footprint_cell={settings.footprint_cell}".encode())
+    return h.hexdigest()
+
+
+def _match(store: Store, geom, this_scan: dict[int, tuple]) -> dict | None:
+    """The existing flag this patch is a new observation of: the largest overlap wins. A flag
+    this scan already re-observed is matched by its geometry *before* the scan (the first
+    part of a field split by a new track must not hide the flag from the second part)."""
+    rows = {f["id"]: f for f in store.flags(FlagFilter(bbox=tuple(shapely.bounds(geom))), with_geometry=True)}
+    for fid, (before, _) in this_scan.items():
+        if fid not in rows and before is not None and shapely.intersects(before, geom):
+            rows[fid] = store.flag(fid)
     best, best_overlap = None, 0.0
-    for f in store.flags(FlagFilter(bbox=tuple(shapely.bounds(geom))), with_geometry=True):
-        overlap = shapely.intersection(f["geometry"], geom).area
-        if overlap > best_overlap and overlap > MIN_OVERLAP_SHARE * min(geom.area, f["geometry"].area):
+    for fid, f in rows.items():
+        before = this_scan[fid][0] if fid in this_scan and this_scan[fid][0] is not None else f["geometry"]
+        overlap = shapely.intersection(before, geom).area
+        if overlap > best_overlap and overlap > MIN_OVERLAP_SHARE * min(geom.area, before.area):
             best, best_overlap = f, overlap
     return best
 
@@ -177,7 +196,7 @@ def _record(store, result: ScanResult, a: Assessment, product, versions, rules, 
         result.permitted += 1
     else:
         result.conflicts += 1
-    flag = _match(store, patch.geometry)
+    flag = _match(store, patch.geometry, this_scan)
     if flag is None:
         fid = store.insert_flag(
             {**fields, "status": "permitted" if a.permit else "new", "first_seen": day, "last_seen": day,
@@ -187,13 +206,14 @@ def _record(store, result: ScanResult, a: Assessment, product, versions, rules, 
         store.audit(fid, "scan", "created", {"scan_id": result.scan_id, "product_id": product.product_id,
                                              "status": "permitted" if a.permit else "new"})
         result.new_flags.append(fid)
-        geom = patch.geometry
+        geom, before = patch.geometry, None
     else:
         fid = flag["id"]
         latest = day.isoformat() >= flag["last_seen"]
-        geom = patch.geometry
+        geom, before = patch.geometry, flag["geometry"]
         if fid in this_scan:  # several patches of one scan re-observe the same flag
-            geom = shapely.union_all([this_scan[fid], patch.geometry])
+            before = this_scan[fid][0]
+            geom = shapely.union_all([this_scan[fid][1], patch.geometry])
         update = {
             "first_seen": min(flag["first_seen"], day.isoformat()),
             "last_seen": max(flag["last_seen"], day.isoformat()),
@@ -209,7 +229,7 @@ def _record(store, result: ScanResult, a: Assessment, product, versions, rules, 
                                               "status": flag["status"]})
         if fid not in result.observed_flags:
             result.observed_flags.append(fid)
-    this_scan[fid] = geom
+    this_scan[fid] = (before, geom)  # (the flag's geometry before this scan, what this scan saw of it)
     store.add_observation(
         {"flag_id": fid, "scan_id": result.scan_id, "observed_on": day, "activity": patch.activity,
          "confidence": patch.confidence, "score": patch.score, "area_ha": round(patch.area_ha, 4),

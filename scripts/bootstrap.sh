@@ -13,6 +13,8 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install --quiet -e '.[test]'
   touch "$stamp"
 fi
+# Reports (PDF/HTML with maps): CJK fonts, WeasyPrint's Pango, poppler for the tests (apt-get, idempotent)
+scripts/provision_reports.sh || echo "bootstrap: report rendering is not provisioned; PDF reports may fail" >&2
 
 # Front-end assets (API docs now, the web app later): from the npm registry, pinned by
 # web/package-lock.json, installed into web/node_modules (never committed). Re-installed
@@ -31,4 +33,17 @@ if [ ! -f "$web_stamp" ] || [ "$(cat "$web_stamp")" != "$web_sum" ]; then
     exit 1
   fi
   echo "$web_sum" > "$web_stamp"
+fi
+
+# The web app (web/src, web/index.html): built by Vite into web/dist (never committed), served
+# by the API. Rebuilt only when its sources, the config or the lock changed since the last build.
+build_sum=$(cd web && find index.html vite.config.js package.json package-lock.json src -type f -print0 \
+  | sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
+build_stamp=web/dist/.redline-build.sha256
+if [ ! -f "$build_stamp" ] || [ "$(cat "$build_stamp")" != "$build_sum" ]; then
+  if ! (cd web && npm run --silent build); then
+    echo "bootstrap: building the web app (npm run build in web/) failed" >&2
+    exit 1
+  fi
+  echo "$build_sum" > "$build_stamp"
 fi

@@ -29,12 +29,19 @@ echo "== 4. flags"
 redline flags list
 
 echo "== 5. an inspector's check over the whole sample area"
-redline check sample_data/check_region.geojson
+redline check sample_data/check_region.geojson --report out/check_report.pdf
+
+echo "== 5b. reports to file: the problem sheet of the critical flag, and a packet of every new flag"
+CRITICAL=$(redline flags list --severity critical --json | python -c 'import json, sys; print(json.load(sys.stdin)[0]["id"])')
+redline report flag "$CRITICAL" -o out/problem_sheet.pdf
+redline report flag "$CRITICAL" -o out/problem_sheet.html
+redline report flags --status new -o out/problem_sheets.pdf
 
 echo "== 6. exports for GIS analysts"
 redline export out/flags.gpkg
 redline export out/flags_cgcs2000.geojson --crs EPSG:4490 --status new
-echo "done: open out/flags.gpkg in QGIS, out/digests/latest.html in a browser; store at out/demo.db"
+echo "done: open out/flags.gpkg in QGIS, out/digests/latest.html in a browser, out/check_report.pdf and"
+echo "      out/problem_sheet.pdf (field form of flag $CRITICAL) in a PDF reader; store at out/demo.db"
 
 echo "== 7. the HTTP API on the same store"
 TOKEN=$(redline tokens create demo-admin --role admin --json | python -c 'import json, sys; print(json.load(sys.stdin)["token"])')

@@ -4,6 +4,8 @@
 #
 #   scripts/mutation.sh                   all core modules: change patches overlay rules scan workflow auth
 #   scripts/mutation.sh workflow rules    only these modules (redline.<name>)
+#   scripts/mutation.sh 'patches.xǁ_Seamsǁ*' 'patches.x_label_by_activity*'
+#                                         only the mutants of these functions (a glob on mutmut's names)
 #
 # Each mutant runs the fast unit tests that reach the mutated function (sqlite backend only, see
 # pytest_add_cli_args). MUTATION_JOBS sets the number of parallel test processes (default 1: the
@@ -19,7 +21,11 @@ modules=("$@")
 # naming the mutants makes mutmut test them again: results of earlier runs never stand for new tests
 patterns=()
 for m in "${modules[@]}"; do
-  patterns+=("redline.${m#redline.}.*")
+  m=${m#redline.}
+  case $m in
+    *'*'*) patterns+=("redline.$m") ;;
+    *) patterns+=("redline.$m.*") ;;
+  esac
 done
 mkdir -p mutants
 echo "mutmut: ${modules[*]}, $jobs process(es); progress in mutants/run.log"
@@ -44,7 +50,7 @@ for line in sys.stdin:
     if state not in ("killed", "timeout"):
         survivors.append(f"{state:10s} {name}")
 total = collections.Counter()
-print(f"{\"module\":20s} {\"mutants\":>8s} {\"killed\":>7s} {\"score\":>6s}  other")
+print("%-20s %8s %7s %6s  other" % ("module", "mutants", "killed", "score"))
 for module, c in sorted(by_module.items()):
     total.update(c)
     n, k = sum(c.values()), c["killed"] + c["timeout"]
@@ -52,7 +58,7 @@ for module, c in sorted(by_module.items()):
     print(f"{module:20s} {n:8d} {k:7d} {100 * k / n:5.1f}%  {rest}")
 n, k = sum(total.values()), total["killed"] + total["timeout"]
 if n:
-    print(f"{\"total\":20s} {n:8d} {k:7d} {100 * k / n:5.1f}%")
+    print("%-20s %8d %7d %5.1f%%" % ("total", n, k, 100 * k / n))
 print("\nnot killed (see `.venv/bin/mutmut show NAME`):")
 print("\n".join(survivors) or "none")
 ' "${patterns[@]}"

@@ -7,4 +7,6 @@ scripts/bootstrap.sh
 # If that is impossible they fail, with the reason, rather than being skipped.
 scripts/provision_postgis.sh || echo "test.sh: PostGIS could not be provisioned; the PostGIS tests will fail" >&2
 export REDLINE_REQUIRE_POSTGIS=${REDLINE_REQUIRE_POSTGIS:-1}
+# The browser tests (tests/browser/) drive Debian's chromium with CJK fonts: installed when missing.
+scripts/provision_browser.sh || echo "test.sh: the browser could not be provisioned; the browser tests will fail" >&2
 exec .venv/bin/python -m pytest "$@"

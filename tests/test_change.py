@@ -334,3 +334,25 @@ def test_uniform_detects_one_value_bitwise():
     odd = np.zeros((3, 3), dtype=np.uint8)
     odd[2, 2] = 7
     assert not _uniform(odd)
+
+
+@pytest.mark.parametrize("row,message", [
+    ("1,x,mining", "t.csv:3: class code 'x' is not an integer"),
+    ("1,2,volcano", "t.csv:3: unknown activity 'volcano'"),
+    ("1,2,mining,sure", "t.csv:3: confidence 'sure' not one of nominal, high, highest"),
+    ("1|z,2,mining", "t.csv:3: class code 'z' is not an integer"),
+])
+def test_transition_table_errors_name_file_and_line(tmp_path, row, message):
+    t = tmp_path / "t.csv"
+    t.write_text(f"before,after,activity,confidence\n5,6,road,\n{row}\n")
+    with pytest.raises(InputError) as info:
+        read_transition_table(t)
+    assert str(info.value).startswith(f"{t.parent}/{message}")
+
+
+def test_provenance_carries_both_dates_and_the_sensor(write_raster, class_table):
+    path = write_raster(blank())
+    p = resolve_product(path, class_table=class_table, acquired_before="2025-06-01", acquired_after="2026-06-01",
+                        sensor="GF-6 WFV", product_id="P")
+    assert p.provenance() == {"product_id": "P", "mode": "class", "sensor": "GF-6 WFV",
+                              "acquired_before": "2025-06-01", "acquired_after": "2026-06-01", "files": [str(path)]}

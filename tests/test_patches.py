@@ -294,3 +294,14 @@ def test_confidence_reached_by_exactly_half_of_the_pixels_counts(write_raster, t
     arr[40:50, 29:30] = 2
     patches, _ = extract(write_raster(arr), table)
     assert sorted((p.pixels, p.confidence, p.score) for p in patches) == [(200, "high", None), (200, "highest", None)]
+
+
+def test_a_patch_with_a_hole_measures_outer_ring_less_the_hole(write_raster, class_table):
+    arr = blank(64, 64)
+    arr[10:40, 10:40] = 1
+    arr[20:30, 20:30] = 0  # an untouched pond inside the mine
+    (patch,), _ = extract(write_raster(arr), class_table)
+    expected = projected_geodesic_ha(pixel_box(10, 10, 40, 40), UTM49) - projected_geodesic_ha(
+        pixel_box(20, 20, 30, 30), UTM49)
+    assert patch.pixels == 800 and len(patch.geometry.interiors) == 1
+    assert patch.area_ha == pytest.approx(expected, rel=1e-7)

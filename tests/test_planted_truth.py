@@ -192,9 +192,9 @@ def test_export_geopackage_round_trips(scenario, tmp_path):
     import pyogrio
 
     scenario["cli"]("export", tmp_path / "flags.gpkg")
-    scenario["cli"]("export", tmp_path / "flags.geojson", "--crs", "EPSG:4490", "--severity", "critical")
-    gpkg = pyogrio.read_dataframe(tmp_path / "flags.gpkg")
+    scenario["cli"]("export", tmp_path / "crit.gpkg", "--crs", "EPSG:4490", "--severity", "critical")
+    gpkg = pyogrio.read_dataframe(tmp_path / "flags.gpkg", layer="flags")
     assert len(gpkg) == len(scenario["store"].flags()) and gpkg.crs.to_epsg() == 4326
-    crit = pyogrio.read_dataframe(tmp_path / "flags.geojson")
+    crit = pyogrio.read_dataframe(tmp_path / "crit.gpkg", layer="flags")
     assert list(crit["severity"]) == ["critical"] and crit.crs.to_epsg() == 4490
-    assert not list(tmp_path.glob(".flags*"))  # no temp files left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["crit.gpkg", "flags.gpkg"]  # no temp files left

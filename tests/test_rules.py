@@ -120,3 +120,11 @@ def test_permit_cover_of_one_is_allowed_and_missing_file_is_an_input_error(tmp_p
     assert load_rules(path).permit_cover == 1.0
     with pytest.raises(InputError, match="cannot read rules .*nope.toml"):
         load_rules(tmp_path / "nope.toml")
+
+
+def test_wildcard_regimes_of_a_reserve_rule(tmp_path):
+    path = tmp_path / "rules.toml"
+    path.write_text('[[rule]]\nlayer = "reserve"\nregimes = ["*"]\nactivities = ["mining"]\nseverity = "high"\n')
+    (rule,) = load_rules(path).rules
+    assert rule.regimes is None and rule.activities == frozenset({"mining"})
+    assert load_rules(path).grade("reserve", "experimental", "mining") == ("high", "rule 1")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from redline.change import resolve_product
 from redline.errors import InputError, NoOverlapError
-from redline.scan import scan_product
+from redline.config import Settings, get_settings
+from redline.scan import scan_identity, scan_product
 from redline.store import FlagFilter
 
 from .conftest import blank, pixel_box
@@ -168,9 +171,6 @@ def test_an_older_product_scanned_later_adds_an_observation_but_keeps_the_latest
     assert [c["severity"] for c in store.conflicts(after["id"])] == ["medium"]  # September's conflicts stay
 
 
-@pytest.mark.xfail(strict=True, reason="scan._record matches each patch against the flag geometry as this scan "
-                                       "already updated it: the first part replaces the flag's geometry, the second "
-                                       "part no longer overlaps it and becomes a duplicate flag")
 def test_two_patches_of_one_scan_on_one_flag_add_up(store, zones, write_raster, class_table):
     first, second = blank(), blank()
     first[100:140, 100:160] = 6  # one field
@@ -216,13 +216,14 @@ def test_the_scan_record_and_the_commit_hook(store, zones, write_raster, class_t
     res = scan_product(store, p, on_commit=hook)
     (scan,) = store.scans()
     assert seen == [(res.scan_id, 1)] and scan["id"] == res.scan_id
-    assert (scan["checksum"], scan["state"], scan["product_id"]) == (p.checksum(), "done", "change")
+    assert (scan["checksum"], scan["state"], scan["product_id"]) == (scan_identity(p, get_settings()), "done",
+                                                                      "change")
     assert scan["rules_version"] == "2026.1" and set(scan["layer_versions"]) == {"redline", "reserve"}
     assert scan["stats"] == {"patches": 1, "conflict_patches": 1, "mmu_ha": 0.1}
     assert scan["observed_fraction"] == res.observed_fraction == 1.0
     assert (res.patches, res.windows, res.windows_with_change) == (1, 1, 1)
     summary = res.summary()
-    assert summary["product_id"] == "change" and summary["checksum"] == p.checksum() and not summary["skipped"]
+    assert summary["product_id"] == "change" and summary["checksum"] == scan["checksum"] and not summary["skipped"]
 
 
 def test_a_failing_commit_hook_leaves_nothing(store, zones, write_raster, class_table):
@@ -235,3 +236,95 @@ def test_a_failing_commit_hook_leaves_nothing(store, zones, write_raster, class_
     with pytest.raises(RuntimeError):
         scan_product(store, product(write_raster, class_table, arr), on_commit=hook)
     assert store.scans() == [] and store.flags() == []
+
+
+def test_what_a_scan_writes_for_a_new_and_a_re_observed_flag(store, zones, write_raster, class_table):
+    a, b = blank(), blank()
+    a[100:140, 100:140] = 6
+    a[400:440, 100:140] = 1
+    b[110:150, 100:150] = 2  # the same place, later, now industrial
+    pa = product(write_raster, class_table, a, "a.tif", "2026-06-01")
+    first = scan_product(store, pa)
+    assert (first.conflicts, first.permitted, len(first.new_flags)) == (2, 0, 2)
+    fid = next(f["id"] for f in store.flags() if f["activity"] == "farmland")
+    (created,) = store.history(fid)
+    assert (created["actor"], created["action"], created["detail"]) == (
+        "scan", "created", {"scan_id": first.scan_id, "product_id": "a", "status": "new"})
+    (obs,) = store.observations(fid)
+    assert (obs["flag_id"], obs["scan_id"], obs["observed_on"], obs["activity"], obs["confidence"], obs["pixels"]) \
+        == (fid, first.scan_id, "2026-06-01", "farmland", "nominal", 1600)
+    assert obs["area_ha"] == round(obs["area_ha"], 4) and obs["score"] is None
+
+    from redline.workflow import move
+
+    move(store, fid, "dispatched", "insp")  # a scan never changes the status
+    pb = product(write_raster, class_table, b, "b.tif", "2026-06-01")  # the same day: the later scan wins
+    second = scan_product(store, pb)
+    assert second.observed_flags == [fid] and second.new_flags == []
+    flag = store.flag(fid)
+    assert (flag["activity"], flag["severity"], flag["status"], flag["n_observations"]) == (
+        "industrial", "high", "dispatched", 2)
+    new_patch = next(o for o in store.observations(fid) if o["scan_id"] == second.scan_id)
+    assert flag["geometry"].equals(new_patch["geometry"])  # the flag shows the latest observation
+    assert flag["area_ha"] == new_patch["area_ha"] and new_patch["pixels"] == 2000
+    assert [c["severity"] for c in store.conflicts(fid)] == ["high"]
+    observed = store.history(fid)[-1]
+    assert (observed["actor"], observed["action"], observed["detail"]) == (
+        "scan", "observed", {"scan_id": second.scan_id, "product_id": "b", "status": "dispatched"})
+
+
+def test_scan_reports_progress_counts_every_window_row_and_records_admin_and_footprint(store, zones, load_zones,
+                                                                                      write_raster, class_table):
+    load_zones("admin", [(pixel_box(0, 0, 350, 1100), {"name": "锡尼镇", "code": "150625100"})])
+    arr = blank(1100, 300)
+    arr[100:140, 100:140] = 6  # in the first window row
+    arr[1050:1090, 100:140] = 6  # in the second (rows 1024..1100), outside the zones
+    ticks = []
+    res = scan_product(store, product(write_raster, class_table, arr, "tall.tif"),
+                       progress=lambda n, total: ticks.append((n, total)))
+    assert ticks == [(1, 2), (1, 2)] and (res.windows, res.windows_with_change) == (2, 2)
+    assert res.patches == 2 and res.conflicts == 1
+    (flag,) = store.flags()
+    assert (flag["admin_code"], flag["admin_name"]) == ("150625100", "锡尼镇")
+    (scan,) = store.scans()
+    assert scan["footprint"] is not None and scan["footprint"].contains(flag["geometry"])
+
+
+def test_scan_uses_the_configured_mmu(store, zones, write_raster, class_table):
+    from redline.config import Settings
+
+    arr = blank()
+    arr[100:103, 100:110] = 6  # 30 px, ~0.3 ha
+    res = scan_product(store, product(write_raster, class_table, arr), settings=Settings(mmu_ha=0.5))
+    assert res.patches == 0 and store.scans()[0]["stats"]["mmu_ha"] == 0.5
+    arr[500, 600] = 6  # another product (one more pixel of noise)
+    res = scan_product(store, product(write_raster, class_table, arr, "b.tif"), settings=Settings(mmu_ha=0.2))
+    assert res.patches == 1
+
+
+def test_scan_error_messages(store, write_raster, class_table, load_zones):
+    arr = blank()
+    with pytest.raises(InputError) as info:
+        scan_product(store, product(write_raster, class_table, arr))
+    assert str(info.value) == ("no red-line or reserve layer is loaded; run `redline layers load redline FILE` "
+                               "first")
+    load_zones("redline", [(pixel_box(0, 0, 10, 10, origin=(700000.0, 3000000.0)), {"name": "far",
+                                                                                    "function_type": "x"})])
+    with pytest.raises(NoOverlapError) as info:
+        scan_product(store, product(write_raster, class_table, arr))
+    assert re.fullmatch(r".*change\.tif: raster \(lon/lat bounds -?\d+\.\d{4}, -?\d+\.\d{4}, -?\d+\.\d{4}, "
+                        r"-?\d+\.\d{4}\) does not overlap any loaded red-line or reserve zone", str(info.value))
+
+
+def test_a_scan_under_another_minimum_mapping_unit_is_another_scan(store, zones, write_raster, class_table):
+    """The scan identity covers the settings that change what a scan finds: the same product
+    with a smaller MMU finds the small patch the first scan dropped."""
+    arr = blank()
+    arr[100:140, 100:140] = 6  # 16 ha
+    arr[300:303, 300:303] = 6  # 9 pixels of 10 m, 0.09 ha: under the default MMU of 0.1 ha
+    p = product(write_raster, class_table, arr)
+    first = scan_product(store, p, settings=Settings(mmu_ha=0.1))
+    again = scan_product(store, p, settings=Settings(mmu_ha=0.1))
+    finer = scan_product(store, p, settings=Settings(mmu_ha=0.001))
+    assert (len(first.new_flags), again.skipped, finer.skipped) == (1, True, False)
+    assert finer.new_flags and len(store.flags()) == 2 and len(store.scans()) == 2

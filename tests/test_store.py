@@ -83,3 +83,44 @@ def test_reopen_keeps_data(tmp_path):
     s = open_store(url)
     assert s.flag(fid)["layer_versions"] == {"redline": 1}
     s.close()
+
+
+def test_the_flag_record_is_declared_once():
+    """The flags table, the store's rows, the API's model and the digest come from redline.model.Flag."""
+    from api.schemas import Flag as ApiFlag
+    from redline.digest import FLAG_KEYS
+    from redline.model import FLAG_FIELDS as MODEL_FIELDS
+    from redline.model import Flag
+    from redline.store import FLAG_FIELDS
+    from redline.store.schema import flags
+
+    assert FLAG_FIELDS == MODEL_FIELDS == tuple(Flag.model_fields)
+    assert [c.name for c in flags.columns] == [*FLAG_FIELDS, "geom"]
+    assert ApiFlag is Flag
+    assert set(FLAG_KEYS) < set(FLAG_FIELDS)
+
+
+def test_rows_round_trip_json_and_dates(store):
+    """JSON columns come back as the objects written, dates and timestamps as ISO text."""
+    from datetime import date
+
+    fid = store.insert_flag({**FLAG, "first_seen": date(2026, 6, 1), "layer_versions": {"redline": 2, "保护区": 1}},
+                            shapely.box(108, 39, 108.01, 39.01))
+    f = store.flag(fid)
+    assert (f["first_seen"], f["layer_versions"]) == ("2026-06-01", {"redline": 2, "保护区": 1})
+    store.audit(fid, "王伟", "note", {"text": "现场", "when": date(2026, 6, 2)})
+    (entry,) = store.history(fid)
+    assert entry["detail"] == {"text": "现场", "when": "2026-06-02"} and entry["at"].endswith("+00:00")
+    store.add_job({"id": "j", "kind": "scan", "state": "accepted", "progress": 0, "actor": "a"})
+    assert (store.job("j")["request"], store.job("j")["result"]) == ({}, None)
+    ids = [store.insert_flag(FLAG, shapely.box(108 + i, 39, 108.01 + i, 39.01)) for i in range(5)]
+    assert [f["id"] for f in store.flags(FlagFilter(status=["new", "closed", "new"], severity=["high"]))] == [fid, *ids]
+
+
+def test_what_a_recheck_may_change_is_declared_with_the_flag():
+    from redline.model import FLAG_JUDGED
+    from redline.recheck import JUDGED
+
+    assert JUDGED == FLAG_JUDGED
+    assert {"severity", "zone_name", "permit_id", "rules_version"} <= set(JUDGED)
+    assert not {"activity", "area_ha", "status", "first_seen"} & set(JUDGED)

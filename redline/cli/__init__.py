@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from ..errors import RedlineError
 from ..safeio import harden_gdal
 
-from . import check, db, evidence, export, flags, layers, nightly, recheck, scan, serve, tokens
+from . import check, db, evidence, export, flags, layers, nightly, recheck, report, scan, serve, tokens
 from .options import State, err_console
 
 app = typer.Typer(
@@ -36,6 +36,7 @@ app.add_typer(flags.app, name="flags")
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(db.app, name="db")
 app.add_typer(evidence.app, name="evidence")
+app.add_typer(report.app, name="report")
 app.command("scan")(scan.scan)
 app.command("check")(check.check)
 app.command("export")(export.export)

@@ -20,11 +20,17 @@ def check(
     since: SinceOpt = None,
     until: UntilOpt = None,
     as_json: JsonOpt = False,
+    report: Annotated[Path | None, typer.Option(help="Also write the check report (map, tables, provenance): .pdf or .html.")] = None,
 ):
     """Check a region: red lines and reserve zones touched, flags inside, imagery coverage."""
     region = read_region(region_file, crs)
     with store() as s:
         answer = check_region(s, region, parse_date(since, "since"), parse_date(until, "until"), principal=OPERATOR)
+        if report is not None:
+            from ..reports import check_report, format_for, write_report  # matplotlib, WeasyPrint: only when used
+
+            write_report(report, check_report(s, region, answer, format_for(report), title=region_file.name))
+            typer.echo(f"wrote {report}", err=as_json)  # stdout stays JSON with --json
     if as_json:
         print_json(answer)
         return

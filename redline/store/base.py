@@ -1,8 +1,11 @@
 """The store interface. SQLite is the embedded default; PostGIS implements the same.
 
+Both implement it through one SQL core (core.SQLStore) over one schema (schema.py);
+they differ only in connections, write locking and the spatial side.
 Geometries cross this boundary as shapely objects in lon/lat (EPSG:4326).
-Rows cross it as plain dicts whose keys are the column names below, so that
-exports and API serialisers need no per-backend code.
+Rows cross it as plain dicts whose keys are the column names (a flag's: FLAG_FIELDS,
+the fields of redline.model.Flag), so that exports and API serialisers need no
+per-backend code.
 """
 
 from __future__ import annotations

@@ -150,7 +150,7 @@ class SQLStore(Store):
 
         def build():
             stmt = sa.insert(table).values(_binds(table, cols))
-            return stmt.returning(table.c.id) if returning else stmt
+            return stmt.returning(table.c.id) if returning else stmt.inline()
 
         cur = self._run(("insert", table.name, cols, returning), build, row)
         return self._rows(cur)[0]["id"] if returning else None
@@ -214,7 +214,7 @@ class SQLStore(Store):
             })
             cols = ("layer_version_id", "kind", "name", "regime", "code", "attrs", "valid_from", "valid_to",
                     "activity", "area_ha", "geom")
-            sql, _ = self._statement("insert_zones", lambda: sa.insert(z).values(_binds(z, cols)))
+            sql, _ = self._statement("insert_zones", lambda: sa.insert(z).values(_binds(z, cols)).inline())
             self._executemany(sql, [encode(z, {
                 "layer_version_id": lv_id, "kind": zone.kind, "name": zone.name, "regime": zone.regime,
                 "code": zone.code, "attrs": zone.attrs, "valid_from": zone.valid_from, "valid_to": zone.valid_to,
@@ -419,7 +419,7 @@ class SQLStore(Store):
         shape, conditions, params = self._where(flt)
 
         def build():
-            exprs = [S.YearMonth(f.c.first_seen) if c == "month" else f.c[c] for c in cols]
+            exprs = [S.YearMonth(f.c.first_seen, sa.Text()) if c == "month" else f.c[c] for c in cols]
             # SQLite's order: binary collation, NULLs first
             return (select(*[e.label(c) for e, c in zip(exprs, cols)], func.count().label("count"),
                            func.sum(f.c.area_ha).label("area_ha"))

@@ -18,8 +18,9 @@ overlapping products cannot both decide that a patch is new (the second sees the
 first's flags and records observations); ``scans.checksum`` is UNIQUE as a backstop.
 Readers take no lock and see each statement's committed snapshot (READ COMMITTED).
 
-Geometries are written as WKB (``ST_GeomFromWKB(%s, 4326)``) and read as the hex EWKB
-text PostGIS sends, parsed into shapely objects a whole result at a time.
+Geometries are written as WKB (``ST_GeomFromWKB(%s, 4326)``, from the column type in
+schema.py) and read as the hex EWKB text PostGIS sends, parsed into shapely objects a whole
+result at a time. The SQL that is not spatial is the shared core's (core.py).
 """
 
 from __future__ import annotations
@@ -204,7 +205,7 @@ class PostGISStore(SQLStore):
 
     def _rows(self, cursor) -> list[dict]:
         with _available(self.url):
-            return cursor.fetchall() if cursor.description else []
+            return cursor.fetchall()
 
     def _wkb(self, value):
         # hex EWKB text → bytes (GEOS reads hex several times slower than Python's bytes.fromhex)
@@ -213,7 +214,7 @@ class PostGISStore(SQLStore):
     # spatial: GiST indexes; zones through their subdivided parts ----------------------
     def _spatial(self, table, bbox, region):
         envelope = func.ST_MakeEnvelope(*(bindparam(f"bbox_{k}") for k in ("minx", "miny", "maxx", "maxy")), S.SRID)
-        given = S.FromWKB(bindparam("region"))
+        given = S.FromWKB(bindparam("region"), S.GEOMETRY)
         out = []
         if table.name == "zones":
             # exact tests on the subdivided pieces: a subset of the R*Tree's bbox candidates, still

@@ -34,7 +34,7 @@ class Geometry(UserDefinedType):
         return f"geometry(Geometry, {SRID})"
 
     def bind_expression(self, bindvalue):
-        return FromWKB(bindvalue)
+        return FromWKB(bindvalue, self)
 
 
 @compiles(Geometry, "sqlite")
@@ -42,65 +42,41 @@ def _geometry_sqlite(element, compiler, **kw):
     return "BLOB"
 
 
-class FromWKB(ColumnElement):
-    """A WKB value as a geometry: the bytes themselves in SQLite, ST_GeomFromWKB in PostGIS."""
+class PerDialect(ColumnElement):
+    """An expression of one argument written per dialect: ``templates[dialect]`` (else
+    ``templates["default"]``, PostgreSQL's) with ``{}`` standing for the argument."""
 
     inherit_cache = True
+    templates: dict[str, str] = {}
 
-    def __init__(self, value):
-        self.value = value
-        self.type = Geometry()
-
-
-@compiles(FromWKB)
-def _from_wkb(element, compiler, **kw):
-    return f"ST_GeomFromWKB({compiler.process(element.value, **kw)}, {SRID})"
+    def __init__(self, expr, type_=None):
+        self.expr = expr
+        self.type = type_ if type_ is not None else expr.type
 
 
-@compiles(FromWKB, "sqlite")
-def _from_wkb_sqlite(element, compiler, **kw):
-    return compiler.process(element.value, **kw)
+@compiles(PerDialect)
+def _per_dialect(element, compiler, **kw):
+    template = element.templates.get(compiler.dialect.name, element.templates["default"])
+    return template.format(compiler.process(element.expr, **kw))
 
 
-class Binary(ColumnElement):
+class FromWKB(PerDialect):
+    """A WKB value as a geometry: the bytes themselves in SQLite, ST_GeomFromWKB in PostGIS."""
+
+    templates = {"default": f"ST_GeomFromWKB({{}}, {SRID})", "sqlite": "{}"}
+
+
+class Binary(PerDialect):
     """Text compared byte by byte (SQLite's default; ``COLLATE "C"`` in PostgreSQL), so both
     stores order names alike."""
 
-    inherit_cache = True
-
-    def __init__(self, expr):
-        self.expr = expr
-        self.type = expr.type
+    templates = {"default": '{} COLLATE "C"', "sqlite": "{}"}
 
 
-@compiles(Binary)
-def _binary(element, compiler, **kw):
-    return f'{compiler.process(element.expr, **kw)} COLLATE "C"'
-
-
-@compiles(Binary, "sqlite")
-def _binary_sqlite(element, compiler, **kw):
-    return compiler.process(element.expr, **kw)
-
-
-class YearMonth(ColumnElement):
+class YearMonth(PerDialect):
     """'YYYY-MM' of a date column (ISO text in SQLite, a ``date`` in PostgreSQL)."""
 
-    inherit_cache = True
-    type = sa.Text()
-
-    def __init__(self, expr):
-        self.expr = expr
-
-
-@compiles(YearMonth)
-def _year_month(element, compiler, **kw):
-    return f"to_char({compiler.process(element.expr, **kw)}, 'YYYY-MM')"
-
-
-@compiles(YearMonth, "sqlite")
-def _year_month_sqlite(element, compiler, **kw):
-    return f"substr({compiler.process(element.expr, **kw)}, 1, 7)"
+    templates = {"default": "to_char({}, 'YYYY-MM')", "sqlite": "substr({}, 1, 7)"}
 
 
 # column types: one name per kind of value, each dialect's own type underneath

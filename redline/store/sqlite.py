@@ -128,7 +128,9 @@ class SQLiteStore(SQLStore):
     def _spatial(self, table, bbox, region):
         rtree = _rtree(table)
         out = []
-        for prefix in ("bbox",) * bbox + ("region",) * region:
+        for prefix, wanted in (("bbox", bbox), ("region", region)):  # a region: its bounds first
+            if not wanted:
+                continue
             out.append(table.c.id.in_(select(rtree.c.id).where(
                 rtree.c.maxx >= bindparam(f"{prefix}_minx"), rtree.c.minx <= bindparam(f"{prefix}_maxx"),
                 rtree.c.maxy >= bindparam(f"{prefix}_miny"), rtree.c.miny <= bindparam(f"{prefix}_maxy"))))

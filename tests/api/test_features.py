@@ -23,7 +23,7 @@ def test_landing_conformance_collections(client, auth):
     assert {l["rel"] for l in client.get("/").json()["links"]} >= {"self", "conformance", "data", "service-desc"}
     assert any(c.endswith("/geojson") for c in client.get("/conformance").json()["conformsTo"])
     ids = [c["id"] for c in client.get("/collections", headers=auth("viewer")).json()["collections"]]
-    assert ids == ["flags", "redline", "reserve"]
+    assert ids == ["flags", "redline", "reserve", "permit", "admin"]
     assert_problem(client.get("/collections/roads", headers=auth("viewer")), 404, "roads")
 
 
@@ -54,7 +54,7 @@ def test_filters_bbox_datetime_and_item(client, auth, env):
     assert [f["properties"]["n_observations"] for f in sept["features"]] == [2]
     fid = sept["features"][0]["id"]
     one = client.get(f"/collections/flags/items/{fid}", headers=h).json()
-    assert one["type"] == "Feature" and one["geometry"]["type"] == "Polygon"
+    assert one["type"] == "Feature" and one["geometry"]["type"] == "MultiPolygon"
     assert_problem(client.get("/collections/flags/items?bbox=1,2,3", headers=h), 422, "bbox")
     assert_problem(client.get("/collections/flags/items?datetime=yesterday", headers=h), 422, "RFC 3339")
     assert_problem(client.get("/collections/flags/items/99999", headers=h), 404)
@@ -121,3 +121,38 @@ def test_gdal_oapif_client_reads_flags(live_server, env):
     assert pages >= 3  # 8 flags, 3 a page: GDAL followed our next links
     assert got["severity"] == ["critical", "high", "medium"]
     assert 0 < len(got["near"]) < 8 and "transport" in got["near"]
+
+
+OAPIF_WHERE = """
+import json, sys
+import pyogrio
+base = sys.argv[1]
+out = {}
+for name, where in (("critical", "severity = 'critical'"), ("severe", "severity IN ('high', 'critical')"),
+                    ("big", "area_ha > 2.5 AND activity <> 'mining'")):
+    gdf = pyogrio.read_dataframe(f"OAPIF:{base}", layer="flags", where=where)
+    out[name] = sorted(gdf["id"].tolist())
+print(json.dumps(out))
+"""
+
+
+def test_gdal_pushes_where_to_the_server_as_cql2(live_server, env, client, auth):
+    """GDAL's OAPIF driver sends an attribute filter to the server as a CQL2 ``filter`` (it
+    reads our conformance and queryables): the answers match the server's own filtering."""
+    live_server, log = live_server
+    client_env = {k: v for k, v in os.environ.items() if k not in HARDENED_CONFIG}
+    client_env.update(GDAL_HTTP_HEADERS=f"Authorization: Bearer {env['tokens']['viewer']}")
+    run = subprocess.run([sys.executable, "-c", OAPIF_WHERE, live_server], env=client_env, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    got = json.loads(run.stdout)
+    h = auth("viewer")
+    flags = client.get("/collections/flags/items?limit=1000", headers=h).json()["features"]
+    expect = {
+        "critical": [f["id"] for f in flags if f["properties"]["severity"] == "critical"],
+        "severe": [f["id"] for f in flags if f["properties"]["severity"] in ("high", "critical")],
+        "big": [f["id"] for f in flags if f["properties"]["area_ha"] > 2.5 and f["properties"]["activity"] != "mining"],
+    }
+    assert got == {k: sorted(v) for k, v in expect.items()}
+    requests = [line for line in log.read_text().splitlines() if "GET /collections/flags/items" in line]
+    assert any("filter=" in line for line in requests), "GDAL filtered on its side instead of sending filter="

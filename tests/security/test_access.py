@@ -16,6 +16,8 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import mapbox_vector_tile
+import morecantile
 import pytest
 import shapely
 
@@ -73,6 +75,10 @@ ROWS = (
     Row("GET", "/docs", PUBLIC),
     Row("GET", "/static/docs/{name}", PUBLIC, call=_get(lambda w: "/static/docs/swagger-ui.css")),
     Row("GET", "/redoc", PUBLIC),
+    # the web app (api/webapp.py): its built files and settings are public; /me needs a token
+    Row("GET", "/app/config.json", PUBLIC),
+    Row("GET", "/app/{path:path}", PUBLIC, call=_get(lambda w: "/app/index.html")),
+    Row("GET", "/me", ROLES),
     # OGC API - Features
     Row("GET", "/collections", ROLES),
     Row("GET", "/collections/{collection_id}", ROLES, call=_get(lambda w: "/collections/flags")),
@@ -80,6 +86,15 @@ ROWS = (
         call=_get(lambda w: "/collections/flags/items?limit=1000")),
     Row("GET", "/collections/{collection_id}/items/{feature_id}", ROLES, "flag",
         call=_get(lambda w: f"/collections/flags/items/{w['xin']}")),
+    Row("GET", "/collections/{collection_id}/queryables", ROLES, call=_get(lambda w: "/collections/flags/queryables")),
+    # OGC API - Tiles (the flag tile at zoom 11 that holds every flag of the scenario: polygons)
+    Row("GET", "/tileMatrixSets", ROLES),
+    Row("GET", "/tileMatrixSets/{tile_matrix_set_id}", ROLES, call=_get(lambda w: "/tileMatrixSets/WebMercatorQuad")),
+    Row("GET", "/collections/{collection_id}/tiles", ROLES, call=_get(lambda w: "/collections/flags/tiles")),
+    Row("GET", "/collections/{collection_id}/tiles/{tile_matrix_set_id}", ROLES,
+        call=_get(lambda w: "/collections/flags/tiles/WebMercatorQuad")),
+    Row("GET", "/collections/{collection_id}/tiles/{tile_matrix_set_id}/{tile_matrix}/{tile_row}/{tile_col}", ROLES,
+        "list", call=_get(lambda w: w["tile"])),
     # inspectors
     Row("POST", "/checks", ROLES, "list", call=lambda w: {"json": w["region"]}),
     Row("POST", "/screenings", ROLES, call=lambda w: {"json": {"footprint": w["region"], "activity": "mining"}}),
@@ -89,6 +104,7 @@ ROWS = (
         call=lambda w: {"url": f"/flags/{w['xin']}", "json": {"status": "dispatched", "note": "on my way"}},
         harmless=lambda w: {"url": f"/flags/{w['xin']}", "json": {"status": "closed"}}, ok=409),
     Row("GET", "/flags/{flag_id}/history", ROLES, "flag", call=_get(lambda w: f"/flags/{w['xin']}/history")),
+    Row("GET", "/flags/{flag_id}/report", ROLES, "flag", call=_get(lambda w: f"/flags/{w['xin']}/report?f=html")),
     Row("POST", "/flags/{flag_id}/evidence", ("inspector", "admin"), "flag",
         call=lambda w: {"url": f"/flags/{w['xin']}/evidence", "files": {"file": ("site.jpg", JPEG, "image/jpeg")},
                         "data": {"note": "excavator"}},
@@ -98,13 +114,22 @@ ROWS = (
     Row("GET", "/evidence/{evidence_id}", ROLES, "flag", call=_get(lambda w: f"/evidence/{w['evidence_xin']}")),
     # analysts
     Row("GET", "/exports", ("analyst", "admin"), "list", call=_get(lambda w: "/exports?format=geojson")),
-    Row("GET", "/stats", ("viewer", "analyst", "admin"), "list", call=_get(lambda w: "/stats?group_by=region")),
+    Row("GET", "/stats", ROLES, "list", call=_get(lambda w: "/stats?group_by=region")),
     # scans
     Row("POST", "/scans", ("admin",),
         call=lambda w: {"json": {"product": "again.tif", "class_table": "change_classes.csv",
                                  "acquired_after": "2026-06-21", "product_id": "again"}},
         harmless=lambda w: {"json": {"product": "missing.tif", "acquired_after": "2026-06-21"}}, ok=404),
     Row("GET", "/jobs/{job_id}", ROLES, call=_get(lambda w: f"/jobs/{w['job']}")),
+    # OGC API - Processes (the world's job is only accepted: its results are not ready, 404)
+    Row("GET", "/processes", ROLES),
+    Row("GET", "/processes/{process_id}", ROLES, call=_get(lambda w: "/processes/scan")),
+    Row("POST", "/processes/scan/execution", ("admin",),
+        call=lambda w: {"json": {"inputs": {"product": "again.tif", "class_table": "change_classes.csv",
+                                            "acquired_after": "2026-06-21", "product_id": "again"}}},
+        harmless=lambda w: {"json": {"inputs": {"product": "missing.tif", "acquired_after": "2026-06-21"}}}, ok=404),
+    Row("GET", "/jobs", ROLES),
+    Row("GET", "/jobs/{job_id}/results", ROLES, call=_get(lambda w: f"/jobs/{w['job']}/results"), ok=404),
 )
 PROTECTED = [r for r in ROWS if r.roles is not PUBLIC]
 
@@ -146,7 +171,10 @@ def world(env):
     finally:
         store.close()
     shutil.copy(env["out"] / "change_2026-06.tif", env["settings"].data_dir / "again.tif")
-    return {"xin": xin, "flags": by_unit, "job": job, "region": region, "tokens": tokens, **evidence}
+    centre = shapely.box(*bounds).centroid
+    t = morecantile.tms.get("WebMercatorQuad").tile(centre.x, centre.y, 11)
+    tile = f"/collections/flags/tiles/WebMercatorQuad/{t.z}/{t.y}/{t.x}"
+    return {"xin": xin, "flags": by_unit, "job": job, "region": region, "tokens": tokens, "tile": tile, **evidence}
 
 
 def snapshot(env) -> dict:
@@ -192,6 +220,10 @@ def admin_codes(env, row: Row, response) -> list[str]:
         return [f["admin_code"] for f in body["flags"]]
     if row.path == "/stats":
         return [g["admin_code"] for g in response.json()["groups"]]
+    if "/tiles/" in row.path:  # a vector tile: its flags' units, in id order
+        layers = mapbox_vector_tile.decode(response.content) if response.content else {}
+        return [f["properties"]["admin_code"] for f in sorted(layers.get("flags", {}).get("features", []),
+                                                              key=lambda f: f["id"])]
     return [f["properties"]["admin_code"] for f in response.json()["features"]]  # items, geojson export
 
 
@@ -317,7 +349,7 @@ def test_listings_hold_exactly_the_jurisdiction(env, world, auth, row, role, cod
     all_codes = admin_codes(env, row, everything)
     assert {XIN, YIHE} <= set(all_codes), "the probe covers both townships"
     r = send(client, row, world, auth(role))
-    if "inspector" not in row.roles:  # exports, stats: not an inspector's tool at all
+    if "inspector" not in row.roles:  # exports: not an inspector's tool at all
         assert_problem(r, 403)
         return
     assert r.status_code == 200, r.text

@@ -1,0 +1,68 @@
+"""Reports people file: HTML and PDF from one set of Jinja2 templates, with map figures.
+
+- :func:`flag_report` — the problem sheet of one flag (the field verification form);
+- :func:`flags_report` — a packet of problem sheets, one per flag, for printing;
+- :func:`check_report` — the report of an inspector's check over a region.
+
+Each returns the document as bytes (``fmt`` 'pdf' or 'html'). The engine's; no web import.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from ..auth import OPERATOR, Principal
+from ..errors import InputError
+from ..store import FlagFilter, Store
+from .checkreport import check_context
+from .render import FORMATS, MEDIA_TYPES, format_for, render
+from .sheet import sheet_context
+
+MAX_PACKET = 500  # sheets in one packet: beyond this, narrow the filters
+
+
+def write_report(path: Path, data: bytes) -> None:
+    """Write a report so that it appears whole or not at all (temp file, fsync, rename)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent if str(path.parent) else ".")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def flag_report(store: Store, flag_id: int, fmt: str = "pdf", *, principal: Principal = OPERATOR,
+                evidence_dir: Path | None = None) -> bytes:
+    """The problem sheet of flag ``flag_id`` (refused when ``principal`` may not see it)."""
+    return render("flags.html", fmt, sheets=[sheet_context(store, flag_id, principal=principal,
+                                                          evidence_dir=evidence_dir)])
+
+
+def flags_report(store: Store, flt: FlagFilter | None, fmt: str = "pdf", *, principal: Principal = OPERATOR,
+                 evidence_dir: Path | None = None) -> bytes:
+    """One problem sheet per flag matching ``flt`` (in the principal's jurisdiction), by id."""
+    flt = principal.scope(flt)
+    n = store.count_flags(flt)
+    if n > MAX_PACKET:
+        raise InputError(f"{n} flags match; a packet holds at most {MAX_PACKET} sheets: narrow the filters")
+    ids = [f["id"] for f in store.flags(flt, with_geometry=False)]
+    sheets = [sheet_context(store, i, principal=principal, evidence_dir=evidence_dir) for i in sorted(ids)]
+    return render("flags.html", fmt, sheets=sheets)
+
+
+def check_report(store: Store, region, answer: dict, fmt: str = "pdf", *, principal: Principal = OPERATOR,
+                 title: str | None = None) -> bytes:
+    """The report of a check: ``answer`` is :func:`redline.check.check_region`'s for the lon/lat
+    ``region``, asked by ``principal`` (the map shows only the flags they may see)."""
+    return render("check.html", fmt, **check_context(store, region, answer, principal=principal, title=title))
+
+
+__all__ = ["check_report", "FORMATS", "MEDIA_TYPES", "MAX_PACKET", "flag_report", "flags_report", "format_for", "write_report"]
