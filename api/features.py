@@ -7,24 +7,23 @@ are refused with 400, never ignored.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
 import shapely
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from redline import cql
 from redline.errors import CRSError, NotFoundError
 from redline.geo import STORAGE_CRS, parse_crs, reproject
-from redline.store import FlagFilter
 
 from . import webapp
 from .deps import CurrentUser, StoreDep
 from .filters import FlagQuery
 from .inputs import parse_bbox
 from .params import BAD_PARAMETER, BadParameterError, reject_unknown
-from .schemas import MAX_ID, Id
+from .schemas import MAX_ID
 
 router = APIRouter(tags=["features"])
 
@@ -39,6 +38,9 @@ _F3 = "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf"
 _CQL2 = "http://www.opengis.net/spec/cql2/1.0/conf"
 _TILES = "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf"
 _PROC = "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf"
+# The items paths name their parameters as the standard's OpenAPI fragments do ({collectionId},
+# {featureId}): GDAL's OAPIF driver looks the query parameters up there and then sends simple
+# attribute filters (``-where "severity = 'critical'"``) to the server.
 CONFORMANCE = [
     f"{_F1}/core", f"{_F1}/geojson", f"{_F1}/oas30",
     "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
@@ -143,7 +145,8 @@ def landing(request: Request) -> Any:
         "description": "Ecological red-line supervision: flags, red lines and reserve zones",
         "links": [
             {"href": f"{base}/", "rel": "self", "type": "application/json", "title": "this document"},
-            {"href": f"{base}/openapi.json", "rel": "service-desc", "type": "application/vnd.oai.openapi+json;version=3.0"},
+            {"href": f"{base}/openapi.json", "rel": "service-desc",
+             "type": "application/vnd.oai.openapi+json;version=3.0"},
             {"href": f"{base}/docs", "rel": "service-doc", "type": "text/html"},
             {"href": f"{base}/conformance", "rel": "conformance", "type": "application/json"},
             {"href": f"{base}/collections", "rel": "data", "type": "application/json"},
@@ -182,8 +185,6 @@ def _collection(base: str, cid: str, extent: dict | None) -> dict:
 
 def _extent(store, user, cid: str) -> dict | None:
     """The collection's real extent, from the data (flags: those the caller may see)."""
-    if not hasattr(store, "extent"):  # TEMPORARY until the store core lands (see report)
-        return None
     return store.extent(cid, user.scope() if cid == "flags" else None)
 
 
@@ -237,19 +238,15 @@ def _zone_key(name: str):
     return key
 
 
-def _query(**given) -> dict:
-    """Only the store query options that are set (a plain listing passes none)."""
-    return {k: v for k, v in given.items() if v}
-
-
 def _content_crs(uri: str) -> dict:
     return {"Content-Crs": f"<{uri}>"}
 
 
-@router.get("/collections/{collection_id}/items", summary="Features of a collection (GeoJSON)",
+@router.get("/collections/{collectionId}/items", summary="Features of a collection (GeoJSON)",
             response_class=JSONResponse, responses={200: {"content": {GEOJSON: {}}}, **BAD_PARAMETER})
 def items(
-    request: Request, collection_id: str, store: StoreDep, user: CurrentUser, flt: FlagQuery,
+    request: Request, collection_id: Annotated[str, Path(alias="collectionId")], store: StoreDep, user: CurrentUser,
+    flt: FlagQuery,
     limit: Annotated[int, Query(ge=1, le=10_000, description="Page size.")] = 100,
     after: Annotated[int | None, Query(ge=0, le=MAX_ID, description="Keyset cursor: features with id > after "
                                        "(without sortby).")] = None,
@@ -257,8 +254,8 @@ def items(
     crs: Annotated[str | None, Query(description=f"Output CRS: {', '.join(CRS_LIST)}.")] = None,
     bbox_crs: Annotated[str | None, Query(alias="bbox-crs", description="CRS of bbox (default CRS84).")] = None,
     filter: Annotated[str | None, Query(description="CQL2 filter (see /queryables).")] = None,
-    filter_lang: Annotated[str | None, Query(alias="filter-lang", description="cql2-text (default) or "
-                                             "cql2-json.")] = None,
+    filter_lang: Annotated[Literal["cql2-text", "cql2-json"] | None,
+                           Query(alias="filter-lang", description="cql2-text (default) or cql2-json.")] = None,
     filter_crs: Annotated[str | None, Query(alias="filter-crs", description="CRS of the filter's geometries "
                                             "(default CRS84).")] = None,
     sortby: Annotated[str | None, Query(description="+name,-name over the queryables.")] = None,
@@ -276,12 +273,12 @@ def items(
     if order and after is not None:
         raise BadParameterError("after pages in id order: with sortby, page with offset")
     if cid == "flags":
-        scoped = replace(flt, bbox=bbox, **_query(cql=node, sortby=order))
+        scoped = replace(flt, bbox=bbox, cql=node, sortby=order)
         matched = store.count_flags(scoped)
-        rows = store.flags(replace(scoped, limit=limit + 1, after_id=after, **_query(offset=offset)))
+        rows = store.flags(replace(scoped, limit=limit + 1, after_id=after, offset=offset))
         features = [_flag_feature(r, crs_uri, out_crs) for r in rows[:limit]]
     else:
-        zones = store.zones((cid,), bbox=bbox, **_query(cql=node))
+        zones = store.zones((cid,), bbox=bbox, cql=node)
         if bbox is not None:
             zones = [z for z in zones if shapely.intersects(z.geometry, shapely.box(*bbox))]
         for name, desc in reversed(order):
@@ -302,9 +299,10 @@ def items(
                      "numberReturned": len(features), "links": links}, _content_crs(crs_uri))
 
 
-@router.get("/collections/{collection_id}/items/{feature_id}", summary="One feature (GeoJSON)",
+@router.get("/collections/{collectionId}/items/{featureId}", summary="One feature (GeoJSON)",
             response_class=JSONResponse, responses={200: {"content": {GEOJSON: {}}}, **BAD_PARAMETER})
-def item(request: Request, collection_id: str, feature_id: Id, store: StoreDep, user: CurrentUser,
+def item(request: Request, collection_id: Annotated[str, Path(alias="collectionId")],
+         feature_id: Annotated[int, Path(alias="featureId", ge=1, le=MAX_ID)], store: StoreDep, user: CurrentUser,
          crs: Annotated[str | None, Query(description=f"Output CRS: {', '.join(CRS_LIST)}.")] = None,
          f: Annotated[str | None, Query(description="json (GeoJSON, the default).")] = None) -> Any:
     cid = _known(collection_id)

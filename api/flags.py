@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from redline.evidence import evidence_path, save_evidence
 from redline.reports import MEDIA_TYPES
-from redline.workflow import allowed_next, move
+from redline.workflow import flag_detail, move
 
 from .deps import CurrentUser, SettingsDep, StoreDep, requires
 from .schemas import Evidence, FlagDetail, FlagPatch, HistoryEntry, Id
@@ -36,12 +36,7 @@ def _visible_flag(store, flag_id: int, user) -> dict:
 
 @router.get("/{flag_id}", response_model=FlagDetail, summary="A flag with conflicts and observations")
 def get_flag(flag_id: Id, store: StoreDep, user: CurrentUser) -> Any:
-    flag = _visible_flag(store, flag_id, user)
-    flag.pop("geometry")
-    flag["conflicts"] = store.conflicts(flag_id)
-    flag["observations"] = [{k: v for k, v in o.items() if k != "geometry"} for o in store.observations(flag_id)]
-    flag["allowed_next"] = list(allowed_next(flag["status"]))
-    return flag
+    return flag_detail(store, flag_id, user)
 
 
 @router.patch("/{flag_id}", response_model=FlagDetail, summary="Move a flag through the workflow",

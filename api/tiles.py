@@ -67,7 +67,7 @@ def tile_filter(
     since, until = parse_datetime_interval(datetime)
     where = _cql(collection_id, filter, filter_lang, filter_crs)
     return user.scope(FlagFilter(status=status, severity=severity, activity=activity, admin_code=admin,
-                                 since=since, until=until, **({"cql": where} if where is not None else {})))
+                                 since=since, until=until, cql=where))
 
 
 def _cql(collection_id: str, text: str | None, lang: str | None, crs: str | None):

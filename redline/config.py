@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     @classmethod
     def _known_scheme(cls, v: str) -> str:
         if not v.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://")):
-            raise ValueError("REDLINE_DATABASE_URL must start with sqlite:// or postgresql://")
+            raise ValueError("the database URL (REDLINE_DATABASE_URL, --db) must start with sqlite:// or postgresql://")
         return v
 
     @field_validator("cors_origins", mode="before")
@@ -91,6 +91,12 @@ class Settings(BaseSettings):
         return v
 
 
+# The engine's defaults, with nothing read from the environment: engine functions take
+# their settings as an argument, built once at the edge (CLI callback, app factory).
+DEFAULTS = Settings.model_construct()
+
+
 @lru_cache
 def get_settings() -> Settings:
+    """Settings from the environment: for the edges only (the CLI, the API app factory)."""
     return Settings()

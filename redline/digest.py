@@ -1,12 +1,12 @@
-"""The nightly digest: what a night found, as JSON and a small self-contained HTML page.
+"""The nightly digest: what a night found, as JSON, a CSV of every flag of the night and a
+self-contained HTML page (from the report templates: redline/reports).
 
-Both files are written atomically (temp file in the same folder, fsync, rename), so a
+All files are written atomically (temp file in the same folder, fsync, rename), so a
 reader or a crash never sees half a digest.
 """
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import tempfile
@@ -127,96 +127,32 @@ def build_digest(store: Store, run: dict, entries: list[dict], known_failures: l
     }
 
 
-# --- HTML ----------------------------------------------------------------------------
+# --- the page ------------------------------------------------------------------------
 
-_CSS = """body{font:14px/1.45 system-ui,sans-serif;margin:2em;color:#222;max-width:1100px}
-h1{font-size:1.5em}h2{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid #ccc}
-table{border-collapse:collapse;margin:.4em 0}td,th{padding:.2em .6em;border-bottom:1px solid #eee;text-align:left}
-th{background:#f4f4f4}td.n{text-align:right}.ok{color:#1a7f37}.bad{color:#b3261e;font-weight:bold}
-.critical{color:#b3261e;font-weight:bold}.high{color:#d9480f}.medium{color:#9a6700}.low{color:#0969da}
-.muted{color:#777}"""
+def render_html(d: dict, store: Store | None = None, csv_name: str | None = None) -> str:
+    """The digest page, from the report templates (redline/reports/templates/digest.html):
+    self-contained HTML, figures embedded. With ``store``: a map of the night's new flags, flags
+    per month and image chips of the critical flags. ``csv_name``: the full list, linked."""
+    from .reports.digestreport import digest_html  # matplotlib: only when a digest is written
 
-
-def _e(x) -> str:
-    return html.escape("" if x is None else str(x))
+    return digest_html(store, d, csv_name)
 
 
-def _sev(severity) -> str:
-    cls = severity if severity in vocab.SEVERITIES else "muted"
-    return f'<span class="{cls}">{_e(severity or "none")}</span>'
+def write_digest(folder: Path, digest: dict, hook=None, store: Store | None = None) -> dict:
+    """Write ``digest-<run>.json`` / ``.csv`` (every flag of the night) / ``.html`` and refresh
+    ``latest.json`` / ``latest.html`` (which links the run's CSV by name, in the same folder)."""
+    from .reports.digestreport import digest_csv
 
-
-def _table(header: list[str], rows: list[list], numeric: set[int] = frozenset()) -> str:
-    if not rows:
-        return "<p class=muted>none</p>"
-    head = "".join(f"<th>{_e(h)}</th>" for h in header)
-    body = "".join(
-        "<tr>" + "".join(f"<td{' class=n' if i in numeric else ''}>{c}</td>" for i, c in enumerate(r)) + "</tr>"
-        for r in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _groups(g: dict) -> str:
-    parts = []
-    for key, title in (("by_severity", "severity"), ("by_activity", "activity"), ("by_admin", "admin unit")):
-        parts.append(_table([title, "flags"], [[_sev(k) if key == "by_severity" else _e(k), v]
-                                               for k, v in g[key].items()], {1}))
-    flags = _table(
-        ["id", "severity", "status", "activity", "ha", "mu", "zone", "admin unit", "last seen"],
-        [[f["id"], _sev(f["severity"]), _e(f["status"]), _e(f["activity"]),
-          f"{f['area_ha']:,.2f}", f"{f['area_mu']:,.1f}",
-          _e(f"{f['zone_name'] or ''} ({f['zone_regime'] or '-'})"), _e(_admin(f)), _e(f["last_seen"])]
-         for f in g["flags"]], {0, 4, 5})
-    return (f"<p>{g['count']} flags, {g['area_ha']:,.2f} ha ({g['area_mu']:,.0f} mu)</p>"
-            f"<div style='display:flex;gap:2em;flex-wrap:wrap'>{''.join(parts)}</div>{flags}")
-
-
-def render_html(d: dict) -> str:
-    t = d["totals"]
-    status = ("<span class=ok>all products scanned</span>" if d["status"] == "ok"
-              else f"<span class=bad>{t['failed']} product(s) failed</span>")
-    scans = _table(
-        ["product", "acquired", "patches", "conflicts", "new flags", "re-observed", "observed", "file"],
-        [[_e(s["product_id"] or s["item_id"]) + (" <span class=muted>(already scanned)</span>"
-                                                  if s["already_scanned"] else ""),
-          _e(s["acquired_after"]), s["patches"], s["conflicts"], s["new_flags"], s["observed_flags"],
-          "" if s["observed_fraction"] is None else f"{s['observed_fraction']:.0%}", _e(s["location"])]
-         for s in d["scans"]], {2, 3, 4, 5, 6})
-    failures = _table(["product", "reason", "attempts", "file"],
-                      [[_e(f["item_id"]), _e(f["reason"]), f["attempts"], _e(f["location"])] for f in d["failures"]],
-                      {2})
-    known = _table(["product", "reason", "file"],
-                   [[_e(f["item_id"]), _e(f["reason"]), _e(f["location"])] for f in d["known_failures"]])
-    recovery = _table(["flag", "verdict", "observed", "still changed", "product"],
-                      [[v["flag_id"], _e(v["verdict"]), f"{v['observed_fraction']:.0%}",
-                        f"{v['changed_fraction']:.0%}", _e(v.get("product_id"))] for v in d["recovery"]], {0, 2, 3})
-    return f"""<!doctype html>
-<html lang=en><head><meta charset=utf-8><title>redline nightly digest {_e(d['run_id'])}</title>
-<style>{_CSS}</style></head><body>
-<h1>redline nightly digest</h1>
-<p>run {_e(d['run_id'])}, {_e(d['started_at'])} &ndash; {_e(d['finished_at'])}: {status}.<br>
-{t['discovered']} products found, {t['scanned']} scanned, {t['already_scanned']} already scanned,
-{t['unchanged']} unchanged since an earlier night, {t['failed']} failed,
-{t['known_failures_not_retried']} known failures not retried, {t['not_settled']} still being written.</p>
-<h2>New flags</h2>{_groups(d['new_flags'])}
-<h2>New observations of existing flags</h2>{_groups(d['new_observations'])}
-<h2>Rectified sites seen again</h2>{recovery}
-<h2>Failed products</h2>{failures}
-<h2>Known failures, not retried (<code>redline nightly --retry-failed</code>)</h2>{known}
-<h2>Scans</h2>{scans}
-</body></html>
-"""
-
-
-def write_digest(folder: Path, digest: dict, hook=None) -> dict:
-    """Write ``digest-<run>.json`` / ``.html`` and refresh ``latest.json`` / ``latest.html``."""
     folder = Path(folder)
     text = json.dumps(digest, ensure_ascii=False, indent=2, default=str)
-    page = render_html(digest)
-    paths = {"json": folder / f"digest-{digest['run_id']}.json", "html": folder / f"digest-{digest['run_id']}.html"}
+    run = digest["run_id"]
+    paths = {"json": folder / f"digest-{run}.json", "csv": folder / f"digest-{run}.csv",
+             "html": folder / f"digest-{run}.html"}
+    page = render_html(digest, store, paths["csv"].name)
     write_atomic(paths["json"], text)
     if hook:
         hook("digest-json")
+    write_atomic(paths["csv"], digest_csv(digest))  # before the pages that link it
     write_atomic(paths["html"], page)
     write_atomic(folder / "latest.json", text)
     write_atomic(folder / "latest.html", page)

@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import Settings, get_settings
+from .config import DEFAULTS, Settings
 from .digest import build_digest, write_digest
 from .discovery import Candidate, discover
 from .errors import InputError, MissingFileError, RedlineError, StoreError
@@ -109,12 +109,12 @@ def _reason(exc: BaseException) -> str:
 class Night:
     """One nightly run over a store."""
 
-    def __init__(self, store: Store, opts: NightlyOptions, *, settings: Settings | None = None,
+    def __init__(self, store: Store, opts: NightlyOptions, *, settings: Settings = DEFAULTS,
                  make_extractor: Callable | None = None,
                  on_product: Callable[[Candidate, str, dict | None], None] | None = None,
                  progress: Callable[[Candidate], Callable[[int, int], None] | None] | None = None):
         self.store, self.opts = store, opts
-        self.settings = settings or get_settings()
+        self.settings = settings
         self.rules = load_rules(self.settings.rules_path)
         self.make_extractor = make_extractor
         self.on_product = on_product or (lambda c, state, info: None)
@@ -140,7 +140,7 @@ class Night:
             entries = [e for e in self.store.ledger_entries(unreported=True) if e["state"] in ("done", "failed")]
             self.run["finished_at"] = now()
             digest = build_digest(self.store, self.run, entries, self.known_failures, unsettled)
-            digest["files"] = write_digest(opts.digest_dir, digest, hook=checkpoint)
+            digest["files"] = write_digest(opts.digest_dir, digest, hook=checkpoint, store=self.store)
             checkpoint("digest-written")
             digest["exports"] = [export_flags(self.store, p) for p in opts.exports]
             self.store.ledger_mark_reported([e["key"] for e in entries], self.run["run_id"])

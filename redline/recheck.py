@@ -18,7 +18,7 @@ from datetime import date
 
 import shapely
 
-from .config import Settings, get_settings
+from .config import DEFAULTS, Settings
 from .errors import InputError
 from .model import FLAG_JUDGED
 from .overlay import Overlay
@@ -42,10 +42,9 @@ def _stale(f: dict, versions: dict, rules: Rules) -> bool:
     return any(have.get(k) != versions.get(k) for k in PROTECTION_LAYERS) or f["rules_version"] != rules.version
 
 
-def recheck_flags(store: Store, *, settings: Settings | None = None, rules: Rules | None = None,
+def recheck_flags(store: Store, *, settings: Settings = DEFAULTS, rules: Rules | None = None,
                   dry_run: bool = False, actor: str = "recheck") -> dict:
     """Re-evaluate open flags judged against older layer or rules versions; returns what changed."""
-    settings = settings or get_settings()
     rules = rules or load_rules(settings.rules_path)
     versions = {lv["kind"]: lv["version"] for lv in store.layer_versions()}
     if not any(k in versions for k in PROTECTION_LAYERS):

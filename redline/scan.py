@@ -18,7 +18,7 @@ from rasterio.warp import transform_bounds
 
 from . import vocab
 from .change import ChangeProduct, ProductReader
-from .config import Settings, get_settings
+from .config import DEFAULTS, Settings
 from .errors import InputError, NoOverlapError
 from .geo import STORAGE_CRS
 from .overlay import Assessment, Overlay
@@ -55,7 +55,7 @@ def scan_product(
     store: Store,
     product: ChangeProduct,
     *,
-    settings: Settings | None = None,
+    settings: Settings = DEFAULTS,
     rules: Rules | None = None,
     progress: Callable[[int, int], None] | None = None,
     make_extractor: Callable[..., PatchExtractor] | None = None,
@@ -68,7 +68,6 @@ def scan_product(
     on a Dask cluster). ``on_commit(store, result)`` runs inside the scan's transaction,
     so what it writes (the nightly ledger) commits together with the flags or not at all.
     """
-    settings = settings or get_settings()
     rules = rules or load_rules(settings.rules_path)
     t0 = time.perf_counter()
     started = now()

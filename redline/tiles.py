@@ -36,7 +36,7 @@ import shapely
 from .cql import describe
 from .errors import NotFoundError
 from .store import FlagFilter, Store
-from .vocab import LAYER_KINDS, SEVERITIES
+from .vocab import LAYER_KINDS
 
 TMS_ID = "WebMercatorQuad"
 TMS = morecantile.tms.get(TMS_ID)
@@ -59,7 +59,6 @@ assert set(COLLECTIONS) == {"flags", *LAYER_KINDS}
 FLAG_PROPERTIES = ("id", "severity", "status", "activity", "admin_code", "admin_name", "zone_name",
                    "first_seen", "last_seen", "area_ha")
 ZONE_PROPERTIES = ("id", "name", "regime", "code", "layer")
-_RANK = {s: i for i, s in enumerate(SEVERITIES)}  # ascending
 
 _R = 6378137.0  # the Web Mercator sphere
 _MAX_LAT = 85.0511287798066
@@ -89,6 +88,28 @@ class TileRef:
         pad = (maxx - minx) * buffer / EXTENT
         (x0, y0), (x1, y1) = _lonlat(minx - pad, miny - pad), _lonlat(maxx + pad, maxy + pad)
         return max(x0, -180.0), max(y0, -_MAX_LAT), min(x1, 180.0), min(y1, _MAX_LAT)
+
+
+@dataclass(frozen=True)
+class TileSpec:
+    """What a store needs to build a tile itself (PostGIS: ST_AsMVT), with the engine's rules."""
+
+    z: int
+    x: int
+    y: int
+    points: bool  # flags as thinned points (below FLAG_POINT_ZOOM)
+    cell: int  # thinning cell, tile units
+    tolerance_m: float  # simplification tolerance in Web Mercator metres
+    mercator_bounds: tuple[float, float, float, float]
+    lonlat_bounds: tuple[float, float, float, float]  # with the buffer
+    extent: int = EXTENT
+    buffer: int = BUFFER
+
+
+def spec(tile: TileRef) -> TileSpec:
+    m = tile.mercator_bounds
+    return TileSpec(tile.z, tile.x, tile.y, tile.z < FLAG_POINT_ZOOM, point_cell(tile.z),
+                    (m[2] - m[0]) / EXTENT * SIMPLIFY, m, tile.lonlat_bounds(BUFFER))
 
 
 def _lonlat(x: float, y: float) -> tuple[float, float]:
@@ -132,46 +153,25 @@ def _props(row: dict, keys) -> dict:
 
 def flag_features(store: Store, tile: TileRef, flt: FlagFilter | None = None) -> list[dict]:
     """The flags of one tile, as MVT features (geometry in tile units)."""
-    flt = replace(flt or FlagFilter(), bbox=tile.lonlat_bounds(BUFFER), region=None, limit=None, after_id=None)
-    rows = store.flags(flt)
-    if not rows:
-        return []
-    geoms = [r.pop("geometry") for r in rows]
+    flt = replace(flt or FlagFilter(), bbox=tile.lonlat_bounds(BUFFER), region=None, limit=None, after_id=None,
+                  offset=None, sortby=())
     if tile.z >= FLAG_POINT_ZOOM:
+        rows = store.flags(flt)
+        geoms = [r.pop("geometry") for r in rows]
         out = []
         for r, g in zip(rows, _generalised(geoms, tile)):
             if g is not None:
                 out.append({"geometry": g, "properties": _props(r, FLAG_PROPERTIES), "id": r["id"]})
         return out
-    # points, one per screen pixel: most severe first, then most recently seen, then lowest id
-    pts = shapely.get_coordinates(_to_tile(shapely.centroid(np.asarray(geoms, dtype=object)), tile))
-    lo, hi = -BUFFER, EXTENT + BUFFER
-    cell = point_cell(tile.z)
-    order = sorted(range(len(rows)), key=lambda i: rows[i]["id"])
-    order.sort(key=lambda i: rows[i]["last_seen"] or "", reverse=True)  # stable: later seen first
-    order.sort(key=lambda i: _RANK.get(rows[i]["severity"], -1), reverse=True)  # then most severe first
-    kept: dict[tuple[int, int], dict] = {}
-    for i in order:
-        x, y = round(pts[i][0]), round(pts[i][1])  # on the tile's grid, as MVT stores them
-        if not (lo <= x <= hi and lo <= y <= hi):
-            continue
-        key = (int(x // cell), int(y // cell))
-        hit = kept.get(key)
-        if hit is None:
-            props = _props(rows[i], FLAG_PROPERTIES)
-            kept[key] = {"geometry": shapely.Point(x, y), "properties": props, "id": rows[i]["id"], "n": 1}
-        else:
-            hit["n"] += 1
-    out = []
-    for f in kept.values():
-        f["properties"]["pixel_flags"] = f.pop("n")
-        out.append(f)
-    return out
+    # points at the centre of each flag's bounding box, thinned to one per cell in the store
+    return [{"geometry": shapely.Point(r["px"], r["py"]), "id": r["id"],
+             "properties": {**_props(r, FLAG_PROPERTIES), "pixel_flags": r["pixel_flags"]}}
+            for r in store.flag_cells(flt, spec(tile))]
 
 
 def zone_features(store: Store, kind: str, tile: TileRef, where=None) -> list[dict]:
     """The zones of one tile (``where``: a checked CQL2 filter, redline.cql.parse)."""
-    zones = store.zones((kind,), bbox=tile.lonlat_bounds(BUFFER), **({"cql": where} if where is not None else {}))
+    zones = store.zones((kind,), bbox=tile.lonlat_bounds(BUFFER), cql=where)
     out = []
     for z, g in zip(zones, _generalised([z.geometry for z in zones], tile)):
         if g is not None:
@@ -181,13 +181,17 @@ def zone_features(store: Store, kind: str, tile: TileRef, where=None) -> list[di
     return out
 
 
-def render(store: Store, collection: str, tile: TileRef, flt: FlagFilter | None = None) -> bytes:
+def render(store: Store, collection: str, tile: TileRef, flt: FlagFilter | None = None,
+           in_database: bool = True) -> bytes:
     """One MVT tile of ``collection``; ``b""`` when it holds no feature. ``flt`` must already
     carry the caller's jurisdiction; for zone collections only its ``cql`` filter applies."""
     if collection not in COLLECTIONS:
         raise NotFoundError(f"no tiles for {collection!r}; there are: {', '.join(COLLECTIONS)}")
+    built = store.vector_tile(collection, spec(tile), flt) if in_database else None  # PostGIS: ST_AsMVT
+    if built is not None:
+        return built
     features = (flag_features(store, tile, flt) if collection == "flags"
-                else zone_features(store, collection, tile, getattr(flt, "cql", None)))
+                else zone_features(store, collection, tile, flt.cql if flt is not None else None))
     if not features:
         return b""
     return mapbox_vector_tile.encode(
@@ -204,17 +208,14 @@ def data_version(store: Store, collection: str) -> str | None:
     versions = {r["kind"]: [r["id"], r["version"], r["source_sha256"]] for r in store.layer_versions()}
     if collection != "flags":
         return json.dumps(versions.get(collection))
-    stamp = getattr(store, "change_stamp", None)
-    if stamp is None:
-        return None
-    return json.dumps([versions, stamp()], default=str)
+    return json.dumps([versions, store.change_stamp()], default=str)
 
 
 def etag(collection: str, tile: TileRef, flt: FlagFilter | None, version: str | None, body: bytes | None = None) -> str:
     """A strong ETag for one tile as one caller asked for it (the filter, which holds the
     jurisdiction). From the data version when known, else from the tile's bytes."""
     parts = {"c": collection, "t": [tile.z, tile.x, tile.y], "v": version,
-             "f": _filter_key(flt) if collection == "flags" else describe(getattr(flt, "cql", None))}
+             "f": _filter_key(flt) if collection == "flags" else describe(flt.cql if flt is not None else None)}
     if version is None:
         parts["b"] = hashlib.sha256(body or b"").hexdigest()
     digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
@@ -226,7 +227,7 @@ def _filter_key(flt: FlagFilter | None) -> dict | None:
         return None
     d = {k: v for k, v in asdict(flt).items() if k not in ("bbox", "limit", "after_id", "region", "cql")}
     d["region"] = shapely.to_wkb(flt.region, hex=True) if flt.region is not None else None
-    d["cql"] = describe(getattr(flt, "cql", None))
+    d["cql"] = describe(flt.cql)
     return {k: sorted(v) if isinstance(v, list) else v for k, v in d.items()}
 
 

@@ -9,6 +9,7 @@ flag judged false_positive or permitted is not dispatched again.
 
 from __future__ import annotations
 
+from .auth import Principal
 from .errors import ConflictError, InputError
 from .store import Store
 from .vocab import FLAG_STATUSES
@@ -34,6 +35,21 @@ class TransitionError(ConflictError):
 
 def allowed_next(status: str) -> tuple[str, ...]:
     return TRANSITIONS.get(status, ())
+
+
+def flag_detail(store: Store, flag_id: int, principal: Principal, history: bool = False) -> dict:
+    """One flag as people read it (API, CLI, reports): its fields, conflicts by zone,
+    observations over time, the moves allowed next and, optionally, its history; refused
+    outside ``principal``'s jurisdiction."""
+    flag = store.flag(flag_id)
+    principal.require_flag(flag)
+    flag.pop("geometry", None)
+    flag["conflicts"] = store.conflicts(flag_id)
+    flag["observations"] = [{k: v for k, v in o.items() if k != "geometry"} for o in store.observations(flag_id)]
+    flag["allowed_next"] = list(allowed_next(flag["status"]))
+    if history:
+        flag["history"] = store.history(flag_id)
+    return flag
 
 
 def move(store: Store, flag_id: int, to: str, actor: str, note: str | None = None) -> dict:

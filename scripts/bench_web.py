@@ -50,7 +50,6 @@ def main(argv=None) -> None:
     ap.add_argument("--zones", type=int, default=10_000)
     ap.add_argument("--flags", type=int, default=100_000)
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--serve-workers", type=int, default=1, help="redline serve --workers")
     args = ap.parse_args(argv)
     args.workdir.mkdir(parents=True, exist_ok=True)
     db = args.workdir / f"check-{args.zones}-{args.flags}.db"
@@ -68,8 +67,7 @@ def main(argv=None) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "REDLINE_DATABASE_URL": url, "REDLINE_EVIDENCE_DIR": str(args.workdir / "evidence")}
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "redline"), "serve", "--port", str(port),
-                             "--workers", str(args.serve_workers)],
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "redline"), "serve", "--port", str(port)],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     base = f"http://127.0.0.1:{port}"
@@ -117,7 +115,7 @@ def main(argv=None) -> None:
     for path, seconds in first_requests:
         if "/tiles/" in path:
             tiles.setdefault(path.split("/")[2], []).append(seconds)
-    print(f"redline serve --workers {args.serve_workers}; first load (last run): {len(first_requests)} requests; tiles: "
+    print(f"redline serve; first load (last run): {len(first_requests)} requests; tiles: "
           + "; ".join(f"{cid} {len(v)} (slowest {max(v):.2f} s)" for cid, v in sorted(tiles.items())))
     print(f"store: {args.flags:,} flags, {args.zones:,} red lines; view zoom {zoom:.1f}, {n:,} critical flags drawn")
     print(f"first render with flags, new context: median {med(first_cold):.2f} s  (runs: "

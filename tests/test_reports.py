@@ -369,3 +369,24 @@ def test_a_large_night_is_summarised_with_the_full_list_in_csv(store, scenario):
     assert text.startswith("\ufeff") and len(text.strip().splitlines()) == 1001
     # without a store: the tables, no figures
     assert "data:image" not in digest_html(None, d)
+
+
+def test_nightly_writes_the_digest_page_and_its_csv(tmp_path):
+    from redline.nightly import NightlyOptions, run_nightly
+
+    truth, url = build(tmp_path / "night", scan=False)  # layers loaded, the products wait in the folder
+    store = open_store(url)
+    try:
+        d = run_nightly(store, NightlyOptions(watch=[tmp_path / "night"], digest_dir=tmp_path / "digests", settle=0))
+    finally:
+        store.close()
+    files = {k: Path(v) for k, v in d["files"].items()}
+    html = files["html"].read_text()
+    assert html == (tmp_path / "digests" / "latest.html").read_text()
+    assert_self_contained(html.replace(f'href="{files["csv"].name}"', ""))
+    assert f'href="{files["csv"].name}"' in html and files["csv"].exists()
+    assert html.count("data:image/png;base64,") >= 3  # the night's map, flags per month, the critical flag's chip
+    assert RESERVE in html and "HJ-CHG-2026-06" in html
+    rows = files["csv"].read_text(encoding="utf-8-sig").splitlines()
+    assert len(rows) == 1 + d["totals"]["new_flags"] + d["totals"]["new_observations"]
+    assert rows[0].startswith("kind,id,severity")

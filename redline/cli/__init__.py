@@ -9,10 +9,11 @@ import typer
 from pydantic import ValidationError
 
 from ..errors import RedlineError
+from ..config import Settings, get_settings
 from ..safeio import harden_gdal
 
 from . import check, db, evidence, export, flags, layers, nightly, recheck, report, scan, serve, tokens
-from .options import State, err_console
+from .options import CURRENT, err_console
 
 app = typer.Typer(
     name="redline",
@@ -28,7 +29,9 @@ def _root(
     db: Annotated[str | None, typer.Option("--db", envvar="REDLINE_DATABASE_URL",
                                            help="Store URL (default sqlite:///redline.db).")] = None,
 ):
-    State.database_url = db
+    # the one place the CLI reads its settings (environment, then --db); commands get them
+    # from the context and hand them down to the engine
+    CURRENT.set(Settings(database_url=db) if db else get_settings())
 
 
 app.add_typer(layers.app, name="layers")

@@ -7,17 +7,13 @@ from typing import Annotated
 import typer
 
 from ..store import migrations
-from .options import JsonOpt, State, console, print_json
+from .options import JsonOpt, console, print_json, settings
 
 app = typer.Typer(help="Store schema: upgrade in place, show the revision.", no_args_is_help=True)
 
 
 def _url() -> str:
-    if State.database_url:
-        return State.database_url
-    from ..config import get_settings
-
-    return get_settings().database_url
+    return settings().database_url
 
 
 def _show(url: str) -> str:

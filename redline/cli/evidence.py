@@ -7,9 +7,8 @@ from typing import Annotated
 
 import typer
 
-from ..config import get_settings
 from ..evidence import recover as recover_evidence
-from .options import JsonOpt, console, print_json, store
+from .options import JsonOpt, console, print_json, settings, store
 
 app = typer.Typer(help="Field evidence files (photos, documents).", no_args_is_help=True)
 
@@ -23,7 +22,7 @@ def recover(
     """Finish or remove what killed uploads left: uploads whose row was committed are renamed into
     place, uploads without a row and files that no row names are deleted. Uploads in progress are
     left alone, so this is safe while the server runs."""
-    root = folder or get_settings().evidence_dir
+    root = folder or settings().evidence_dir
     with store() as s:
         report = recover_evidence(s, root, dry_run=dry_run)
     if as_json:

@@ -7,6 +7,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from ..auth import OPERATOR
+from ..workflow import flag_detail
 from .options import (
     ActivityOpt, AdminOpt, BboxOpt, JsonOpt, SeverityOpt, SinceOpt, StatusOpt, UntilOpt,
     console, flag_filter, print_json, store,
@@ -54,11 +56,7 @@ def list_flags(
 def show(flag_id: int, as_json: JsonOpt = False):
     """One flag with its conflicts, observations and history."""
     with store() as s:
-        f = s.flag(flag_id)
-        f.pop("geometry")
-        f["conflicts"] = s.conflicts(flag_id)
-        f["observations"] = [{k: v for k, v in o.items() if k != "geometry"} for o in s.observations(flag_id)]
-        f["history"] = s.history(flag_id)
+        f = flag_detail(s, flag_id, OPERATOR, history=True)
     if as_json:
         print_json(f)
         return

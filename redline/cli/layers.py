@@ -9,10 +9,9 @@ import typer
 from rich.table import Table
 
 from .. import vocab
-from ..config import get_settings
 from ..errors import InputError
 from ..layers import read_layer, read_mapping_file
-from .options import JsonOpt, console, print_json, store
+from .options import JsonOpt, console, print_json, settings, store
 
 app = typer.Typer(help="Protection layers: red lines, reserve zones, permits, admin units.", no_args_is_help=True)
 
@@ -41,7 +40,7 @@ def load(
     if kind not in vocab.LAYER_KINDS:
         raise InputError(f"unknown layer kind {kind!r}; expected one of {', '.join(vocab.LAYER_KINDS)}")
     report = read_layer(kind, file, mapping=_field_map(field, mapping, kind), layer=layer,
-                        max_vertices=get_settings().max_vertices_per_feature)
+                        max_vertices=settings().max_vertices_per_feature)
     with store() as s:
         version = s.add_layer_version(report)
     out = {**report.summary(), "version": version["version"]}

@@ -10,7 +10,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ..errors import InputError
 from ..nightly import NightlyOptions, run_nightly
-from .options import JsonOpt, SchedulerOpt, WorkersOpt, console, err_console, extractor, print_json, store
+from .options import (JsonOpt, SchedulerOpt, WorkersOpt, console, err_console, extractor, print_json, settings,
+                      store)
 
 STATE_STYLE = {"done": "green", "failed": "bold red", "unchanged": "dim", "known-failure": "yellow"}
 
@@ -57,7 +58,8 @@ def nightly(
             task = bar.add_task(f"scan {c.item_id}", total=None)
             return lambda n, total: bar.update(task, advance=n, total=total)
 
-        digest = run_nightly(s, opts, make_extractor=make_extractor, on_product=on_product, progress=progress)
+        digest = run_nightly(s, opts, settings=settings(), make_extractor=make_extractor, on_product=on_product,
+                             progress=progress)
     if as_json:
         print_json(digest)
     else:

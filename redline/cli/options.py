@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import date
 from typing import Annotated
 
@@ -12,6 +13,7 @@ import typer
 from rich.console import Console
 
 from .. import vocab
+from ..config import Settings
 from ..errors import InputError
 from ..store import FlagFilter, open_store
 
@@ -32,13 +34,18 @@ SchedulerOpt = Annotated[str | None, typer.Option(
     help="Scan on an existing Dask cluster (scheduler address, e.g. tcp://host:8786).")]
 
 
-class State:
-    database_url: str | None = None
+# The settings of this invocation, built once by the root command (redline.cli._root).
+CURRENT: ContextVar[Settings] = ContextVar("redline_cli_settings")
+
+
+def settings() -> Settings:
+    """The settings the root command built for this invocation."""
+    return CURRENT.get()
 
 
 @contextmanager
 def store():
-    s = open_store(State.database_url)
+    s = open_store(settings().database_url)
     try:
         yield s
     finally:

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from ..recheck import recheck_flags
 from ..rules import PROTECTION_LAYERS
-from .options import JsonOpt, console, print_json, store
+from .options import JsonOpt, console, print_json, settings, store
 
 
 def recheck(
@@ -18,7 +18,7 @@ def recheck(
 ):
     """Re-check open flags after a new red-line / reserve layer version (or rule set) was loaded."""
     with store() as s:
-        out = recheck_flags(s, dry_run=dry_run)
+        out = recheck_flags(s, settings=settings(), dry_run=dry_run)
     if as_json:
         print_json(out)
         return

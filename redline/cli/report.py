@@ -7,9 +7,8 @@ from typing import Annotated
 
 import typer
 
-from ..config import get_settings
 from .options import (
-    ActivityOpt, AdminOpt, BboxOpt, SeverityOpt, StatusOpt, console, flag_filter, store,
+    ActivityOpt, AdminOpt, BboxOpt, SeverityOpt, StatusOpt, console, flag_filter, settings, store,
 )
 
 app = typer.Typer(help="Reports people file: problem sheets per flag (PDF or HTML).", no_args_is_help=True)
@@ -31,7 +30,7 @@ def flag(flag_id: int, output: OutputOpt, evidence_dir: EvidenceOpt = None):
 
     fmt = format_for(output)
     with store() as s:
-        data = flag_report(s, flag_id, fmt, evidence_dir=evidence_dir or get_settings().evidence_dir)
+        data = flag_report(s, flag_id, fmt, evidence_dir=evidence_dir or settings().evidence_dir)
     write_report(output, data)
     _done(output, len(data), f"problem sheet of flag {flag_id}")
 
@@ -52,6 +51,6 @@ def flags(
     flt = flag_filter(status, severity, activity, admin, since, until, bbox)
     with store() as s:
         n = s.count_flags(flt)
-        data = flags_report(s, flt, fmt, evidence_dir=evidence_dir or get_settings().evidence_dir)
+        data = flags_report(s, flt, fmt, evidence_dir=evidence_dir or settings().evidence_dir)
     write_report(output, data)
     _done(output, len(data), f"{n} problem sheet(s)")

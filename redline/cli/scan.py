@@ -11,7 +11,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ..change import ProductReader, resolve_product
 from ..scan import scan_product
-from .options import JsonOpt, SchedulerOpt, WorkersOpt, console, extractor, parse_date, print_json, store
+from .options import (JsonOpt, SchedulerOpt, WorkersOpt, console, extractor, parse_date, print_json, settings,
+                      store)
 
 
 def scan(
@@ -51,7 +52,8 @@ def scan(
             def progress(n: int, total: int, task=task) -> None:
                 bar.update(task, advance=n, total=total)
 
-            result = scan_product(s, product, progress=progress, make_extractor=make_extractor)
+            result = scan_product(s, product, settings=settings(), progress=progress,
+                                  make_extractor=make_extractor)
             results.append(result.summary())
             if not as_json:
                 if result.skipped:

@@ -15,6 +15,7 @@ from collections import defaultdict
 import shapely
 
 from .. import vocab
+from ..digest import _admin  # the digest's own name for a unit
 from ..errors import NotFoundError
 from ..rules import PROTECTION_LAYERS
 from ..store import Store
@@ -28,12 +29,6 @@ MAX_MAPPED = 5000  # flags drawn on the night's map
 MAX_LABELLED = 40
 CSV_COLUMNS = ("kind", "id", "severity", "status", "activity", "confidence", "area_ha", "area_mu", "zone_layer",
                "zone_name", "zone_regime", "admin_code", "admin_name", "first_seen", "last_seen", "n_observations")
-
-
-def _admin(f: dict) -> str:
-    if f.get("admin_name") or f.get("admin_code"):
-        return f"{f.get('admin_name') or ''} ({f.get('admin_code') or '-'})".strip()
-    return "outside admin units"
 
 
 def by_admin(flags: list[dict]) -> list[dict]:

@@ -9,12 +9,8 @@ from .urls import sqlite_path
 __all__ = ["FLAG_FIELDS", "STATS_GROUPS", "FlagFilter", "Store", "open_store"]
 
 
-def open_store(url: str | None = None) -> Store:
-    """Open the store named by ``url`` (default: ``REDLINE_DATABASE_URL``)."""
-    if url is None:
-        from ..config import get_settings
-
-        url = get_settings().database_url
+def open_store(url: str) -> Store:
+    """Open the store named by ``url`` (``sqlite:///file.db`` or ``postgresql://...``)."""
     if url.startswith("sqlite://"):
         from .sqlite import SQLiteStore
 

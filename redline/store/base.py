@@ -46,6 +46,9 @@ class FlagFilter:
     until: date | None = None  # first_seen <= until
     limit: int | None = None
     after_id: int | None = None  # keyset paging
+    cql: object | None = None  # a checked CQL2 filter (redline.cql.parse), translated to SQL in the store
+    sortby: tuple = ()  # ((queryable, descending), ...) from redline.cql.parse_sortby; then by id
+    offset: int | None = None  # rows to skip (paging with sortby)
 
 
 class Store(ABC):
@@ -73,9 +76,25 @@ class Store(ABC):
 
     @abstractmethod
     def zones(self, kinds: tuple[str, ...], bbox: tuple[float, float, float, float] | None = None,
-              region=None) -> list[Zone]:
+              region=None, cql=None) -> list[Zone]:
         """Zones of the current version of each kind; optionally only candidates for a lon/lat
-        bbox (by bounding box), or exactly those intersecting a lon/lat ``region`` geometry."""
+        bbox (by bounding box), or exactly those intersecting a lon/lat ``region`` geometry, and
+        those matching a checked CQL2 filter (``cql``, redline.cql.parse)."""
+
+    @abstractmethod
+    def extent(self, collection: str, flt: FlagFilter | None = None) -> dict | None:
+        """``{"bbox": (minx, miny, maxx, maxy), "interval": (start, end) | None}`` of the flags
+        matching ``flt`` (``collection`` "flags") or of the current zones of a layer kind; None
+        when there are none. Intervals are ISO dates (flags: first_seen..last_seen)."""
+
+    @abstractmethod
+    def change_stamp(self) -> list:
+        """Changes whenever a flag, a scan or a layer version is written (for tile ETags)."""
+
+    def vector_tile(self, collection: str, spec, flt: FlagFilter | None = None) -> bytes | None:
+        """The MVT tile of ``spec`` (redline.tiles.TileSpec) built by the database itself, or
+        None where the engine encodes it (redline.tiles)."""
+        return None
 
     # scans -----------------------------------------------------------------------------
     @abstractmethod
@@ -95,6 +114,13 @@ class Store(ABC):
 
     @abstractmethod
     def count_flags(self, flt: FlagFilter | None = None) -> int: ...
+
+    @abstractmethod
+    def flag_cells(self, flt: FlagFilter | None, spec) -> list[dict]:
+        """A zoomed-out vector tile's flags (``spec``: redline.tiles.TileSpec): the flags matching
+        ``flt`` placed at the centre of their bounding box in tile units (``px``, ``py``, rounded),
+        thinned to one per ``spec.cell`` (the most severe, then the latest seen, then the lowest
+        id), with ``pixel_flags``, how many flags share the cell; no geometry."""
 
     @abstractmethod
     def flag(self, flag_id: int) -> dict: ...
@@ -160,6 +186,10 @@ class Store(ABC):
 
     @abstractmethod
     def job(self, job_id: str) -> dict: ...
+
+    @abstractmethod
+    def jobs(self, actor: str | None = None, limit: int = 100) -> list[dict]:
+        """Jobs newest first; only ``actor``'s when given."""
 
     # nightly batch ledger: one entry per discovered product, keyed by the fingerprint of its
     # input files; state running | done | failed ----------------------------------------

@@ -8,8 +8,14 @@ the backend's own DB-API connection, so there is no per-call compilation and no 
 A backend (sqlite.py, postgis.py) supplies only what differs: its connection and how a
 statement runs on it (:meth:`_execute`, :meth:`_executemany`), the outermost transaction
 and its write lock (:meth:`_outermost`), how a geometry comes back (:meth:`_wkb`), the spatial
-conditions (:meth:`_spatial`, :meth:`_spatial_params`) and the spatial index upkeep
-(:meth:`_indexed`, :meth:`_zones_indexed`).
+conditions (:meth:`_spatial`, :meth:`_spatial_params`; :meth:`_intersects` for a CQL2
+S_INTERSECTS; :meth:`_bounds`, each row's bounding box, for extents and tile points), the
+spatial index upkeep (:meth:`_indexed`, :meth:`_zones_indexed`) and, where the database can,
+vector tiles built in it (:meth:`vector_tile`; PostGIS: ST_AsMVT).
+
+CQL2 filters (``FlagFilter.cql``, ``zones(cql=...)``) become SQLAlchemy conditions with bound
+literals in :mod:`redline.store.cql`, once for both backends; statements that carry one are
+compiled per request, not kept.
 
 Values cross the boundary as the store interface says: dates and timestamps as ISO text,
 JSON columns as Python objects (encoded and decoded here, once), geometries as shapely
@@ -21,6 +27,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import replace
 from datetime import date, datetime
 
 import shapely
@@ -33,8 +40,10 @@ from sqlalchemy.engine import Dialect
 from ..clock import now
 from ..errors import NotFoundError
 from ..layers import LoadReport, Zone
+from ..cql import SORT_RANKS
 from . import schema as S
 from .base import FLAG_FIELDS, STATS_GROUPS, FlagFilter, Store
+from .cql import Compiler, order_by
 
 _UPSERT = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}
 _FILTER_LISTS = ("status", "severity", "activity", "admin_code")
@@ -71,6 +80,13 @@ def _in_params(name: str, values: list) -> dict:
 
 def _binds(table: sa.Table, names) -> dict:
     return {n: bindparam(n, type_=table.c[n].type) for n in names}
+
+
+def _cell_params(spec) -> dict:
+    """A vector tile's grid (redline.tiles.TileSpec) as parameters: Web Mercator origin and scale."""
+    minx, miny, maxx, maxy = spec.mercator_bounds
+    return {"mx0": minx, "my1": maxy, "sx": spec.extent / (maxx - minx), "sy": spec.extent / (maxy - miny),
+            "cell": spec.cell}
 
 
 class SQLStore(Store):
@@ -121,8 +137,23 @@ class SQLStore(Store):
     def _zones_loaded(self) -> None:
         """After the transaction that loaded a layer version."""
 
+    def _intersects(self, table: sa.Table, prefix: str) -> list:
+        """Conditions: ``table``'s geometry intersects the geometry bound as ``:prefix`` (with
+        the parameters of :meth:`_intersects_params`); for CQL2 S_INTERSECTS."""
+        raise NotImplementedError
+
+    def _intersects_params(self, prefix: str, geom) -> dict:
+        raise NotImplementedError
+
+    def _bounds(self, table: sa.Table) -> tuple[list, list]:
+        """(joins, (minx, miny, maxx, maxy) expressions) of each row's bounding box."""
+        raise NotImplementedError
+
     # running statements ----------------------------------------------------------------
     def _statement(self, key, build: Callable[[], sa.sql.Executable]) -> tuple[str, dict]:
+        if key is None:  # a statement of a shape not worth keeping (a user's CQL2 filter)
+            compiled = build().compile(dialect=self.dialect)
+            return compiled.string, dict(compiled.params)
         hit = self._compiled.get(key)
         if hit is None:
             compiled = build().compile(dialect=self.dialect)
@@ -248,21 +279,23 @@ class SQLStore(Store):
                          _in_params("id", ids))
         return {r["id"]: r["ref"] for r in rows}
 
-    def zones(self, kinds, bbox=None, region=None) -> list[Zone]:
+    def zones(self, kinds, bbox=None, region=None, cql=None) -> list[Zone]:
         current = {r["kind"]: r for r in self.layer_versions()}
         ids = [current[k]["id"] for k in kinds if k in current]
         if not ids:
             return []
         z, lv = S.zones, S.layer_versions
         has_bbox, has_region = bbox is not None, region is not None
+        where, cql_params = Compiler(self, z).compile(cql) if cql is not None else (None, {})
 
         def build():
             return (select(z, lv.c.version).join(lv, lv.c.id == z.c.layer_version_id)
-                    .where(_in(z.c.layer_version_id, "lv", len(ids)), *self._spatial(z, has_bbox, has_region))
+                    .where(_in(z.c.layer_version_id, "lv", len(ids)), *self._spatial(z, has_bbox, has_region),
+                           *([where] if where is not None else []))
                     .order_by(z.c.id))
 
-        rows = self._all(("zones", len(ids), has_bbox, has_region), build,
-                         {**_in_params("lv", ids), **self._spatial_params(bbox, region)})
+        rows = self._all(None if cql is not None else ("zones", len(ids), has_bbox, has_region), build,
+                         {**_in_params("lv", ids), **self._spatial_params(bbox, region), **cql_params})
         out = []
         for r in self._decoded(z, rows, geometry="geometry"):
             zone = Zone(r["kind"], r["name"], r["regime"], r["geometry"], r["code"], r["attrs"],
@@ -272,6 +305,46 @@ class SQLStore(Store):
             zone.attrs["layer_version"] = r["version"]
             out.append(zone)
         return out
+
+    def extent(self, collection: str, flt: FlagFilter | None = None) -> dict | None:
+        if collection == "flags":
+            table = S.flags
+            shape, conditions, params = self._where(flt)
+            start, end = table.c.first_seen, table.c.last_seen
+        else:
+            current = [r for r in self.layer_versions() if r["kind"] == collection]
+            if not current:
+                return None
+            table = S.zones
+            shape, params = ("zones",), {"lv": current[0]["id"]}
+            start, end = table.c.valid_from, table.c.valid_to
+
+            def conditions() -> list:
+                return [S.zones.c.layer_version_id == bindparam("lv")]
+        joins, bounds = self._bounds(table)
+
+        def build():
+            stmt = select(*[func.min(b).label(n) for b, n in zip(bounds[:2], ("minx", "miny"))],
+                          *[func.max(b).label(n) for b, n in zip(bounds[2:], ("maxx", "maxy"))],
+                          func.min(start).label("start"), func.max(end).label("end"), func.count().label("n"))
+            stmt = stmt.select_from(table)
+            for t, on in joins:
+                stmt = stmt.join(t, on)
+            return stmt.where(*conditions())
+
+        row = self._first(None if shape is None else ("extent", table.name, shape), build, params)
+        if not row or not row["n"]:
+            return None
+        interval = (row["start"], row["end"]) if row["start"] or row["end"] else None
+        return {"bbox": (row["minx"], row["miny"], row["maxx"], row["maxy"]), "interval": interval}
+
+    def change_stamp(self) -> list:
+        def build():
+            return select(*[select(func.max(t.c.id)).scalar_subquery().label(t.name)
+                            for t in (S.layer_versions, S.scans, S.flags, S.audit)])
+
+        row = self._first("change_stamp", build)
+        return [row[t] for t in ("layer_versions", "scans", "flags", "audit")]
 
     # scans -----------------------------------------------------------------------------
     def scan_by_checksum(self, checksum: str) -> dict | None:
@@ -318,9 +391,11 @@ class SQLStore(Store):
         lists = {c: _padded(getattr(flt, c)) if getattr(flt, c) else [] for c in _FILTER_LISTS}
         shape = (flt.bbox is not None, flt.region is not None, *(len(v) for v in lists.values()),
                  bool(flt.since), bool(flt.until), flt.after_id is not None)
+        where, cql_params = Compiler(self, f).compile(flt.cql) if flt.cql is not None else (None, {})
+        spatial = shape[:2]
 
         def conditions() -> list:
-            out = self._spatial(f, shape[0], shape[1])
+            out = self._spatial(f, *spatial)
             out += [_in(f.c[c], c, len(v)) for c, v in lists.items() if v]
             if flt.since:
                 out.append(f.c.last_seen >= bindparam("since"))
@@ -328,31 +403,77 @@ class SQLStore(Store):
                 out.append(f.c.first_seen <= bindparam("until"))
             if flt.after_id is not None:
                 out.append(f.c.id > bindparam("after_id"))
+            if where is not None:
+                out.append(where)
             return out
 
         params = self._spatial_params(flt.bbox, flt.region)
         for c, v in lists.items():
             params.update(_in_params(c, v))
-        params.update(since=_value(flt.since), until=_value(flt.until), after_id=flt.after_id)
-        return shape, conditions, params
+        params.update(since=_value(flt.since), until=_value(flt.until), after_id=flt.after_id, **cql_params)
+        return (None if where is not None else shape), conditions, params  # a user's filter: not kept
 
     def flags(self, flt=None, with_geometry=True) -> list[dict]:
         f = S.flags
         shape, conditions, params = self._where(flt)
         limit = flt is not None and flt.limit is not None
+        offset = flt is not None and bool(flt.offset)
+        sortby = tuple(flt.sortby) if flt is not None and flt.sortby else ()
 
         def build():
             stmt = select(*[f.c[c] for c in FLAG_FIELDS], *([f.c.geom] if with_geometry else []))
-            stmt = stmt.where(*conditions()).order_by(f.c.id)
-            return stmt.limit(bindparam("limit", type_=sa.Integer)) if limit else stmt
+            stmt = stmt.where(*conditions()).order_by(*order_by(f, sortby))
+            if limit:
+                stmt = stmt.limit(bindparam("limit", type_=sa.Integer))
+            return stmt.offset(bindparam("offset", type_=sa.Integer)) if offset else stmt
 
-        rows = self._all(("flags", shape, with_geometry, limit), build,
-                         {**params, "limit": int(flt.limit) if limit else None})
+        key = None if shape is None else ("flags", shape, with_geometry, limit, offset, sortby)
+        rows = self._all(key, build, {**params, "limit": int(flt.limit) if limit else None,
+                                      "offset": int(flt.offset) if offset else None})
         return self._decoded(f, rows, geometry="geometry" if with_geometry else None)
+
+    _R = 6378137.0  # the Web Mercator sphere
+
+    def _cells(self, spec, conditions):
+        """The select of :meth:`flag_cells` (PostGIS wraps it in ST_AsMVT)."""
+        f = S.flags
+        joins, (minx, miny, maxx, maxy) = self._bounds(f)
+        cx, cy = (minx + maxx) / 2, (miny + maxy) / 2
+        px = func.round((func.radians(cx) * self._R - bindparam("mx0", type_=sa.Float))
+                        * bindparam("sx", type_=sa.Float))
+        py = func.round((bindparam("my1", type_=sa.Float) - func.ln(func.tan(func.pi() / 4 + func.radians(cy) / 2))
+                         * self._R) * bindparam("sy", type_=sa.Float))
+        t = select(f.c.id, f.c.severity, f.c.last_seen, px.label("px"), py.label("py")).select_from(f)
+        for table, on in joins:
+            t = t.join(table, on)
+        t = t.where(*conditions()).subquery("t")
+        cell = bindparam("cell", type_=sa.Float)
+        part = [func.floor(t.c.px / cell), func.floor(t.c.py / cell)]
+        rank = sa.case({v: i for i, v in enumerate(SORT_RANKS["severity"])}, value=t.c.severity, else_=-1)
+        lo, hi = -spec.buffer, spec.extent + spec.buffer
+        c = select(t.c.id, t.c.px, t.c.py,
+                   func.row_number().over(partition_by=part, order_by=[rank.desc(), t.c.last_seen.is_(None),
+                                                                       t.c.last_seen.desc(), t.c.id]).label("rn"),
+                   func.count().over(partition_by=part).label("pixel_flags")).where(
+            t.c.px.between(lo, hi), t.c.py.between(lo, hi)).subquery("c")
+        return f, c
+
+    def flag_cells(self, flt, spec) -> list[dict]:
+        flt = replace(flt or FlagFilter(), bbox=spec.lonlat_bounds, region=None, limit=None, after_id=None,
+                      offset=None, sortby=())
+        shape, conditions, params = self._where(flt)
+
+        def build():
+            f, c = self._cells(spec, conditions)
+            return (select(*[f.c[k] for k in FLAG_FIELDS if k != "layer_versions"], c.c.px, c.c.py, c.c.pixel_flags)
+                    .select_from(c.join(f, f.c.id == c.c.id)).where(c.c.rn == 1).order_by(f.c.id))
+
+        return self._all(None if shape is None else ("flag_cells", shape), build,
+                         {**params, **_cell_params(spec)})
 
     def count_flags(self, flt=None) -> int:
         shape, conditions, params = self._where(flt)
-        return self._first(("count_flags", shape),
+        return self._first(None if shape is None else ("count_flags", shape),
                            lambda: select(func.count().label("n")).select_from(S.flags).where(*conditions()),
                            params)["n"]
 
@@ -426,7 +547,7 @@ class SQLStore(Store):
                     .where(*conditions()).group_by(*exprs)
                     .order_by(sa.desc(sa.literal_column("count")), *[S.Binary(e).nulls_first() for e in exprs]))
 
-        rows = self._all(("stats", group_by, shape), build, params)
+        rows = self._all(None if shape is None else ("stats", group_by, shape), build, params)
         for d in rows:
             d["area_ha"] = round(d["area_ha"] or 0.0, 4)
             d["area_mu"] = round(d["area_ha"] * 15, 2)
@@ -492,6 +613,17 @@ class SQLStore(Store):
         if not rows:
             raise NotFoundError(f"job {job_id} does not exist")
         return self._decoded(j, rows)[0]
+
+    def jobs(self, actor: str | None = None, limit: int = 100) -> list[dict]:
+        j = S.jobs
+
+        def build():
+            stmt = select(j)
+            if actor is not None:
+                stmt = stmt.where(j.c.actor == bindparam("actor"))
+            return stmt.order_by(j.c.created_at.desc(), S.Binary(j.c.id)).limit(bindparam("limit", type_=sa.Integer))
+
+        return self._decoded(j, self._all(("jobs", actor is not None), build, {"actor": actor, "limit": int(limit)}))
 
     # nightly batch ledger --------------------------------------------------------------
     def _ledger(self, key, build, params=None) -> list[dict]:

@@ -29,6 +29,7 @@ import os
 import threading
 import weakref
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 
 import psycopg
@@ -43,7 +44,9 @@ from sqlalchemy.dialects import postgresql
 
 from ..errors import StoreError
 from . import schema as S
-from .core import SQLStore
+from .base import FlagFilter
+from .core import SQLStore, _cell_params
+from .cql import Compiler
 from .migrations import HEAD, REVISIONS, postgres_revision, upgrade_postgres
 from .urls import conninfo, oneline, redact
 
@@ -238,6 +241,89 @@ class PostGISStore(SQLStore):
         if region is not None:
             params["region"] = shapely.to_wkb(region)
         return params
+
+    def _intersects(self, table, prefix):
+        geom = table.c[S.GEOMETRY_COLUMN[table.name]]
+        return [func.ST_Intersects(geom, S.FromWKB(bindparam(prefix), S.GEOMETRY), type_=sa.Boolean)]
+
+    def _intersects_params(self, prefix, geom):
+        return {prefix: shapely.to_wkb(geom)}
+
+    def _bounds(self, table):
+        geom = table.c[S.GEOMETRY_COLUMN[table.name]]
+        return [], tuple(getattr(func, f"ST_{k}")(geom, type_=sa.Float) for k in ("XMin", "YMin", "XMax", "YMax"))
+
+    # vector tiles in the database: ST_AsMVT --------------------------------------------
+    def vector_tile(self, collection, spec, flt=None):
+        """The tile built by ST_AsMVT with the engine's rules (redline.tiles): the same clip,
+        simplification, properties and point thinning as the engine's own encoder gives."""
+        if collection == "flags":
+            flt = replace(flt or FlagFilter(), bbox=spec.lonlat_bounds, region=None, limit=None, after_id=None,
+                          offset=None, sortby=())
+            shape, conditions, params = self._where(flt)
+            build = (lambda: self._mvt_points(spec, conditions)) if spec.points else \
+                (lambda: self._mvt_flags(spec, conditions))
+            key = ("mvt_flags", spec.points, shape)
+        else:
+            current = [r for r in self.layer_versions() if r["kind"] == collection]
+            if not current:
+                return b""
+            where = None
+            params = {**self._spatial_params(spec.lonlat_bounds, None), "lv": current[0]["id"]}
+            if flt is not None and flt.cql is not None:
+                where, cql_params = Compiler(self, S.zones).compile(flt.cql)
+                params.update(cql_params)
+            build = lambda: self._mvt_zones(spec, collection, where)  # noqa: E731
+            key = ("mvt_zones", collection)
+            shape = None if where is not None else key
+        params.update(z=spec.z, x=spec.x, y=spec.y, tol=spec.tolerance_m, **_cell_params(spec))
+        row = self._first(None if shape is None else key, build, params)
+        return bytes(row["mvt"]) if row and row["mvt"] else b""
+
+    def _mvt_geom(self, spec, geom):
+        env = func.ST_TileEnvelope(bindparam("z", type_=sa.Integer), bindparam("x", type_=sa.Integer),
+                                   bindparam("y", type_=sa.Integer), type_=S.GEOMETRY)
+        clipped = func.ST_ClipByBox2D(geom, func.ST_MakeEnvelope(
+            *(bindparam(f"bbox_{k}") for k in ("minx", "miny", "maxx", "maxy")), S.SRID), type_=S.GEOMETRY)
+        merc = func.ST_SimplifyPreserveTopology(func.ST_Transform(clipped, 3857, type_=S.GEOMETRY),
+                                                bindparam("tol", type_=sa.Float), type_=S.GEOMETRY)
+        return func.ST_AsMVTGeom(merc, env, spec.extent, spec.buffer, True, type_=S.GEOMETRY)
+
+    @staticmethod
+    def _mvt(inner, name: str, spec):
+        q = inner.subquery("q")
+        return select(func.ST_AsMVT(sa.literal_column("q"), name, spec.extent, "geom", "fid",
+                                    type_=sa.LargeBinary).label("mvt")).select_from(q).where(
+            sa.literal_column("q.geom").is_not(None))
+
+    _FLAG_TILE = ("id", "severity", "status", "activity", "admin_code", "admin_name", "zone_name", "first_seen",
+                  "last_seen", "area_ha")
+
+    def _flag_columns(self, f):
+        return [f.c.id.label("fid"), *[sa.cast(f.c[c], sa.Text).label(c) if c in ("first_seen", "last_seen")
+                                       else f.c[c] for c in self._FLAG_TILE]]
+
+    def _mvt_flags(self, spec, conditions):
+        f = S.flags
+        inner = select(*self._flag_columns(f), self._mvt_geom(spec, f.c.geom).label("geom")).where(*conditions())
+        return self._mvt(inner, "flags", spec)
+
+    def _mvt_points(self, spec, conditions):
+        f, c = self._cells(spec, conditions)
+        inner = (select(*self._flag_columns(f), c.c.pixel_flags,
+                        func.ST_MakePoint(c.c.px, c.c.py, type_=S.GEOMETRY).label("geom"))
+                 .select_from(c.join(f, f.c.id == c.c.id)).where(c.c.rn == 1))
+        return self._mvt(inner, "flags", spec)
+
+    def _mvt_zones(self, spec, kind, where):
+        z = S.zones
+        box = func.ST_MakeEnvelope(*(bindparam(f"bbox_{k}") for k in ("minx", "miny", "maxx", "maxy")), S.SRID)
+        # the GiST box test only (not the exact test on zone_parts): the clip drops what stays outside
+        inner = select(z.c.id.label("fid"), z.c.id, z.c.name, z.c.regime, z.c.code, z.c.kind.label("layer"),
+                       self._mvt_geom(spec, z.c.geom).label("geom")).where(
+            z.c.layer_version_id == bindparam("lv"), z.c.geom.op("&&", return_type=sa.Boolean)(box),
+            *([where] if where is not None else []))
+        return self._mvt(inner, kind, spec)
 
     def _zones_indexed(self, layer_version_id, zones):
         self.conn.execute(

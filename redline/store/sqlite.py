@@ -145,6 +145,20 @@ class SQLiteStore(SQLStore):
             params.update(_box_params("region", shapely.bounds(region)), region=shapely.to_wkb(region))
         return params
 
+    def _intersects(self, table, prefix):
+        rtree = _rtree(table)
+        return [table.c.id.in_(select(rtree.c.id).where(
+                    rtree.c.maxx >= bindparam(f"{prefix}_minx"), rtree.c.minx <= bindparam(f"{prefix}_maxx"),
+                    rtree.c.maxy >= bindparam(f"{prefix}_miny"), rtree.c.miny <= bindparam(f"{prefix}_maxy"))),
+                func.rl_intersects(table.c[S.GEOMETRY_COLUMN[table.name]], bindparam(prefix), type_=sa.Boolean)]
+
+    def _intersects_params(self, prefix, geom):
+        return {**_box_params(prefix, shapely.bounds(geom)), prefix: shapely.to_wkb(geom)}
+
+    def _bounds(self, table):
+        rtree = _rtree(table)
+        return [(rtree, rtree.c.id == table.c.id)], (rtree.c.minx, rtree.c.miny, rtree.c.maxx, rtree.c.maxy)
+
     def _indexed(self, table, row_id, geometry, new=True):
         if new:
             self.db.execute(f"INSERT INTO {table.name}_rtree VALUES (?,?,?,?,?)", (row_id, *_bbox(geometry)))

@@ -170,7 +170,7 @@ def test_bad_filters_are_400(client, auth):
     for text in ("colour = 'red'", "severity = ", "severity = 3", "area_ha = 'big'", "geometry = 'x'",
                  "last_seen > DATE('yesterday')"):
         assert_problem(client.get("/collections/flags/items?" + _cql(text), headers=h), 400)
-    assert_problem(client.get("/collections/flags/items?filter-lang=sql&" + _cql("1=1"), headers=h), 400,
+    assert_problem(client.get("/collections/flags/items?filter-lang=sql&" + _cql("1=1"), headers=h), 422,
                    "filter-lang")
     assert_problem(client.get("/collections/flags/items?filter-lang=cql2-json&filter={nope", headers=h), 400)
     assert_problem(client.get("/collections/flags/items?filter-lang=cql2-text", headers=h), 400, "filter")

@@ -212,9 +212,9 @@ def test_etag_304_and_changes(env, client, auth, flags, overview):
     try:
         store.insert_scan({
             "checksum": "etag-test", "product_id": "P", "mode": "class", "sensor": None,
-            "acquired_before": "2026-10-01", "acquired_after": "2026-10-02", "files": [], "started_at": "2026-10-02T00:00:00+00:00",
-            "finished_at": "2026-10-02T00:00:00+00:00", "state": "done", "stats": {}, "layer_versions": {}, "rules_version": "t",
-            "observed_fraction": 0.0}, None)
+            "acquired_before": "2026-10-01", "acquired_after": "2026-10-02", "files": [],
+            "started_at": "2026-10-02T00:00:00+00:00", "finished_at": "2026-10-02T00:00:00+00:00", "state": "done",
+            "stats": {}, "layer_versions": {}, "rules_version": "t", "observed_fraction": 0.0}, None)
     finally:
         store.close()
     r = client.get(url, headers=h | {"If-None-Match": tag})

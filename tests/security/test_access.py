@@ -82,9 +82,9 @@ ROWS = (
     # OGC API - Features
     Row("GET", "/collections", ROLES),
     Row("GET", "/collections/{collection_id}", ROLES, call=_get(lambda w: "/collections/flags")),
-    Row("GET", "/collections/{collection_id}/items", ROLES, "list",
+    Row("GET", "/collections/{collectionId}/items", ROLES, "list",
         call=_get(lambda w: "/collections/flags/items?limit=1000")),
-    Row("GET", "/collections/{collection_id}/items/{feature_id}", ROLES, "flag",
+    Row("GET", "/collections/{collectionId}/items/{featureId}", ROLES, "flag",
         call=_get(lambda w: f"/collections/flags/items/{w['xin']}")),
     Row("GET", "/collections/{collection_id}/queryables", ROLES, call=_get(lambda w: "/collections/flags/queryables")),
     # OGC API - Tiles (the flag tile at zoom 11 that holds every flag of the scenario: polygons)
