@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
@@ -22,14 +22,24 @@ from .work import export_task
 
 router = APIRouter(tags=["analysts"])
 
-ExportFormat = Literal[tuple(FORMATS)]  # type: ignore[valid-type]
-GroupBy = Literal[tuple(STATS_GROUPS)]  # type: ignore[valid-type]
+ExportFormat = Literal["gpkg", "geojson", "fgb", "parquet", "csv", "kml", "shp"]
+GroupBy = Literal["region", "zone", "activity", "severity", "status", "month"]
+# spelled out for the type checker; they must name exactly the engine's formats and groups
+assert list(get_args(ExportFormat)) == list(FORMATS)
+assert list(get_args(GroupBy)) == list(STATS_GROUPS)
 
 
-@router.get("/exports", summary="Export flags", dependencies=[requires("export")], response_class=FileResponse,
-            responses={200: {"content": {media: {} for _, media in FORMATS.values()}}})
+@router.get(
+    "/exports",
+    summary="Export flags",
+    dependencies=[requires("export")],
+    response_class=FileResponse,
+    responses={200: {"content": {media: {} for _, media in FORMATS.values()}}},
+)
 async def export(
-    request: Request, settings: SettingsDep, flt: FlagQuery,
+    request: Request,
+    settings: SettingsDep,
+    flt: FlagQuery,
     format: Annotated[ExportFormat, Query(description="Output format.")] = "gpkg",
     crs: Annotated[str | None, Query(description="Output CRS, e.g. EPSG:4490 (default EPSG:4326).")] = None,
 ) -> Any:
@@ -46,12 +56,13 @@ async def export(
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    return FileResponse(path, media_type=media, filename=path.name,
-                        background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True))
+    return FileResponse(
+        path, media_type=media, filename=path.name, background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True)
+    )
 
 
-@router.get("/stats", response_model=Stats, summary="Counts and areas of flags",
-            dependencies=[requires("stats")])
-def stats(store: StoreDep, flt: FlagQuery,
-          group_by: Annotated[GroupBy, Query(description="Grouping.")] = "severity") -> Any:
+@router.get("/stats", response_model=Stats, summary="Counts and areas of flags", dependencies=[requires("stats")])
+def stats(
+    store: StoreDep, flt: FlagQuery, group_by: Annotated[GroupBy, Query(description="Grouping.")] = "severity"
+) -> Any:
     return {"group_by": group_by, "groups": store.stats(group_by, flt)}

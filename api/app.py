@@ -17,7 +17,7 @@ from redline.evidence import recover as recover_evidence
 from redline.safeio import harden_gdal
 from redline.store import open_store
 
-from . import analysts, checks, docs, errors, features, flags, processes, scans, tiles, webapp
+from . import analysts, checks, docs, errors, features, flags, ledger, processes, scans, subscriptions, tiles, webapp
 from .deps import StoreDep
 from .errors import problem
 from .limits import BodySizeLimit
@@ -50,37 +50,62 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="redline",
         version=__version__,
         description="Ecological red-line supervision: checks, screenings, flags (OGC API – Features), "
-                    "the Green Shield workflow, exports and scan jobs.",
+        "the Green Shield workflow, exports and scan jobs.",
         lifespan=lifespan,
-        docs_url=None, redoc_url=None,  # served by docs.install with local assets (no CDN)
+        docs_url=None,
+        redoc_url=None,  # served by docs.install with local assets (no CDN)
     )
     app.state.settings = settings
     app.state.executor = executor
     app.state.work = work
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     # large answers compressed (a 10,000-flag page shrinks ~10x); already-compressed files are left alone
-    app.add_middleware(GZipMiddleware, minimum_size=settings.gzip_min_bytes, compresslevel=6,
-                       exclude_content_types=(*GZIP_EXCLUDED, "application/vnd.apache.parquet"))
+    app.add_middleware(
+        GZipMiddleware,
+        minimum_size=settings.gzip_min_bytes,
+        compresslevel=6,
+        exclude_content_types=(*GZIP_EXCLUDED, "application/vnd.apache.parquet"),
+    )
     if settings.cors_origins:  # outermost: errors carry the CORS headers too
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
-                           allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
-                           allow_headers=["Authorization", "Content-Type", "Accept", "Accept-Language"],
-                           expose_headers=["Content-Disposition", "Content-Crs", "ETag", "Link", "Location"],
-                           max_age=600)
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=False,
+            allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Accept", "Accept-Language"],
+            expose_headers=["Content-Disposition", "Content-Crs", "ETag", "Link", "Location"],
+            max_age=600,
+        )
     errors.install(app)
 
     @app.get("/health", response_model=Health, tags=["service"], summary="Liveness")
     async def health() -> dict:  # on the event loop itself: answers while every thread and worker is busy
         return {"status": "ok", "version": __version__}
 
-    @app.get("/ready", response_model=Health, tags=["service"], summary="Readiness: the store answers",
-             responses={503: {"description": "store unavailable"}})
+    @app.get(
+        "/ready",
+        response_model=Health,
+        tags=["service"],
+        summary="Readiness: the store answers",
+        responses={503: {"description": "store unavailable"}},
+    )
     def ready(store: StoreDep):
         store.layer_versions()
         return {"status": "ready", "version": __version__}
 
-    for router in (features.router, checks.router, flags.router, flags.evidence_router, analysts.router,
-                   scans.router, processes.router, tiles.router, webapp.router):
+    for router in (
+        features.router,
+        checks.router,
+        flags.router,
+        flags.evidence_router,
+        analysts.router,
+        scans.router,
+        processes.router,
+        tiles.router,
+        webapp.router,
+        subscriptions.router,
+        ledger.router,
+    ):
         app.include_router(router)
     docs.install(app)
     return app

@@ -22,28 +22,53 @@ def encoded_json(content: bytes) -> Response:
     """An answer the worker already validated against the response model and encoded."""
     return Response(content, media_type="application/json")
 
+
 REGION_BODY = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json": {"schema": {"type": "object", "description": "GeoJSON geometry, Feature or "
-                                            "FeatureCollection", "required": ["type"],
-                                            "properties": {"type": {"type": "string"}}}},
-            "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
-                "file": {"type": "string", "format": "binary",
-                         "description": "GeoPackage, zipped shapefile, KML or GeoJSON"}}}},
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "description": "GeoJSON geometry, Feature or FeatureCollection",
+                    "required": ["type"],
+                    "properties": {"type": {"type": "string"}},
+                }
+            },
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "GeoPackage, zipped shapefile, KML or GeoJSON",
+                        }
+                    },
+                }
+            },
         },
     }
 }
 
 
-@router.post("/checks", response_model=CheckAnswer, openapi_extra=REGION_BODY, summary="Conflict check over a region",
-             responses={200: {"content": {"application/pdf": {}, "text/html": {}}}})
+@router.post(
+    "/checks",
+    response_model=CheckAnswer,
+    openapi_extra=REGION_BODY,
+    summary="Conflict check over a region",
+    responses={200: {"content": {"application/pdf": {}, "text/html": {}}}},
+)
 async def post_check(
-    request: Request, settings: SettingsDep, user: Annotated[Principal, requires("check")],
+    request: Request,
+    settings: SettingsDep,
+    user: Annotated[Principal, requires("check")],
     crs: Annotated[str | None, Query(description="CRS of the region (default CRS84; EPSG:4490 accepted).")] = None,
     datetime: Annotated[str | None, Query(description="Period: RFC 3339 interval a/b (.. for open).")] = None,
-    f: Annotated[Literal["pdf", "html"] | None, Query(description="The check report (pdf or html) instead of JSON.")] = None,
+    f: Annotated[
+        Literal["pdf", "html"] | None, Query(description="The check report (pdf or html) instead of JSON.")
+    ] = None,
 ) -> Any:
     """Zones touched (ha, mu), flags inside (only those of the caller's jurisdiction), and
     imagery coverage, so that "no change" is told apart from "not observed"."""
@@ -68,10 +93,19 @@ async def post_check(
 
 
 @router.post("/screenings", response_model=ScreeningAnswer, summary="Pre-check a proposed project footprint")
-async def post_screening(body: ScreeningRequest, request: Request, settings: SettingsDep,
-                         user: Annotated[Principal, requires("check")]) -> Any:
+async def post_screening(
+    body: ScreeningRequest, request: Request, settings: SettingsDep, user: Annotated[Principal, requires("check")]
+) -> Any:
     """Per zone touched a verdict (prohibited / needs_approval / clear) from the rules;
     for a footprint outside every red line, the distance to the nearest one."""
-    return encoded_json(await request.app.state.work.run(screening_task, settings.database_url, body.footprint,
-                                                      body.crs, body.activity, settings.rules_path,
-                                                      region_limits(settings)))
+    return encoded_json(
+        await request.app.state.work.run(
+            screening_task,
+            settings.database_url,
+            body.footprint,
+            body.crs,
+            body.activity,
+            settings.rules_path,
+            region_limits(settings),
+        )
+    )

@@ -33,8 +33,9 @@ StoreDep = Annotated[Store, Depends(get_store)]
 _bearer = HTTPBearer(auto_error=False, description="Token from `redline tokens create`.")
 
 
-def current_user(store: StoreDep,
-                 credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
+def current_user(
+    store: StoreDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal:
     return authenticate(store, credentials.credentials if credentials else None)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.responses import FileResponse, Response
 
 from .errors import problem
 
@@ -26,8 +26,9 @@ ASSETS = {
     "redoc.standalone.js": "redoc/bundles/redoc.standalone.js",
 }
 MEDIA = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8", ".png": "image/png"}
-MISSING = ("the API docs' front-end assets are not installed in web/node_modules: "
-           "run scripts/bootstrap.sh (npm ci in web/)")
+MISSING = (
+    "the API docs' front-end assets are not installed in web/node_modules: run scripts/bootstrap.sh (npm ci in web/)"
+)
 
 
 def install(app: FastAPI, node_modules: Path = NODE_MODULES) -> None:
@@ -39,24 +40,30 @@ def install(app: FastAPI, node_modules: Path = NODE_MODULES) -> None:
         return not all((node_modules / rel).is_file() for rel in ASSETS.values())
 
     @app.get("/docs", include_in_schema=False)
-    def swagger_ui() -> HTMLResponse:
+    def swagger_ui() -> Response:
         if missing():
             return problem(503, "Docs unavailable", MISSING)
         return get_swagger_ui_html(
-            openapi_url=openapi_url, title=f"{title} – Swagger UI",
-            swagger_js_url=f"{ASSET_PATH}/swagger-ui-bundle.js", swagger_css_url=f"{ASSET_PATH}/swagger-ui.css",
+            openapi_url=openapi_url,
+            title=f"{title} – Swagger UI",
+            swagger_js_url=f"{ASSET_PATH}/swagger-ui-bundle.js",
+            swagger_css_url=f"{ASSET_PATH}/swagger-ui.css",
             swagger_favicon_url=f"{ASSET_PATH}/favicon.png",
             # no badge fetched from validator.swagger.io
             swagger_ui_parameters={"validatorUrl": None},
         )
 
     @app.get("/redoc", include_in_schema=False)
-    def redoc() -> HTMLResponse:
+    def redoc() -> Response:
         if missing():
             return problem(503, "Docs unavailable", MISSING)
-        return get_redoc_html(openapi_url=openapi_url, title=f"{title} – ReDoc",
-                              redoc_js_url=f"{ASSET_PATH}/redoc.standalone.js",
-                              redoc_favicon_url=f"{ASSET_PATH}/favicon.png", with_google_fonts=False)
+        return get_redoc_html(
+            openapi_url=openapi_url,
+            title=f"{title} – ReDoc",
+            redoc_js_url=f"{ASSET_PATH}/redoc.standalone.js",
+            redoc_favicon_url=f"{ASSET_PATH}/favicon.png",
+            with_google_fonts=False,
+        )
 
     @app.get(f"{ASSET_PATH}/{{name}}", include_in_schema=False)
     def asset(name: str) -> Response:

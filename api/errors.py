@@ -50,12 +50,22 @@ PROBLEM_SCHEMA = {
         "title": {"type": "string", "description": "The error class, e.g. PermissionDeniedError."},
         "status": {"type": "integer", "description": "The HTTP status code."},
         "detail": {"type": "string", "description": "What went wrong, for a person."},
-        "allowed": {"type": "array", "items": {"type": "string"},
-                    "description": "On an illegal workflow move: the legal next states."},
-        "errors": {"type": "array", "description": "On 422: every invalid field.",
-                   "items": {"type": "object", "properties": {
-                       "loc": {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]}},
-                       "msg": {"type": "string"}}}},
+        "allowed": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "On an illegal workflow move: the legal next states.",
+        },
+        "errors": {
+            "type": "array",
+            "description": "On 422: every invalid field.",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "loc": {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]}},
+                    "msg": {"type": "string"},
+                },
+            },
+        },
     },
     "additionalProperties": True,
 }
@@ -84,6 +94,7 @@ def _dependency_calls(dependant) -> set:
 def _api_routes(app: FastAPI) -> list[APIRoute]:
     try:  # FastAPI >= 0.120 keeps included routers unflattened
         from fastapi.routing import iter_route_contexts
+
         routes = [c.original_route for c in iter_route_contexts(app.routes)]
     except ImportError:
         routes = list(app.routes)
@@ -122,8 +133,9 @@ def document_problems(app: FastAPI, schema: dict) -> dict:
             for status, response in responses.items():
                 if status[:1] in ("4", "5"):
                     response["content"] = dict(content)
-                    response.setdefault("description", ERROR_DESCRIPTIONS.get(int(status) if status.isdigit() else 0,
-                                                                           "Error"))
+                    response.setdefault(
+                        "description", ERROR_DESCRIPTIONS.get(int(status) if status.isdigit() else 0, "Error")
+                    )
     text = json.dumps(schema.get("paths", {}))
     for name in ("HTTPValidationError", "ValidationError"):  # FastAPI's 422 body, now replaced
         if f"#/components/schemas/{name}" not in text:
@@ -165,5 +177,4 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
-        return problem(exc.status_code, str(exc.detail) if exc.status_code < 500 else "Server error",
-                       str(exc.detail))
+        return problem(exc.status_code, str(exc.detail) if exc.status_code < 500 else "Server error", str(exc.detail))

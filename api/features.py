@@ -42,15 +42,31 @@ _PROC = "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf"
 # {featureId}): GDAL's OAPIF driver looks the query parameters up there and then sends simple
 # attribute filters (``-where "severity = 'critical'"``) to the server.
 CONFORMANCE = [
-    f"{_F1}/core", f"{_F1}/geojson", f"{_F1}/oas30",
+    f"{_F1}/core",
+    f"{_F1}/geojson",
+    f"{_F1}/oas30",
     "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
-    f"{_F3}/queryables", f"{_F3}/queryables-query-parameters", f"{_F3}/filter", f"{_F3}/features-filter",
+    f"{_F3}/queryables",
+    f"{_F3}/queryables-query-parameters",
+    f"{_F3}/filter",
+    f"{_F3}/features-filter",
     "http://www.opengis.net/spec/ogcapi-features-5/1.0/conf/sortables",
-    f"{_CQL2}/cql2-text", f"{_CQL2}/cql2-json", f"{_CQL2}/basic-cql2", f"{_CQL2}/advanced-comparison-operators",
-    f"{_CQL2}/basic-spatial-functions", f"{_CQL2}/temporal-functions",
-    f"{_TILES}/core", f"{_TILES}/tileset", f"{_TILES}/tilesets-list", f"{_TILES}/geodata-tilesets",
-    f"{_TILES}/mvt", "http://www.opengis.net/spec/ogcapi-tiles-2/1.0/conf/tilematrixset",
-    f"{_PROC}/core", f"{_PROC}/json", f"{_PROC}/job-list", f"{_PROC}/oas30",
+    f"{_CQL2}/cql2-text",
+    f"{_CQL2}/cql2-json",
+    f"{_CQL2}/basic-cql2",
+    f"{_CQL2}/advanced-comparison-operators",
+    f"{_CQL2}/basic-spatial-functions",
+    f"{_CQL2}/temporal-functions",
+    f"{_TILES}/core",
+    f"{_TILES}/tileset",
+    f"{_TILES}/tilesets-list",
+    f"{_TILES}/geodata-tilesets",
+    f"{_TILES}/mvt",
+    "http://www.opengis.net/spec/ogcapi-tiles-2/1.0/conf/tilematrixset",
+    f"{_PROC}/core",
+    f"{_PROC}/json",
+    f"{_PROC}/job-list",
+    f"{_PROC}/oas30",
 ]
 COLLECTIONS = {
     "flags": "Flags: persistent human-activity conflicts with red lines and reserve zones",
@@ -145,8 +161,11 @@ def landing(request: Request) -> Any:
         "description": "Ecological red-line supervision: flags, red lines and reserve zones",
         "links": [
             {"href": f"{base}/", "rel": "self", "type": "application/json", "title": "this document"},
-            {"href": f"{base}/openapi.json", "rel": "service-desc",
-             "type": "application/vnd.oai.openapi+json;version=3.0"},
+            {
+                "href": f"{base}/openapi.json",
+                "rel": "service-desc",
+                "type": "application/vnd.oai.openapi+json;version=3.0",
+            },
             {"href": f"{base}/docs", "rel": "service-doc", "type": "text/html"},
             {"href": f"{base}/conformance", "rel": "conformance", "type": "application/json"},
             {"href": f"{base}/collections", "rel": "data", "type": "application/json"},
@@ -160,9 +179,16 @@ def conformance() -> dict:
 
 
 def _collection(base: str, cid: str, extent: dict | None) -> dict:
-    spatial = {"bbox": [list(extent["bbox"])] if extent and extent.get("bbox") else [[-180, -90, 180, 90]],
-               "crs": CRS84}
+    spatial = {
+        "bbox": [list(extent["bbox"])] if extent and extent.get("bbox") else [[-180, -90, 180, 90]],
+        "crs": CRS84,
+    }
     interval = extent.get("interval") if extent else None
+    if interval:  # RFC 3339 instants: the first day's start, the last day's end
+        interval = [
+            f"{interval[0][:10]}T00:00:00Z" if interval[0] else None,
+            f"{interval[1][:10]}T23:59:59Z" if interval[1] else None,
+        ]
     return {
         "id": cid,
         "title": cid,
@@ -170,15 +196,32 @@ def _collection(base: str, cid: str, extent: dict | None) -> dict:
         "itemType": "feature",
         "crs": list(CRS_LIST),
         "storageCrs": CRS84,
-        "extent": {"spatial": spatial, **({"temporal": {"interval": [list(interval)], "trs":
-                   "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"}} if interval else {})},
+        "extent": {
+            "spatial": spatial,
+            **(
+                {
+                    "temporal": {
+                        "interval": [list(interval)],
+                        "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian",
+                    }
+                }
+                if interval
+                else {}
+            ),
+        },
         "links": [
             {"href": f"{base}/collections/{cid}", "rel": "self", "type": "application/json"},
             {"href": f"{base}/collections/{cid}/items", "rel": "items", "type": GEOJSON},
-            {"href": f"{base}/collections/{cid}/queryables", "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables",
-             "type": SCHEMA_JSON},
-            {"href": f"{base}/collections/{cid}/tiles", "rel": "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector",
-             "type": "application/json"},
+            {
+                "href": f"{base}/collections/{cid}/queryables",
+                "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables",
+                "type": SCHEMA_JSON,
+            },
+            {
+                "href": f"{base}/collections/{cid}/tiles",
+                "rel": "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector",
+                "type": "application/json",
+            },
         ],
     }
 
@@ -207,8 +250,12 @@ def collection(request: Request, collection_id: str, store: StoreDep, user: Curr
     return _collection(_base(request), cid, _extent(store, user, cid))
 
 
-@router.get("/collections/{collection_id}/queryables", summary="Queryable properties (JSON Schema)",
-            response_class=JSONResponse, responses={200: {"content": {SCHEMA_JSON: {}}}, **BAD_PARAMETER})
+@router.get(
+    "/collections/{collection_id}/queryables",
+    summary="Queryable properties (JSON Schema)",
+    response_class=JSONResponse,
+    responses={200: {"content": {SCHEMA_JSON: {}}}, **BAD_PARAMETER},
+)
 def queryables(request: Request, collection_id: str, user: CurrentUser) -> Any:
     reject_unknown(request, ("f",))
     cid = _known(collection_id)
@@ -217,24 +264,36 @@ def queryables(request: Request, collection_id: str, user: CurrentUser) -> Any:
 
 def _flag_feature(f: dict, crs_uri: str, crs) -> dict:
     geom = f.pop("geometry")
-    return {"type": "Feature", "id": f["id"], "geometry": shapely.geometry.mapping(_output(geom, crs_uri, crs)),
-            "properties": f}
+    return {
+        "type": "Feature",
+        "id": f["id"],
+        "geometry": shapely.geometry.mapping(_output(geom, crs_uri, crs)),
+        "properties": f,
+    }
 
 
 def _zone_feature(z, crs_uri: str, crs) -> dict:
     props = {k: getattr(z, k) for k in ZONE_FIELDS}
-    props.update(layer=z.kind, layer_version=z.attrs.get("layer_version"),
-                 valid_from=z.valid_from.isoformat() if z.valid_from else None,
-                 valid_to=z.valid_to.isoformat() if z.valid_to else None,
-                 **{k: v for k, v in z.attrs.items() if k != "layer_version"})
-    return {"type": "Feature", "id": z.id, "geometry": shapely.geometry.mapping(_output(z.geometry, crs_uri, crs)),
-            "properties": props}
+    props.update(
+        layer=z.kind,
+        layer_version=z.attrs.get("layer_version"),
+        valid_from=z.valid_from.isoformat() if z.valid_from else None,
+        valid_to=z.valid_to.isoformat() if z.valid_to else None,
+        **{k: v for k, v in z.attrs.items() if k != "layer_version"},
+    )
+    return {
+        "type": "Feature",
+        "id": z.id,
+        "geometry": shapely.geometry.mapping(_output(z.geometry, crs_uri, crs)),
+        "properties": props,
+    }
 
 
 def _zone_key(name: str):
     def key(z):
         v = z.id if name == "id" else getattr(z, name)
         return (v is None, v if v is not None else 0)
+
     return key
 
 
@@ -242,22 +301,33 @@ def _content_crs(uri: str) -> dict:
     return {"Content-Crs": f"<{uri}>"}
 
 
-@router.get("/collections/{collectionId}/items", summary="Features of a collection (GeoJSON)",
-            response_class=JSONResponse, responses={200: {"content": {GEOJSON: {}}}, **BAD_PARAMETER})
+@router.get(
+    "/collections/{collectionId}/items",
+    summary="Features of a collection (GeoJSON)",
+    response_class=JSONResponse,
+    responses={200: {"content": {GEOJSON: {}}}, **BAD_PARAMETER},
+)
 def items(
-    request: Request, collection_id: Annotated[str, Path(alias="collectionId")], store: StoreDep, user: CurrentUser,
+    request: Request,
+    collection_id: Annotated[str, Path(alias="collectionId")],
+    store: StoreDep,
+    user: CurrentUser,
     flt: FlagQuery,
     limit: Annotated[int, Query(ge=1, le=10_000, description="Page size.")] = 100,
-    after: Annotated[int | None, Query(ge=0, le=MAX_ID, description="Keyset cursor: features with id > after "
-                                       "(without sortby).")] = None,
+    after: Annotated[
+        int | None, Query(ge=0, le=MAX_ID, description="Keyset cursor: features with id > after (without sortby).")
+    ] = None,
     offset: Annotated[int | None, Query(ge=0, le=10_000_000, description="Skip this many (with sortby).")] = None,
     crs: Annotated[str | None, Query(description=f"Output CRS: {', '.join(CRS_LIST)}.")] = None,
     bbox_crs: Annotated[str | None, Query(alias="bbox-crs", description="CRS of bbox (default CRS84).")] = None,
     filter: Annotated[str | None, Query(description="CQL2 filter (see /queryables).")] = None,
-    filter_lang: Annotated[Literal["cql2-text", "cql2-json"] | None,
-                           Query(alias="filter-lang", description="cql2-text (default) or cql2-json.")] = None,
-    filter_crs: Annotated[str | None, Query(alias="filter-crs", description="CRS of the filter's geometries "
-                                            "(default CRS84).")] = None,
+    filter_lang: Annotated[
+        Literal["cql2-text", "cql2-json"] | None,
+        Query(alias="filter-lang", description="cql2-text (default) or cql2-json."),
+    ] = None,
+    filter_crs: Annotated[
+        str | None, Query(alias="filter-crs", description="CRS of the filter's geometries (default CRS84).")
+    ] = None,
     sortby: Annotated[str | None, Query(description="+name,-name over the queryables.")] = None,
     f: Annotated[str | None, Query(description="json (GeoJSON, the default).")] = None,
 ) -> Any:
@@ -272,6 +342,7 @@ def items(
     order = cql.parse_sortby(sortby, cid)
     if order and after is not None:
         raise BadParameterError("after pages in id order: with sortby, page with offset")
+    rows: list[Any]  # flag rows or zones
     if cid == "flags":
         scoped = replace(flt, bbox=bbox, cql=node, sortby=order)
         matched = store.count_flags(scoped)
@@ -285,26 +356,44 @@ def items(
             zones.sort(key=_zone_key(name), reverse=desc)
         matched = len(zones)
         if after is not None:
-            zones = [z for z in zones if z.id > after]
-        rows = zones[offset or 0:][: limit + 1]
+            zones = [z for z in zones if z.id is not None and z.id > after]  # stored zones all have ids
+        rows = zones[offset or 0 :][: limit + 1]
         features = [_zone_feature(z, crs_uri, out_crs) for z in rows[:limit]]
     base = f"{_base(request)}/collections/{cid}/items"
     params = [(k, v) for k, v in request.query_params.multi_items() if k not in ("after", "limit", "offset")]
     links = [{"href": f"{base}?{urlencode(list(request.query_params.multi_items()))}", "rel": "self", "type": GEOJSON}]
     if len(rows) > limit:
         cursor = ("offset", (offset or 0) + limit) if order or offset is not None else ("after", features[-1]["id"])
-        links.append({"href": f"{base}?{urlencode([*params, ('limit', limit), cursor])}", "rel": "next",
-                      "type": GEOJSON})
-    return _geojson({"type": "FeatureCollection", "features": features, "numberMatched": matched,
-                     "numberReturned": len(features), "links": links}, _content_crs(crs_uri))
+        links.append(
+            {"href": f"{base}?{urlencode([*params, ('limit', limit), cursor])}", "rel": "next", "type": GEOJSON}
+        )
+    return _geojson(
+        {
+            "type": "FeatureCollection",
+            "features": features,
+            "numberMatched": matched,
+            "numberReturned": len(features),
+            "links": links,
+        },
+        _content_crs(crs_uri),
+    )
 
 
-@router.get("/collections/{collectionId}/items/{featureId}", summary="One feature (GeoJSON)",
-            response_class=JSONResponse, responses={200: {"content": {GEOJSON: {}}}, **BAD_PARAMETER})
-def item(request: Request, collection_id: Annotated[str, Path(alias="collectionId")],
-         feature_id: Annotated[int, Path(alias="featureId", ge=1, le=MAX_ID)], store: StoreDep, user: CurrentUser,
-         crs: Annotated[str | None, Query(description=f"Output CRS: {', '.join(CRS_LIST)}.")] = None,
-         f: Annotated[str | None, Query(description="json (GeoJSON, the default).")] = None) -> Any:
+@router.get(
+    "/collections/{collectionId}/items/{featureId}",
+    summary="One feature (GeoJSON)",
+    response_class=JSONResponse,
+    responses={200: {"content": {GEOJSON: {}}}, **BAD_PARAMETER},
+)
+def item(
+    request: Request,
+    collection_id: Annotated[str, Path(alias="collectionId")],
+    feature_id: Annotated[int, Path(alias="featureId", ge=1, le=MAX_ID)],
+    store: StoreDep,
+    user: CurrentUser,
+    crs: Annotated[str | None, Query(description=f"Output CRS: {', '.join(CRS_LIST)}.")] = None,
+    f: Annotated[str | None, Query(description="json (GeoJSON, the default).")] = None,
+) -> Any:
     cid = _known(collection_id)
     reject_unknown(request, ("crs", "f"))
     _format(f)

@@ -23,8 +23,17 @@ def flag_filter(
     datetime: Annotated[str | None, Query(description="RFC 3339 instant or interval (a/b, .. open).")] = None,
 ) -> FlagFilter:
     since, until = parse_datetime_interval(datetime)
-    return user.scope(FlagFilter(bbox=parse_bbox(bbox), status=status, severity=severity, activity=activity,
-                                 admin_code=admin, since=since, until=until))
+    return user.scope(
+        FlagFilter(
+            bbox=parse_bbox(bbox),
+            status=status,
+            severity=severity,
+            activity=activity,
+            admin_code=admin,
+            since=since,
+            until=until,
+        )
+    )
 
 
 FlagQuery = Annotated[FlagFilter, Depends(flag_filter)]

@@ -8,8 +8,8 @@ from contextlib import asynccontextmanager
 from datetime import date, datetime
 from pathlib import Path
 
-from fastapi import UploadFile
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
 
 from redline.config import Settings
 from redline.errors import InputError
@@ -20,10 +20,15 @@ from redline.safeio import Limits
 def region_limits(settings: Settings) -> RegionLimits:
     """What one region may cost, from the settings."""
     return RegionLimits(
-        max_vertices=settings.max_region_vertices, max_features=settings.max_region_features,
+        max_vertices=settings.max_region_vertices,
+        max_features=settings.max_region_features,
         max_crossings=settings.max_region_crossings,
-        files=Limits(max_members=settings.max_archive_members, max_unpacked_bytes=settings.max_unpacked_bytes,
-                     max_ratio=settings.max_unpack_ratio, max_json_bytes=settings.max_body_bytes),
+        files=Limits(
+            max_members=settings.max_archive_members,
+            max_unpacked_bytes=settings.max_unpacked_bytes,
+            max_ratio=settings.max_unpack_ratio,
+            max_json_bytes=settings.max_body_bytes,
+        ),
     )
 
 

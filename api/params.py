@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from fastapi import Request
 
@@ -17,7 +18,9 @@ class BadParameterError(RedlineError):
     """A query parameter with a value the operation cannot use (answered 400)."""
 
 
-BAD_PARAMETER = {400: {"description": "A query parameter the operation does not define, or an invalid filter"}}
+BAD_PARAMETER: dict[int | str, dict[str, Any]] = {
+    400: {"description": "A query parameter the operation does not define, or an invalid filter"}
+}
 
 
 def reject_unknown(request: Request, allowed: Iterable[str]) -> None:
@@ -26,7 +29,8 @@ def reject_unknown(request: Request, allowed: Iterable[str]) -> None:
     if unknown:
         raise UnknownParameterError(
             f"unknown query parameter{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
-            f"this operation takes: {', '.join(sorted(allowed)) or 'none'}")
+            f"this operation takes: {', '.join(sorted(allowed)) or 'none'}"
+        )
 
 
 def route_parameters(request: Request) -> set[str]:

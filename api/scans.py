@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, overload
 
 from fastapi import APIRouter, Request, Response
 
@@ -34,6 +34,12 @@ def _under(root: Path, path: Path) -> Path | None:
     return real if real.is_relative_to(root) else None
 
 
+@overload
+def _inside(root: Path, relative: str) -> Path: ...
+@overload
+def _inside(root: Path, relative: None) -> None: ...
+@overload
+def _inside(root: Path, relative: str | None) -> Path | None: ...
 def _inside(root: Path, relative: str | None) -> Path | None:
     """Resolve a user-given path under ``root``; anything that escapes it is refused."""
     if relative is None:
@@ -67,20 +73,36 @@ def _check_manifest(root: Path, product: Path) -> None:
             raise PermissionDeniedError(f"{manifest.name}: {key} {OUTSIDE}")
 
 
-@router.post("/scans", status_code=201, response_model=Job, summary="Start a scan job",
-             responses={201: {"headers": {"Location": {"description": "The job", "schema": {"type": "string"}}}}})
-def post_scan(body: ScanRequest, request: Request, response: Response, store: StoreDep, settings: SettingsDep,
-              user: Annotated[Any, requires("scan")]) -> Any:
+@router.post(
+    "/scans",
+    status_code=201,
+    response_model=Job,
+    summary="Start a scan job",
+    responses={201: {"headers": {"Location": {"description": "The job", "schema": {"type": "string"}}}}},
+)
+def post_scan(
+    body: ScanRequest,
+    request: Request,
+    response: Response,
+    store: StoreDep,
+    settings: SettingsDep,
+    user: Annotated[Any, requires("scan")],
+) -> Any:
     root = settings.data_dir.resolve()
     try:
         product_path = _inside(root, body.product)
         _check_manifest(root, product_path)
         product = resolve_product(
             product_path,
-            mode=body.mode, class_table=_inside(root, body.class_table),
-            transition_table=_inside(root, body.transition_table), before_path=_inside(root, body.before),
-            thresholds=tuple(body.thresholds) if body.thresholds else None, activity=body.activity,
-            product_id=body.product_id, sensor=body.sensor, acquired_before=body.acquired_before,
+            mode=body.mode,
+            class_table=_inside(root, body.class_table),
+            transition_table=_inside(root, body.transition_table),
+            before_path=_inside(root, body.before),
+            thresholds=tuple(body.thresholds) if body.thresholds else None,
+            activity=body.activity,
+            product_id=body.product_id,
+            sensor=body.sensor,
+            acquired_before=body.acquired_before,
             acquired_after=body.acquired_after,
         )
         for p in [*product.paths, product.class_table, product.transition_table]:

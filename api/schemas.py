@@ -73,6 +73,17 @@ class FlagPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
     status: Status = Field(description="The new status; see allowed_next on the flag.")
     note: str | None = Field(None, max_length=4000)
+    # the rectification ledger (redline.ledger): set on moves to verified_violation .. closed
+    responsible: str | None = Field(None, max_length=400, description="Responsible unit.")
+    person: str | None = Field(None, max_length=200, description="Responsible person.")
+    measures: str | None = Field(None, max_length=4000, description="Rectification measures.")
+    deadline: date | None = Field(None, description="Rectification deadline.")
+    plan: str | None = Field(None, max_length=400, description="Rectification plan document reference.")
+    override_reason: str | None = Field(
+        None,
+        max_length=4000,
+        description=("Close a rectified flag without a 'recovered' verdict from new imagery: why."),
+    )
 
 
 class Evidence(BaseModel):
@@ -113,8 +124,10 @@ class CheckSummary(BaseModel):
     zones_touched: int
     flags: int
     conflicts: int
-    conflict_area: Area = Field(description="Ground of the listed conflicts inside the region (geodesic, overlaps "
-                                            "counted once); never more than the region")
+    conflict_area: Area = Field(
+        description="Ground of the listed conflicts inside the region (geodesic, overlaps "
+        "counted once); never more than the region"
+    )
     by_severity: dict[str, int]
     by_activity: dict[str, int]
     by_status: dict[str, int]

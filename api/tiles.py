@@ -52,22 +52,28 @@ def _tms(tile_matrix_set_id: str) -> str:
 
 
 def tile_filter(
-    user: CurrentUser, collection_id: str,
+    user: CurrentUser,
+    collection_id: str,
     status: Annotated[list[Status] | None, Query(description="Flag status (repeatable; flags only).")] = None,
     severity: Annotated[list[Severity] | None, Query(description="Severity (repeatable; flags only).")] = None,
     activity: Annotated[list[Activity] | None, Query(description="Activity type (repeatable; flags only).")] = None,
     admin: Annotated[list[str] | None, Query(description="Admin-unit code (repeatable; flags only).")] = None,
     datetime: Annotated[str | None, Query(description="RFC 3339 instant or interval (flags only).")] = None,
     filter: Annotated[str | None, Query(description="CQL2 filter over the collection's queryables.")] = None,
-    filter_lang: Annotated[str | None, Query(alias="filter-lang", description="cql2-text (default) or "
-                                             "cql2-json.")] = None,
-    filter_crs: Annotated[str | None, Query(alias="filter-crs", description="CRS of the filter's geometries "
-                                            "(default CRS84).")] = None,
+    filter_lang: Annotated[
+        str | None, Query(alias="filter-lang", description="cql2-text (default) or cql2-json.")
+    ] = None,
+    filter_crs: Annotated[
+        str | None, Query(alias="filter-crs", description="CRS of the filter's geometries (default CRS84).")
+    ] = None,
 ) -> FlagFilter:
     since, until = parse_datetime_interval(datetime)
     where = _cql(collection_id, filter, filter_lang, filter_crs)
-    return user.scope(FlagFilter(status=status, severity=severity, activity=activity, admin_code=admin,
-                                 since=since, until=until, cql=where))
+    return user.scope(
+        FlagFilter(
+            status=status, severity=severity, activity=activity, admin_code=admin, since=since, until=until, cql=where
+        )
+    )
 
 
 def _cql(collection_id: str, text: str | None, lang: str | None, crs: str | None):
@@ -85,15 +91,27 @@ TileFilter = Annotated[FlagFilter, Depends(tile_filter)]
 def tile_matrix_sets(request: Request, user: CurrentUser) -> dict:
     reject_unknown(request, ())
     base = _base(request)
-    return {"tileMatrixSets": [{
-        "id": engine.TMS_ID, "title": engine.TMS.title, "uri": TMS_URI, "crs": WEB_MERCATOR,
-        "links": [{"href": f"{base}/tileMatrixSets/{engine.TMS_ID}", "rel": "self",
-                   "type": "application/json", "title": engine.TMS_ID}],
-    }]}
+    return {
+        "tileMatrixSets": [
+            {
+                "id": engine.TMS_ID,
+                "title": engine.TMS.title,
+                "uri": TMS_URI,
+                "crs": WEB_MERCATOR,
+                "links": [
+                    {
+                        "href": f"{base}/tileMatrixSets/{engine.TMS_ID}",
+                        "rel": "self",
+                        "type": "application/json",
+                        "title": engine.TMS_ID,
+                    }
+                ],
+            }
+        ]
+    }
 
 
-@router.get("/tileMatrixSets/{tile_matrix_set_id}", summary="One tile matrix set (OGC 2DTMS)",
-            responses=BAD_PARAMETER)
+@router.get("/tileMatrixSets/{tile_matrix_set_id}", summary="One tile matrix set (OGC 2DTMS)", responses=BAD_PARAMETER)
 def tile_matrix_set(request: Request, tile_matrix_set_id: str, user: CurrentUser) -> dict:
     reject_unknown(request, ())
     _tms(tile_matrix_set_id)
@@ -128,8 +146,11 @@ def _tileset(request: Request, cid: str) -> dict:
     lo, hi = engine.zoom_limits(cid)
     template = _template(base, cid, query)
     tilejson = template.replace("{tileMatrix}", "{z}").replace("{tileRow}", "{y}").replace("{tileCol}", "{x}")
-    geometry = (f"points below zoom {engine.FLAG_POINT_ZOOM} (thinned to one per pixel), polygons from it on"
-                if cid == "flags" else "polygons")
+    geometry = (
+        f"points below zoom {engine.FLAG_POINT_ZOOM} (thinned to one per pixel), polygons from it on"
+        if cid == "flags"
+        else "polygons"
+    )
     self_url = f"{base}/collections/{cid}/tiles/{engine.TMS_ID}" + (f"?{query}" if query else "")
     return {
         "title": f"{cid} vector tiles",
@@ -137,13 +158,32 @@ def _tileset(request: Request, cid: str) -> dict:
         "dataType": "vector",
         "crs": WEB_MERCATOR,
         "tileMatrixSetURI": TMS_URI,
-        "tileMatrixSetLimits": [{"tileMatrix": str(z), "minTileRow": 0, "maxTileRow": (1 << z) - 1,
-                                 "minTileCol": 0, "maxTileCol": (1 << z) - 1} for z in range(lo, hi + 1)],
-        "layers": [{"id": cid, "dataType": "vector",
-                    "geometryDimension": 2, "minTileMatrix": str(lo), "maxTileMatrix": str(hi),
-                    "propertiesSchema": {"type": "object", "properties": {
+        "tileMatrixSetLimits": [
+            {
+                "tileMatrix": str(z),
+                "minTileRow": 0,
+                "maxTileRow": (1 << z) - 1,
+                "minTileCol": 0,
+                "maxTileCol": (1 << z) - 1,
+            }
+            for z in range(lo, hi + 1)
+        ],
+        "layers": [
+            {
+                "id": cid,
+                "dataType": "vector",
+                "geometryDimension": 2,
+                "minTileMatrix": str(lo),
+                "maxTileMatrix": str(hi),
+                "propertiesSchema": {
+                    "type": "object",
+                    "properties": {
                         k: {"type": "integer" if k == "id" else "number" if v.startswith("Number") else "string"}
-                        for k, v in _fields(cid).items()}}}],
+                        for k, v in _fields(cid).items()
+                    },
+                },
+            }
+        ],
         "links": [
             {"href": self_url, "rel": "self", "type": "application/json"},
             {"href": f"{base}/tileMatrixSets/{engine.TMS_ID}", "rel": TILING_SCHEME, "type": "application/json"},
@@ -165,12 +205,19 @@ def tilesets(request: Request, collection_id: str, user: CurrentUser) -> dict:
     cid = _collection(collection_id)
     reject_unknown(request, _params(cid))
     one = _tileset(request, cid)
-    return {"tilesets": [{k: one[k] for k in ("title", "dataType", "crs", "tileMatrixSetURI")} | {
-        "links": [dict(one["links"][0], rel="self"), one["links"][1]]}]}
+    return {
+        "tilesets": [
+            {k: one[k] for k in ("title", "dataType", "crs", "tileMatrixSetURI")}
+            | {"links": [dict(one["links"][0], rel="self"), one["links"][1]]}
+        ]
+    }
 
 
-@router.get("/collections/{collection_id}/tiles/{tile_matrix_set_id}",
-            summary="Tileset metadata (OGC API – Tiles, and TileJSON 3.0)", responses=BAD_PARAMETER)
+@router.get(
+    "/collections/{collection_id}/tiles/{tile_matrix_set_id}",
+    summary="Tileset metadata (OGC API – Tiles, and TileJSON 3.0)",
+    responses=BAD_PARAMETER,
+)
 def tileset(request: Request, collection_id: str, tile_matrix_set_id: str, user: CurrentUser) -> dict:
     cid = _collection(collection_id)
     reject_unknown(request, _params(cid))
@@ -185,14 +232,28 @@ def _matches(if_none_match: str | None, tag: str) -> bool:
     return "*" in tags or tag in tags
 
 
-@router.get("/collections/{collection_id}/tiles/{tile_matrix_set_id}/{tile_matrix}/{tile_row}/{tile_col}",
-            summary="One vector tile (MVT)", response_class=Response,
-            responses={200: {"content": {MVT: {}}, "description": "The tile"},
-                       204: {"description": "No feature in this tile"},
-                       304: {"description": "Not modified (If-None-Match)"}, **BAD_PARAMETER})
-def tile(request: Request, collection_id: str, tile_matrix_set_id: str, tile_matrix: int, tile_row: int,
-         tile_col: int, store: StoreDep, flt: TileFilter,
-         f: Annotated[Literal["mvt"] | None, Query(description="Format: mvt (the only one).")] = None) -> Response:
+@router.get(
+    "/collections/{collection_id}/tiles/{tile_matrix_set_id}/{tile_matrix}/{tile_row}/{tile_col}",
+    summary="One vector tile (MVT)",
+    response_class=Response,
+    responses={
+        200: {"content": {MVT: {}}, "description": "The tile"},
+        204: {"description": "No feature in this tile"},
+        304: {"description": "Not modified (If-None-Match)"},
+        **BAD_PARAMETER,
+    },
+)
+def tile(
+    request: Request,
+    collection_id: str,
+    tile_matrix_set_id: str,
+    tile_matrix: int,
+    tile_row: int,
+    tile_col: int,
+    store: StoreDep,
+    flt: TileFilter,
+    f: Annotated[Literal["mvt"] | None, Query(description="Format: mvt (the only one).")] = None,
+) -> Response:
     cid = _collection(collection_id)
     reject_unknown(request, ("f", *_params(cid)))
     _tms(tile_matrix_set_id)
@@ -203,7 +264,7 @@ def tile(request: Request, collection_id: str, tile_matrix_set_id: str, tile_mat
         headers["ETag"] = engine.etag(cid, ref, flt, version)
         if _matches(request.headers.get("if-none-match"), headers["ETag"]):
             return Response(status_code=304, headers=headers)
-    body = engine.render(store, cid, ref, flt)
+    body = engine.render(store, cid, ref, flt, version=version)
     if version is None:
         headers["ETag"] = engine.etag(cid, ref, flt, None, body)
         if _matches(request.headers.get("if-none-match"), headers["ETag"]):

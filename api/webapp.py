@@ -28,9 +28,16 @@ from .deps import CurrentUser
 from .errors import problem
 
 DIST = Path(__file__).resolve().parents[1] / "web" / "dist"
-MEDIA = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
-         ".mjs": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8", ".png": "image/png",
-         ".svg": "image/svg+xml", ".woff2": "font/woff2", ".json": "application/json"}
+MEDIA = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".png": "image/png",
+    ".svg": "image/svg+xml",
+    ".woff2": "font/woff2",
+    ".json": "application/json",
+}
 MISSING = "the web app is not built in web/dist: run scripts/bootstrap.sh (npm ci and npm run build in web/)"
 # built file names carry a content hash: cached for good; the page itself is always revalidated
 HASHED = re.compile(r"-[A-Za-z0-9_-]{8}\.(js|mjs|css)$")
@@ -71,9 +78,11 @@ def _csp(basemap: str | None) -> str:
     if basemap:
         m = re.match(r"^(https?://[^/]+)", basemap)
         extra = f" {m.group(1)}" if m else ""
-    return ("default-src 'self'; script-src 'self'; worker-src 'self' blob:; child-src 'self' blob:; "
-            f"img-src 'self' data: blob:{extra}; connect-src 'self'{extra}; style-src 'self' 'unsafe-inline'; "
-            "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
+    return (
+        "default-src 'self'; script-src 'self'; worker-src 'self' blob:; child-src 'self' blob:; "
+        f"img-src 'self' data: blob:{extra}; connect-src 'self'{extra}; style-src 'self' 'unsafe-inline'; "
+        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+    )
 
 
 def wants_html(request: Request) -> bool:
@@ -90,20 +99,28 @@ def index(request: Request, dist: Path = DIST) -> Response:
     if not page.is_file():
         return problem(503, "Web app unavailable", MISSING)
     settings = WebSettings()
-    return HTMLResponse(page.read_text(encoding="utf-8"), headers={
-        "Cache-Control": "no-cache", "Content-Security-Policy": _csp(settings.basemap),
-        "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"})
+    return HTMLResponse(
+        page.read_text(encoding="utf-8"),
+        headers={
+            "Cache-Control": "no-cache",
+            "Content-Security-Policy": _csp(settings.basemap),
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+        },
+    )
 
 
 def _has_tiles(request: Request) -> bool:
     """Whether this server has the vector tiles endpoint (else the page draws GeoJSON items)."""
     try:  # FastAPI >= 0.120 keeps included routers unflattened
         from fastapi.routing import iter_route_contexts
+
         routes = [c.original_route for c in iter_route_contexts(request.app.routes)]
     except ImportError:
         routes = list(request.app.routes)
-    return any(getattr(r, "path", "").startswith("/collections/{collection_id}/tiles/{tile_matrix_set_id}/")
-               for r in routes)
+    return any(
+        getattr(r, "path", "").startswith("/collections/{collection_id}/tiles/{tile_matrix_set_id}/") for r in routes
+    )
 
 
 def router_for(dist: Path = DIST) -> APIRouter:
@@ -111,8 +128,12 @@ def router_for(dist: Path = DIST) -> APIRouter:
 
     @router.get("/me", response_model=Me, summary="Who this token belongs to: name, role, jurisdiction, permissions")
     def me(user: CurrentUser) -> Any:
-        return {"name": user.name, "role": user.role, "jurisdiction": list(user.jurisdiction),
-                "permissions": [p for p, roles in PERMISSIONS.items() if user.role in roles]}
+        return {
+            "name": user.name,
+            "role": user.role,
+            "jurisdiction": list(user.jurisdiction),
+            "permissions": [p for p, roles in PERMISSIONS.items() if user.role in roles],
+        }
 
     @router.get("/app/config.json", response_model=WebConfig, include_in_schema=False)
     def config(request: Request) -> Any:
@@ -131,8 +152,9 @@ def router_for(dist: Path = DIST) -> APIRouter:
                 return problem(503, "Web app unavailable", MISSING)
             return problem(404, "Not found", "no such file in the web app")
         cache = "public, max-age=31536000, immutable" if HASHED.search(file.name) else "no-cache"
-        return FileResponse(file, media_type=MEDIA[file.suffix],
-                            headers={"Cache-Control": cache, "X-Content-Type-Options": "nosniff"})
+        return FileResponse(
+            file, media_type=MEDIA[file.suffix], headers={"Cache-Control": cache, "X-Content-Type-Options": "nosniff"}
+        )
 
     return router
 

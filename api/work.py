@@ -51,29 +51,48 @@ def _store(url: str) -> Store:
 # Answers are validated and serialised here too: a check listing thousands of flags is
 # megabytes of JSON, which would otherwise be encoded on the server's event loop.
 
+
 def _region(body: bytes | None, upload: tuple[str, str] | None, crs: str | None, limits: RegionLimits):
     if upload is not None:
         path, name = upload
         return read_region(Path(path), crs, limits, name=name)
+    assert body is not None  # a region comes as an upload or as a body
     return region_from_geojson(parse_json(body, "request body"), crs, "region", limits)
 
 
-def check_task(url: str, principal: Principal, body: bytes | None, upload: tuple[str, str] | None,
-               crs: str | None, since: date | None, until: date | None, limits: RegionLimits) -> bytes:
+def check_task(
+    url: str,
+    principal: Principal,
+    body: bytes | None,
+    upload: tuple[str, str] | None,
+    crs: str | None,
+    since: date | None,
+    until: date | None,
+    limits: RegionLimits,
+) -> bytes:
     answer = check_region(_store(url), _region(body, upload, crs, limits), since, until, principal=principal)
     return CheckAnswer.model_validate(answer).model_dump_json().encode()
 
 
-def check_report_task(url: str, principal: Principal, body: bytes | None, upload: tuple[str, str] | None,
-                      crs: str | None, since: date | None, until: date | None, limits: RegionLimits,
-                      fmt: str) -> bytes:
+def check_report_task(
+    url: str,
+    principal: Principal,
+    body: bytes | None,
+    upload: tuple[str, str] | None,
+    crs: str | None,
+    since: date | None,
+    until: date | None,
+    limits: RegionLimits,
+    fmt: str,
+) -> bytes:
     store, region = _store(url), _region(body, upload, crs, limits)
     answer = check_region(store, region, since, until, principal=principal)
     return check_report(store, region, answer, fmt, principal=principal, title=upload[1] if upload else None)
 
 
-def screening_task(url: str, footprint: dict, crs: str | None, activity: str, rules_path: Path | None,
-                   limits: RegionLimits) -> bytes:
+def screening_task(
+    url: str, footprint: dict, crs: str | None, activity: str, rules_path: Path | None, limits: RegionLimits
+) -> bytes:
     region = region_from_geojson(footprint, crs, "footprint", limits)
     answer = screen(_store(url), region, activity, load_rules(rules_path))
     return ScreeningAnswer.model_validate(answer).model_dump_json().encode()
@@ -87,7 +106,14 @@ def flag_report_task(url: str, principal: Principal, flag_id: int, fmt: str, evi
     return flag_report(_store(url), flag_id, fmt, principal=principal, evidence_dir=evidence_dir)
 
 
+def ledger_task(url: str, principal: Principal, fmt: str, today: date | None) -> bytes:
+    from redline.ledger import export as export_ledger
+
+    return export_ledger(_store(url), principal, fmt, today)
+
+
 # --- in the server ----------------------------------------------------------------------
+
 
 class WorkPool:
     """A pool of worker processes shared by all requests of one app."""
@@ -108,8 +134,9 @@ class WorkPool:
             # database connections, threads or locks of the API process
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(["__main__", __name__])
-            self._pool = ProcessPool(max_workers=self.processes, max_tasks=MAX_TASKS_PER_WORKER,
-                                     context=context, initializer=harden_gdal)
+            self._pool = ProcessPool(
+                max_workers=self.processes, max_tasks=MAX_TASKS_PER_WORKER, context=context, initializer=harden_gdal
+            )
         return self._pool
 
     async def run(self, fn, *args):
@@ -122,10 +149,12 @@ class WorkPool:
             # pebble kills a worker past the limit (it checks on a tick); wait_for bounds the
             # request itself, queueing included, and cancelling the future stops the worker
             return await asyncio.wait_for(asyncio.wrap_future(future), self.timeout_s)
-        except (FutureTimeout, asyncio.TimeoutError):
+        except (TimeoutError, FutureTimeout):
             future.cancel()
-            raise BusyError(f"the work ran past the limit of {self.timeout_s:g} s and was stopped; "
-                            "a smaller or simpler input answers sooner") from None
+            raise BusyError(
+                f"the work ran past the limit of {self.timeout_s:g} s and was stopped; "
+                "a smaller or simpler input answers sooner"
+            ) from None
         except ProcessExpired:
             raise BusyError("the worker doing this request died (out of memory?); try a smaller input") from None
         except (asyncio.CancelledError, FutureCancelled):

@@ -4,4 +4,3 @@ The engine never imports a web framework; ``api/`` is a thin layer on top.
 """
 
 __version__ = "0.1.0"
-

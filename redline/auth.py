@@ -26,6 +26,7 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "export": ("analyst", "admin"),
     "stats": ROLES,  # everyone; inspectors' counts are their jurisdiction's (Principal.scope)
     "scan": ("admin",),
+    "close": ("admin",),  # approve a rectification's close-out (redline.ledger)
 }
 
 

@@ -22,6 +22,7 @@ import math
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from .change import ChangeProduct, ProductReader
 from .errors import InputError, RedlineError
@@ -36,13 +37,15 @@ MAX_WINDOW_ROWS = 4  # strip height cap, in window rows (~4096 px): bounds a tas
 STRIPS_PER_WORKER = 8  # enough tasks to balance uneven strips (land and sea, change and none)
 
 
-def run_strip(product: ChangeProduct, rows: tuple[int, int], mmu_ha: float, footprint_cell: int,
-              target: int) -> StripResult:
+def run_strip(
+    product: ChangeProduct, rows: tuple[int, int], mmu_ha: float, footprint_cell: int, target: int
+) -> StripResult:
     """One task: extract a strip of ``product`` (runs inside a worker)."""
     try:
         with ProductReader(product) as reader:
-            return PatchExtractor(reader, mmu_ha=mmu_ha, footprint_cell=footprint_cell, target=target,
-                                  rows=rows).strip_result()
+            return PatchExtractor(
+                reader, mmu_ha=mmu_ha, footprint_cell=footprint_cell, target=target, rows=rows
+            ).strip_result()
     except RedlineError as exc:
         # the client gets the engine's own error class; its chained GDAL error does not unpickle
         clean = type(exc)(*exc.args)
@@ -56,11 +59,19 @@ def n_workers(client) -> int:
 class ParallelExtractor:
     """Drop-in for :class:`PatchExtractor` in ``scan_product`` that runs strips on a Dask client."""
 
-    def __init__(self, reader: ProductReader, client, *, mmu_ha: float = 0.1, footprint_cell: int = 8,
-                 target: int = 1024, window_rows: int | None = None):
+    def __init__(
+        self,
+        reader: ProductReader,
+        client,
+        *,
+        mmu_ha: float = 0.1,
+        footprint_cell: int = 8,
+        target: int = 1024,
+        window_rows: int | None = None,
+    ):
         self.reader = reader
         self.client = client
-        self.kwargs = dict(mmu_ha=mmu_ha, footprint_cell=footprint_cell, target=target)
+        self.kwargs: dict[str, Any] = dict(mmu_ha=mmu_ha, footprint_cell=footprint_cell, target=target)
         self._whole = PatchExtractor(reader, **self.kwargs)
         if window_rows is None:
             n = len(self._whole.rows)
@@ -97,8 +108,7 @@ class ParallelExtractor:
         product = self.reader.product
         tag = uuid.uuid4().hex[:8]
         futures = [
-            self.client.submit(run_strip, product, rows, **self.kwargs, key=f"redline-strip-{tag}-{i}",
-                               pure=False)
+            self.client.submit(run_strip, product, rows, **self.kwargs, key=f"redline-strip-{tag}-{i}", pure=False)
             for i, rows in enumerate(self.strips())
         ]
         seams: list[StripResult] = []
@@ -130,7 +140,7 @@ def _raise_first_error(futures: list, failed, ok: set[int]) -> None:
     from dask.distributed import wait
 
     i = futures.index(failed)
-    for f in futures[i + 1:]:
+    for f in futures[i + 1 :]:
         f.cancel()
     above = [f for j, f in enumerate(futures[:i]) if j not in ok]  # the others succeeded and are released
     wait(above)
@@ -149,8 +159,9 @@ def extractor_factory(client, window_rows: int | None = None):
 
 
 @contextmanager
-def dask_client(workers: int | None = None, scheduler: str | None = None, memory_limit: str = "2GiB",
-                connect_timeout: str = "30s"):
+def dask_client(
+    workers: int | None = None, scheduler: str | None = None, memory_limit: str = "2GiB", connect_timeout: str = "30s"
+):
     """A Dask client: on an existing cluster (``scheduler`` address) or a LocalCluster of ``workers``.
 
     Local workers are processes with one thread each (GDAL and the labelling hold the GIL
@@ -179,8 +190,14 @@ def dask_client(workers: int | None = None, scheduler: str | None = None, memory
     import dask
 
     with dask.config.set({f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in WORKER_MALLOC.items()}):
-        cluster = LocalCluster(n_workers=workers or 1, threads_per_worker=1, processes=True,
-                               memory_limit=memory_limit, dashboard_address=None, silence_logs=logging.ERROR)
+        cluster = LocalCluster(
+            n_workers=workers or 1,
+            threads_per_worker=1,
+            processes=True,
+            memory_limit=memory_limit,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        )
     client = Client(cluster)
     try:
         yield client

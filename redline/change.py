@@ -27,14 +27,8 @@ from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
 from . import vocab
+from .errors import CRSError, InputError, MissingFileError, NotARasterError, UnknownClassError
 from .safeio import RASTER_DRIVER, sniff_raster
-from .errors import (
-    CRSError,
-    InputError,
-    MissingFileError,
-    NotARasterError,
-    UnknownClassError,
-)
 
 Mode = Literal["class", "probability", "transition"]
 
@@ -84,8 +78,10 @@ class ChangeProduct(BaseModel):
         if not 1 <= len(v) <= len(vocab.CONFIDENCES):
             raise ValueError(f"thresholds must be 1 to {len(vocab.CONFIDENCES)} values {levels}")
         if not all(math.isfinite(t) and 0 < t <= 1 for t in v):
-            raise ValueError("thresholds must be finite probabilities in (0, 1] "
-                             "(an integer raster's values are divided by its scale first)")
+            raise ValueError(
+                "thresholds must be finite probabilities in (0, 1] "
+                "(an integer raster's values are divided by its scale first)"
+            )
         if any(a >= b for a, b in zip(v, v[1:])):
             raise ValueError(f"thresholds must be strictly ascending values {levels}")
         return v
@@ -118,8 +114,7 @@ class ChangeProduct(BaseModel):
         if self.mode == "class":
             put("class_table", _file_digest(self.class_table) if self.class_table is not None else None)
         elif self.mode == "transition":
-            put("transition_table",
-                _file_digest(self.transition_table) if self.transition_table is not None else None)
+            put("transition_table", _file_digest(self.transition_table) if self.transition_table is not None else None)
         else:
             put("thresholds", ",".join(repr(float(t)) for t in self.thresholds))
             put("activity", self.activity)
@@ -152,7 +147,7 @@ def _raster_tags(path: Path) -> dict:
             tags = ds.tags()
     except RasterioIOError as exc:
         raise NotARasterError(f"{path}: not a readable raster ({str(exc).splitlines()[0][:200]})") from None
-    return {k[len(TAG_PREFIX):].lower(): v for k, v in tags.items() if k.startswith(TAG_PREFIX)}
+    return {k[len(TAG_PREFIX) :].lower(): v for k, v in tags.items() if k.startswith(TAG_PREFIX)}
 
 
 def resolve_product(path: str | Path, **overrides) -> ChangeProduct:
@@ -195,12 +190,14 @@ def resolve_product(path: str | Path, **overrides) -> ChangeProduct:
         field = ".".join(str(p) for p in err["loc"]) or "product"
         hint = " (give it as a CLI option, a sidecar JSON or a REDLINE_* raster tag)"
         raise InputError(f"{path}: {field}: {err['msg']}{hint if err['type'] == 'missing' else ''}") from None
-    return require_inputs(product, str(path), f"named by {path}", "a class table (--classes)",
-                          "a before raster and a transition table")
+    return require_inputs(
+        product, str(path), f"named by {path}", "a class table (--classes)", "a before raster and a transition table"
+    )
 
 
-def require_inputs(product: ChangeProduct, where: str, named_by: str, class_inputs: str,
-                   transition_inputs: str) -> ChangeProduct:
+def require_inputs(
+    product: ChangeProduct, where: str, named_by: str, class_inputs: str, transition_inputs: str
+) -> ChangeProduct:
     """Every file a product names exists, and its mode has the tables it needs; messages say
     where the product came from (``where``) in the words of that source."""
     for p in product.paths + [t for t in (product.class_table, product.transition_table) if t]:
@@ -215,6 +212,7 @@ def require_inputs(product: ChangeProduct, where: str, named_by: str, class_inpu
 
 # --- tables ---------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class ClassEntry:
     activity: str  # an activity, or vocab.NO_CHANGE / vocab.NO_OBSERVATION
@@ -228,8 +226,11 @@ def _read_csv(path: Path, required: tuple[str, ...]) -> list[dict]:
             rows = []
             for r in reader:
                 if None in r:  # more values than the header has columns
-                    raise InputError(f"{path}:{reader.line_num}: {len(reader.fieldnames) + len(r[None])} values, "
-                                     f"but the header names {len(reader.fieldnames)} columns")
+                    assert reader.fieldnames is not None  # read with the first row
+                    raise InputError(
+                        f"{path}:{reader.line_num}: {len(reader.fieldnames) + len(r[None])} values, "
+                        f"but the header names {len(reader.fieldnames)} columns"
+                    )
                 if any((v or "").strip() for v in r.values()):
                     rows.append(r)
             header = [h.strip().lower() for h in reader.fieldnames or []]
@@ -300,6 +301,7 @@ def read_transition_table(path: Path) -> dict[tuple[int, int], ClassEntry]:
 
 
 # --- readers --------------------------------------------------------------------------
+
 
 def open_raster(path: Path):
     """Open a user-supplied raster with a clear error for anything unusable. Only GeoTIFF
@@ -469,6 +471,7 @@ class ProductReader:
                     f"{p.path}: class code(s) {', '.join(map(str, codes))} are not in {p.class_table}"
                 )
         else:
+            assert before is not None  # a pair product always reads its before raster
             pair = before.astype(np.uint16)
             pair <<= 8
             pair |= data

@@ -38,8 +38,9 @@ def _ground_inside(flags: list[dict], region) -> float:
     return sum(f["area_ha"] for f, w in zip(flags, whole) if w) + sum(area_ha(g) for g in cut)
 
 
-def check_region(store: Store, region, since: date | None = None, until: date | None = None, *,
-                 principal: Principal) -> dict:
+def check_region(
+    store: Store, region, since: date | None = None, until: date | None = None, *, principal: Principal
+) -> dict:
     """Answer a check over a lon/lat ``region`` for the period [since, until], listing only
     the flags ``principal`` may see (an inspector: their jurisdiction)."""
     shapely.prepare(region)
@@ -59,9 +60,14 @@ def check_region(store: Store, region, since: date | None = None, until: date | 
 
     # per scan, so "the June image saw 96 % (clouds)" is visible, not only the union
     per_scan = [
-        {"product_id": s["product_id"], "sensor": s["sensor"], "acquired_after": s["acquired_after"],
-         "observed_fraction": round(min(area_ha(shapely.intersection(region, s["footprint"])) / region_ha, 1.0), 4)
-         if region_ha > 0 else 0.0}
+        {
+            "product_id": s["product_id"],
+            "sensor": s["sensor"],
+            "acquired_after": s["acquired_after"],
+            "observed_fraction": round(min(area_ha(shapely.intersection(region, s["footprint"])) / region_ha, 1.0), 4)
+            if region_ha > 0
+            else 0.0,
+        }
         for s in scans
     ]
 
@@ -71,10 +77,17 @@ def check_region(store: Store, region, since: date | None = None, until: date | 
         overlap = area_ha(part)
         if overlap <= 1e-6:
             continue
-        zones.append({
-            "layer": z.kind, "layer_version": z.attrs.get("layer_version"), "name": z.name, "regime": z.regime,
-            "code": z.code, "overlap": _ha(overlap), **coverage(part, overlap),
-        })
+        zones.append(
+            {
+                "layer": z.kind,
+                "layer_version": z.attrs.get("layer_version"),
+                "name": z.name,
+                "regime": z.regime,
+                "code": z.code,
+                "overlap": _ha(overlap),
+                **coverage(part, overlap),
+            }
+        )
     zones.sort(key=lambda z: (z["layer"], -z["overlap"]["ha"]))
 
     flags = store.flags(principal.scope(FlagFilter(region=region, since=since, until=until)))

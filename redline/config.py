@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -21,6 +21,10 @@ class Settings(BaseSettings):
     mmu_ha: float = Field(0.1, ge=0)
     # Severity rules; None means the defaults shipped in redline/data/rules.toml.
     rules_path: Path | None = None
+    # Rectification ledger: closing a rectified flag of these activities needs a recovery verdict
+    # "recovered" from new imagery (redline.recovery) or an override with a reason.
+    # Comma-separated or a JSON list: REDLINE_CLOSE_REQUIRES_RECOVERY_FOR=mining,industrial
+    close_requires_recovery_for: Annotated[list[str], NoDecode] = ["mining", "industrial", "construction"]
     # Side, in pixels, of the cells used to record where a scan could see the ground.
     footprint_cell: int = Field(8, ge=1, le=256)
     # Guard against pathological inputs (a polygon with millions of vertices).
@@ -55,11 +59,50 @@ class Settings(BaseSettings):
     # Answers at least this large are gzip-compressed for clients that accept gzip.
     gzip_min_bytes: int = Field(1024, ge=0)
 
+    # Subscriptions (redline.notify) -----------------------------------------------------
+    # Links to flags in webhook bodies and e-mails: this base URL + /flags/{id} (relative when unset).
+    public_url: str | None = None
+    # Webhook deliveries: attempts per delivery, the first backoff (doubled after each failure),
+    # and the time limit of one request.
+    notify_attempts: int = Field(4, ge=1, le=20)
+    notify_backoff_s: float = Field(2.0, ge=0)
+    notify_timeout_s: float = Field(10.0, gt=0)
+    # E-mail deliveries: REDLINE_SMTP_HOST, _PORT, _STARTTLS, _USER, _PASSWORD, _FROM.
+    smtp_host: str | None = None
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_starttls: bool = True
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = "redline@localhost"
+
     @field_validator("database_url")
     @classmethod
     def _known_scheme(cls, v: str) -> str:
         if not v.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://")):
             raise ValueError("the database URL (REDLINE_DATABASE_URL, --db) must start with sqlite:// or postgresql://")
+        return v
+
+    @field_validator("close_requires_recovery_for", mode="before")
+    @classmethod
+    def _split_activities(cls, v):
+        if isinstance(v, str):
+            v = v.strip()
+            if v.startswith("["):
+                return json.loads(v)
+            return [a.strip() for a in v.split(",") if a.strip()]
+        return v
+
+    @field_validator("close_requires_recovery_for")
+    @classmethod
+    def _known_activities(cls, v: list[str]) -> list[str]:
+        from .vocab import ACTIVITIES
+
+        unknown = [a for a in v if a not in ACTIVITIES]
+        if unknown:
+            raise ValueError(
+                f"REDLINE_CLOSE_REQUIRES_RECOVERY_FOR: unknown activity {', '.join(unknown)}; "
+                f"expected some of {', '.join(ACTIVITIES)}"
+            )
         return v
 
     @field_validator("cors_origins", mode="before")
@@ -77,10 +120,15 @@ class Settings(BaseSettings):
     def _origins(cls, v: list[str]) -> list[str]:
         for origin in v:  # browsers send the bare origin: anything more would never match
             parts = urlsplit(origin)
-            if origin != "*" and (parts.scheme not in ("http", "https") or not parts.netloc
-                                  or origin != f"{parts.scheme}://{parts.netloc}"):
-                raise ValueError(f"REDLINE_CORS_ORIGINS: {origin!r} is not an origin like https://gis.example.cn "
-                                 "(scheme and host, optional port, no path or trailing slash)")
+            if origin != "*" and (
+                parts.scheme not in ("http", "https")
+                or not parts.netloc
+                or origin != f"{parts.scheme}://{parts.netloc}"
+            ):
+                raise ValueError(
+                    f"REDLINE_CORS_ORIGINS: {origin!r} is not an origin like https://gis.example.cn "
+                    "(scheme and host, optional port, no path or trailing slash)"
+                )
         return v
 
     @field_validator("rules_path")

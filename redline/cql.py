@@ -42,12 +42,20 @@ class Queryable:
 
     def schema(self) -> dict:
         if self.kind == "geometry":
-            return {"title": self.name, "description": self.description or "The feature's geometry",
-                    "x-ogc-role": "primary-geometry", "format": "geometry-multipolygon"}
-        base = {"int": {"type": "integer"}, "float": {"type": "number"}, "str": {"type": "string"},
-                "date": {"type": "string", "format": "date"},
-                "timestamp": {"type": "string", "format": "date-time"}}[self.kind]
-        out = {"title": self.name, **base}
+            return {
+                "title": self.name,
+                "description": self.description or "The feature's geometry",
+                "x-ogc-role": "primary-geometry",
+                "format": "geometry-multipolygon",
+            }
+        base = {
+            "int": {"type": "integer"},
+            "float": {"type": "number"},
+            "str": {"type": "string"},
+            "date": {"type": "string", "format": "date"},
+            "timestamp": {"type": "string", "format": "date-time"},
+        }[self.kind]
+        out: dict[str, Any] = {"title": self.name, **base}
         if self.enum:
             out["enum"] = list(self.enum)
         if self.description:
@@ -57,20 +65,33 @@ class Queryable:
         return out
 
 
-_ENUMS = {"status": FLAG_STATUSES, "severity": SEVERITIES, "activity": ACTIVITIES, "confidence": CONFIDENCES,
-          "zone_layer": LAYER_KINDS}
-_FLAG_KINDS = {"bigint": "int", "int": "int", "float": "float", "str": "str", "date": "date",
-               "timestamp": "timestamp"}
+_ENUMS = {
+    "status": FLAG_STATUSES,
+    "severity": SEVERITIES,
+    "activity": ACTIVITIES,
+    "confidence": CONFIDENCES,
+    "zone_layer": LAYER_KINDS,
+}
+_FLAG_KINDS = {"bigint": "int", "int": "int", "float": "float", "str": "str", "date": "date", "timestamp": "timestamp"}
 FLAG_QUERYABLES: dict[str, Queryable] = {
     s.name: Queryable(s.name, _FLAG_KINDS[s.kind], _ENUMS.get(s.name))
-    for s in FLAG_SPECS if s.kind in _FLAG_KINDS and s.name != "permit_id"
+    for s in FLAG_SPECS
+    if s.kind in _FLAG_KINDS and s.name != "permit_id"
 }
 FLAG_QUERYABLES[GEOMETRY] = Queryable(GEOMETRY, "geometry")
-ZONE_QUERYABLES: dict[str, Queryable] = {q.name: q for q in (
-    Queryable("id", "int"), Queryable("name", "str"), Queryable("regime", "str"), Queryable("code", "str"),
-    Queryable("area_ha", "float"), Queryable("valid_from", "date"), Queryable("valid_to", "date"),
-    Queryable(GEOMETRY, "geometry"),
-)}
+ZONE_QUERYABLES: dict[str, Queryable] = {
+    q.name: q
+    for q in (
+        Queryable("id", "int"),
+        Queryable("name", "str"),
+        Queryable("regime", "str"),
+        Queryable("code", "str"),
+        Queryable("area_ha", "float"),
+        Queryable("valid_from", "date"),
+        Queryable("valid_to", "date"),
+        Queryable(GEOMETRY, "geometry"),
+    )
+}
 # severity sorts by rank (low < medium < high < critical), not alphabetically
 SORT_RANKS = {"severity": SEVERITIES, "confidence": CONFIDENCES}
 
@@ -81,9 +102,14 @@ def queryables(collection: str) -> dict[str, Queryable]:
 
 def json_schema(collection: str, url: str) -> dict:
     """The queryables as the JSON Schema document Part 3 asks for."""
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": url, "type": "object",
-            "title": f"{collection} queryables", "additionalProperties": False,
-            "properties": {n: q.schema() for n, q in queryables(collection).items()}}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": url,
+        "type": "object",
+        "title": f"{collection} queryables",
+        "additionalProperties": False,
+        "properties": {n: q.schema() for n, q in queryables(collection).items()},
+    }
 
 
 def parse(text: str, lang: str | None, collection: str, geometry_crs=None) -> ast.Node:
@@ -163,8 +189,10 @@ class _Checker:
         if isinstance(node, ast.Include):
             return node
         name = type(node).__name__
-        raise FilterError(f"operator {name} is not supported here; use comparisons, IN, BETWEEN, LIKE, IS NULL, "
-                          "AND/OR/NOT, T_AFTER/T_BEFORE/T_EQUALS/T_DURING, S_INTERSECTS")
+        raise FilterError(
+            f"operator {name} is not supported here; use comparisons, IN, BETWEEN, LIKE, IS NULL, "
+            "AND/OR/NOT, T_AFTER/T_BEFORE/T_EQUALS/T_DURING, S_INTERSECTS"
+        )
 
     def _attribute(self, node, parent) -> Queryable:
         if not isinstance(node, ast.Attribute):
@@ -194,8 +222,9 @@ class _Checker:
         timestamp property against a UTC timestamp."""
         if isinstance(value, str):
             try:
-                value = datetime.fromisoformat(value.replace("Z", "+00:00")) if "T" in value else \
-                    date.fromisoformat(value)
+                value = (
+                    datetime.fromisoformat(value.replace("Z", "+00:00")) if "T" in value else date.fromisoformat(value)
+                )
             except ValueError:
                 raise FilterError(f"{q.name} is a date: {value!r} is not") from None
         if value is None:
@@ -236,8 +265,10 @@ def parse_sortby(text: str | None, collection: str) -> tuple[tuple[str, bool], .
         desc = part.startswith("-")
         name = part.lstrip("+-").strip()
         if name not in fields or fields[name].kind == "geometry":
-            raise FilterError(f"sortby: unknown property {name!r}; sortable: "
-                              f"{', '.join(n for n, q in fields.items() if q.kind != 'geometry')}")
+            raise FilterError(
+                f"sortby: unknown property {name!r}; sortable: "
+                f"{', '.join(n for n, q in fields.items() if q.kind != 'geometry')}"
+            )
         out.append((name, desc))
     if len({n for n, _ in out}) != len(out):
         raise FilterError("sortby names a property twice")

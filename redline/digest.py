@@ -44,8 +44,8 @@ def _admin(f: dict) -> str:
 
 
 def _group(flags: list[dict]) -> dict:
-    by = {"severity": Counter(), "activity": Counter(), "admin": Counter()}
-    area = defaultdict(float)
+    by: dict[str, Counter[str]] = {"severity": Counter(), "activity": Counter(), "admin": Counter()}
+    area: defaultdict[str, float] = defaultdict(float)
     for f in flags:
         by["severity"][f.get("severity") or "none"] += 1
         by["activity"][f["activity"]] += 1
@@ -63,11 +63,14 @@ def _group(flags: list[dict]) -> dict:
     }
 
 
-def build_digest(store: Store, run: dict, entries: list[dict], known_failures: list[dict],
-                 unsettled: list[str]) -> dict:
+def build_digest(
+    store: Store, run: dict, entries: list[dict], known_failures: list[dict], unsettled: list[str]
+) -> dict:
     """The digest of the ledger ``entries`` not yet reported (done and failed), from the store's current state."""
-    done = sorted((e for e in entries if e["state"] == "done"),
-                  key=lambda e: ((e["result"] or {}).get("acquired_after") or "", e["location"]))
+    done = sorted(
+        (e for e in entries if e["state"] == "done"),
+        key=lambda e: ((e["result"] or {}).get("acquired_after") or "", e["location"]),
+    )
     failed = sorted((e for e in entries if e["state"] == "failed"), key=lambda e: e["location"])
     new_ids, seen_ids, recovery = [], [], []
     for e in done:
@@ -91,16 +94,34 @@ def build_digest(store: Store, run: dict, entries: list[dict], known_failures: l
     scans = []
     for e in done:
         r = e["result"] or {}
-        scans.append({
-            "item_id": e["item_id"], "source": e["source"], "location": e["location"], "scan_id": e["scan_id"],
-            "product_id": r.get("product_id"), "acquired_after": r.get("acquired_after"),
-            "already_scanned": bool(r.get("already_scanned")), "patches": r.get("patches", 0),
-            "conflicts": r.get("conflicts", 0), "permitted": r.get("permitted", 0),
-            "new_flags": len(r.get("new_flags", [])), "observed_flags": len(r.get("observed_flags", [])),
-            "observed_fraction": r.get("observed_fraction"), "attempts": e["attempts"],
-        })
-    fail = [{"item_id": e["item_id"], "source": e["source"], "location": e["location"], "reason": e["reason"],
-             "attempts": e["attempts"]} for e in failed]
+        scans.append(
+            {
+                "item_id": e["item_id"],
+                "source": e["source"],
+                "location": e["location"],
+                "scan_id": e["scan_id"],
+                "product_id": r.get("product_id"),
+                "acquired_after": r.get("acquired_after"),
+                "already_scanned": bool(r.get("already_scanned")),
+                "patches": r.get("patches", 0),
+                "conflicts": r.get("conflicts", 0),
+                "permitted": r.get("permitted", 0),
+                "new_flags": len(r.get("new_flags", [])),
+                "observed_flags": len(r.get("observed_flags", [])),
+                "observed_fraction": r.get("observed_fraction"),
+                "attempts": e["attempts"],
+            }
+        )
+    fail = [
+        {
+            "item_id": e["item_id"],
+            "source": e["source"],
+            "location": e["location"],
+            "reason": e["reason"],
+            "attempts": e["attempts"],
+        }
+        for e in failed
+    ]
     return {
         "run_id": run["run_id"],
         "started_at": run["started_at"],
@@ -129,6 +150,7 @@ def build_digest(store: Store, run: dict, entries: list[dict], known_failures: l
 
 # --- the page ------------------------------------------------------------------------
 
+
 def render_html(d: dict, store: Store | None = None, csv_name: str | None = None) -> str:
     """The digest page, from the report templates (redline/reports/templates/digest.html):
     self-contained HTML, figures embedded. With ``store``: a map of the night's new flags, flags
@@ -146,8 +168,11 @@ def write_digest(folder: Path, digest: dict, hook=None, store: Store | None = No
     folder = Path(folder)
     text = json.dumps(digest, ensure_ascii=False, indent=2, default=str)
     run = digest["run_id"]
-    paths = {"json": folder / f"digest-{run}.json", "csv": folder / f"digest-{run}.csv",
-             "html": folder / f"digest-{run}.html"}
+    paths = {
+        "json": folder / f"digest-{run}.json",
+        "csv": folder / f"digest-{run}.csv",
+        "html": folder / f"digest-{run}.html",
+    }
     page = render_html(digest, store, paths["csv"].name)
     write_atomic(paths["json"], text)
     if hook:

@@ -33,7 +33,9 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import cast
 from urllib.parse import unquote, urlparse
 
 from pydantic import ValidationError
@@ -169,6 +171,7 @@ def folder_candidates(folder: Path, settle: float = 0.0) -> tuple[list[Candidate
 
 # --- STAC --------------------------------------------------------------------------------
 
+
 def _local(href: str) -> Path:
     u = urlparse(href)
     if u.scheme in ("", "file") or (len(u.scheme) == 1 and href[1:3] in (":/", ":\\")):  # also C:/ paths
@@ -194,14 +197,23 @@ def product_from_item(item) -> ChangeProduct:
     if path is None:
         raise InputError(f"STAC item {item.id}: no 'change', 'data' or 'after' asset")
     end = props.get("end_datetime") or props.get("datetime") or (item.datetime.isoformat() if item.datetime else None)
-    sensor = props.get("redline:sensor") or " ".join(
-        x for x in (props.get("platform"), "/".join(props.get("instruments") or [])) if x) or None
+    sensor = (
+        props.get("redline:sensor")
+        or " ".join(x for x in (props.get("platform"), "/".join(props.get("instruments") or [])) if x)
+        or None
+    )
     meta = {
-        "product_id": item.id, "mode": mode, "path": path, "before_path": href("before"),
-        "class_table": href("classes"), "transition_table": href("transitions"),
+        "product_id": item.id,
+        "mode": mode,
+        "path": path,
+        "before_path": href("before"),
+        "class_table": href("classes"),
+        "transition_table": href("transitions"),
         "acquired_before": _day(props.get("start_datetime")) if props.get("end_datetime") else None,
-        "acquired_after": _day(end), "sensor": sensor,
-        "activity": props.get("redline:activity"), "scale": props.get("redline:scale"),
+        "acquired_after": _day(end),
+        "sensor": sensor,
+        "activity": props.get("redline:activity"),
+        "scale": props.get("redline:scale"),
         "thresholds": props.get("redline:thresholds"),
     }
     meta = {k: v for k, v in meta.items() if v is not None}
@@ -210,8 +222,13 @@ def product_from_item(item) -> ChangeProduct:
     except ValidationError as exc:
         err = exc.errors()[0]
         raise InputError(f"STAC item {item.id}: {'.'.join(map(str, err['loc'])) or 'item'}: {err['msg']}") from None
-    return require_inputs(product, f"STAC item {item.id}", f"asset of STAC item {item.id}",
-                          "a 'classes' asset (class table CSV)", "'before', 'after' and 'transitions' assets")
+    return require_inputs(
+        product,
+        f"STAC item {item.id}",
+        f"asset of STAC item {item.id}",
+        "a 'classes' asset (class table CSV)",
+        "'before', 'after' and 'transitions' assets",
+    )
 
 
 def _local_stac_io():
@@ -240,7 +257,8 @@ def _stac_items(href: str) -> Iterator:
         elif doc.get("type") == "Feature":
             yield pystac.Item.from_file(href, stac_io=io)
         else:
-            yield from pystac.read_file(href, stac_io=io).get_items(recursive=True)
+            # neither a FeatureCollection nor a Feature: a catalog or collection
+            yield from cast(pystac.Catalog, pystac.read_file(href, stac_io=io)).get_items(recursive=True)
     except pystac.STACError as exc:
         raise InputError(f"{href}: not a STAC catalog, collection, item or ItemCollection ({exc})") from None
 
@@ -250,11 +268,17 @@ def stac_candidates(href: str | Path) -> list[Candidate]:
     out = []
     for item in _stac_items(href):
         d = item.to_dict(include_self_link=False, transform_hrefs=False)
-        extra = json.dumps({"id": d.get("id"), "properties": d.get("properties"),
-                            "assets": {k: v.get("href") for k, v in (d.get("assets") or {}).items()}},
-                           sort_keys=True, default=str)
+        extra = json.dumps(
+            {
+                "id": d.get("id"),
+                "properties": d.get("properties"),
+                "assets": {k: v.get("href") for k, v in (d.get("assets") or {}).items()},
+            },
+            sort_keys=True,
+            default=str,
+        )
         files, error = [], None
-        for key, asset in sorted(item.assets.items()):
+        for _key, asset in sorted(item.assets.items()):
             try:
                 p = _local(asset.get_absolute_href() or asset.href)
             except InputError as exc:
@@ -265,8 +289,9 @@ def stac_candidates(href: str | Path) -> list[Candidate]:
         location = item.get_self_href() or f"{href}#{item.id}"
         props = item.properties
         day = _day(props.get("end_datetime") or props.get("datetime")) or Candidate.acquired
-        out.append(Candidate(href, item.id, location, files, lambda item=item: product_from_item(item), extra, error,
-                             acquired=day))
+        out.append(
+            Candidate(href, item.id, location, files, partial(product_from_item, item), extra, error, acquired=day)
+        )
     return out
 
 

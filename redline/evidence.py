@@ -31,10 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from .clock import now
 from .errors import InputError, NotFoundError, TooLargeError
 from .faults import checkpoint
 from .store import Store
-from .clock import now
 
 # magic bytes -> (content type, extension)
 SIGNATURES = (
@@ -79,13 +79,23 @@ def _locked_temp(folder: Path, stored: str) -> tuple[int, Path]:
     raise OSError(f"cannot create an upload file in {folder}")
 
 
-def save_evidence(store: Store, root: Path, flag_id: int, stream: BinaryIO, *, original_name: str | None,
-                  actor: str, lon: float | None = None, lat: float | None = None, note: str | None = None,
-                  max_bytes: int = 20 * 1024 * 1024) -> dict:
+def save_evidence(
+    store: Store,
+    root: Path,
+    flag_id: int,
+    stream: BinaryIO,
+    *,
+    original_name: str | None,
+    actor: str,
+    lon: float | None = None,
+    lat: float | None = None,
+    note: str | None = None,
+    max_bytes: int = 20 * 1024 * 1024,
+) -> dict:
     store.flag(flag_id)  # 404 before reading the body
     if (lon is None) != (lat is None):
         raise InputError("give both lon and lat for the GPS point, or neither")
-    if lon is not None and not (-180 <= lon <= 180 and -90 <= lat <= 90):
+    if lon is not None and lat is not None and not (-180 <= lon <= 180 and -90 <= lat <= 90):
         raise InputError(f"GPS point ({lon}, {lat}) is not a longitude/latitude")
     head = stream.read(16)
     content_type, ext = sniff(head)  # before anything touches the disk
@@ -94,7 +104,7 @@ def save_evidence(store: Store, root: Path, flag_id: int, stream: BinaryIO, *, o
     recover(store, root, flag_id)  # what a killed upload to this flag left behind
     digest, size = hashlib.sha256(), 0
     fd, tmp = _locked_temp(folder, f"{uuid.uuid4().hex}.{ext}")
-    stored = tmp.name[len(TEMP_PREFIX):]
+    stored = tmp.name[len(TEMP_PREFIX) :]
     committed = False
     try:
         with os.fdopen(os.dup(fd), "wb") as out:
@@ -111,14 +121,23 @@ def save_evidence(store: Store, root: Path, flag_id: int, stream: BinaryIO, *, o
             os.fsync(out.fileno())  # the bytes are on disk before a row names them
         checkpoint("evidence-written")
         record = {
-            "flag_id": flag_id, "stored_name": stored, "original_name": (original_name or "")[:200] or None,
-            "content_type": content_type, "size": size, "sha256": digest.hexdigest(), "lon": lon, "lat": lat,
-            "note": note, "actor": actor, "at": now(),
+            "flag_id": flag_id,
+            "stored_name": stored,
+            "original_name": (original_name or "")[:200] or None,
+            "content_type": content_type,
+            "size": size,
+            "sha256": digest.hexdigest(),
+            "lon": lon,
+            "lat": lat,
+            "note": note,
+            "actor": actor,
+            "at": now(),
         }
         with store.transaction():  # the row and its audit entry: both or neither
             record["id"] = store.add_evidence(record)
-            store.audit(flag_id, actor, "evidence", {"evidence_id": record["id"], "content_type": content_type,
-                                                     "note": note})
+            store.audit(
+                flag_id, actor, "evidence", {"evidence_id": record["id"], "content_type": content_type, "note": note}
+            )
             checkpoint("evidence-in-transaction")
         committed = True
         checkpoint("evidence-committed")
@@ -152,8 +171,11 @@ def recover(store: Store, root: Path, flag_id: int | None = None, dry_run: bool 
     if flag_id is not None:
         folders = [root / str(int(flag_id))]
     else:
-        folders = sorted((p for p in root.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name)) \
-            if root.is_dir() else []
+        folders = (
+            sorted((p for p in root.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name))
+            if root.is_dir()
+            else []
+        )
     for folder in folders:
         if folder.is_dir():
             _recover_folder(store, folder, report, dry_run)
@@ -178,7 +200,7 @@ def _recover_folder(store: Store, folder: Path, report: Recovery, dry_run: bool)
                     continue
             except FileNotFoundError:
                 continue
-            stored = tmp.name[len(TEMP_PREFIX):]
+            stored = tmp.name[len(TEMP_PREFIX) :]
             # read the rows only now: an upload commits its row before it lets go of the lock
             names = {e["stored_name"] for e in store.evidence(int(folder.name))}
             if stored in names and not (folder / stored).exists():
@@ -202,8 +224,11 @@ def _recover_folder(store: Store, folder: Path, report: Recovery, dry_run: bool)
             report.removed_orphans.append(rel(path))
             if not dry_run:
                 path.unlink(missing_ok=True)
-    report.missing += [f"{folder.name}/{n}" for n in sorted(names) if not (folder / n).exists()
-                       and f"{folder.name}/{n}" not in report.renamed]
+    report.missing += [
+        f"{folder.name}/{n}"
+        for n in sorted(names)
+        if not (folder / n).exists() and f"{folder.name}/{n}" not in report.renamed
+    ]
 
 
 def evidence_path(store: Store, root: Path, evidence_id: int) -> tuple[dict, Path]:

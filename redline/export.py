@@ -48,8 +48,13 @@ FORMATS = {
 # format gets real types whatever the rows hold (an all-empty column is never Arrow ``null``):
 # dates as dates, times as UTC timestamps, JSON as text.
 _ARROW_TYPES = {
-    "int": pa.int32(), "bigint": pa.int64(), "float": pa.float64(), "str": pa.string(),
-    "date": pa.date32(), "timestamp": pa.timestamp("ms", tz="UTC"), "json": pa.string(),
+    "int": pa.int32(),
+    "bigint": pa.int64(),
+    "float": pa.float64(),
+    "str": pa.string(),
+    "date": pa.date32(),
+    "timestamp": pa.timestamp("ms", tz="UTC"),
+    "json": pa.string(),
 }
 # permit_id: the permit's own reference (its permit_no, else its name), not the internal zone id
 _EXPORTED_AS = {"permit_id": pa.string()}
@@ -58,14 +63,14 @@ COLUMN_TYPES = {f.name: _EXPORTED_AS.get(f.name, _ARROW_TYPES[f.kind]) for f in 
 # Shapefile (dBASE) field names hold at most 10 characters: only longer names are shortened.
 # (dBASE has dates but no date-times: created_at / updated_at are ISO 8601 text there.)
 SHAPEFILE_NAMES = {
-    "n_observations": "n_obs", "zone_regime": "zone_regim", "layer_versions": "layer_vers",
+    "n_observations": "n_obs",
+    "zone_regime": "zone_regim",
+    "layer_versions": "layer_vers",
     "rules_version": "rules_ver",
 }
 
 # Colours (r, g, b) by severity, ascending: the KML styles and the QGIS style use the same.
-SEVERITY_COLOURS = {
-    "low": (255, 237, 160), "medium": (254, 178, 76), "high": (240, 59, 32), "critical": (128, 0, 38),
-}
+SEVERITY_COLOURS = {"low": (255, 237, 160), "medium": (254, 178, 76), "high": (240, 59, 32), "critical": (128, 0, 38)}
 UNKNOWN_COLOUR = (150, 150, 150)
 
 
@@ -81,8 +86,10 @@ def check_options(fmt: str, crs=None) -> None:
     if fmt == "kml" and not _lonlat(crs):
         raise InputError("KML is always longitude/latitude (EPSG:4326); drop --crs")
     if fmt == "geojson" and not _lonlat(crs):
-        raise InputError("GeoJSON is always longitude/latitude on WGS 84 (RFC 7946: CRS84 / EPSG:4326); "
-                         "drop --crs, or export another format (gpkg, fgb, parquet, shp) for that CRS")
+        raise InputError(
+            "GeoJSON is always longitude/latitude on WGS 84 (RFC 7946: CRS84 / EPSG:4326); "
+            "drop --crs, or export another format (gpkg, fgb, parquet, shp) for that CRS"
+        )
 
 
 def flags_frame(store: Store, flt: FlagFilter | None = None, crs=None) -> gpd.GeoDataFrame:
@@ -104,8 +111,7 @@ def flags_frame(store: Store, flt: FlagFilter | None = None, crs=None) -> gpd.Ge
             values = pd.to_datetime(values, format="ISO8601", utc=True)
         arr = pa.array(list(values.astype(object).where(values.notna(), None)), type=typ)
         df[col] = pd.Series(arr, dtype=pd.ArrowDtype(typ), index=df.index)
-    gdf = gpd.GeoDataFrame(df, geometry=gpd.GeoSeries([f["geometry"] for f in flags], crs=STORAGE_CRS),
-                           crs=STORAGE_CRS)
+    gdf = gpd.GeoDataFrame(df, geometry=gpd.GeoSeries([f["geometry"] for f in flags], crs=STORAGE_CRS), crs=STORAGE_CRS)
     if crs is not None and not parse_crs(crs).equals(STORAGE_CRS):
         gdf = gdf.to_crs(parse_crs(crs))
     return gdf
@@ -125,8 +131,9 @@ def _iso_dates(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     out = gdf.copy()
     for col, typ in COLUMN_TYPES.items():
         if pa.types.is_date(typ) or pa.types.is_timestamp(typ):
-            out[col] = pd.array([None if pd.isna(v) else v.isoformat() for v in out[col]],
-                                dtype=pd.ArrowDtype(pa.string()))
+            out[col] = pd.array(
+                [None if pd.isna(v) else v.isoformat() for v in out[col]], dtype=pd.ArrowDtype(pa.string())
+            )
     return out
 
 
@@ -209,20 +216,24 @@ def _write_kml(gdf: gpd.GeoDataFrame, path: Path) -> None:
 def severity_qml(field: str = "severity") -> str:
     """A QGIS style (QML): polygons coloured by severity (categorised renderer)."""
     root = ET.Element("qgis", version="3.28.0", styleCategories="Symbology")
-    renderer = ET.SubElement(root, "renderer-v2", type="categorizedSymbol", attr=field, symbollevels="0",
-                             enableorderby="0", forceraster="0")
+    renderer = ET.SubElement(
+        root, "renderer-v2", type="categorizedSymbol", attr=field, symbollevels="0", enableorderby="0", forceraster="0"
+    )
     cats = ET.SubElement(renderer, "categories")
     symbols = ET.SubElement(renderer, "symbols")
 
     def symbol(parent, name: str, rgb) -> None:
-        sym = ET.SubElement(parent, "symbol", type="fill", name=name, alpha="0.7", clip_to_extent="1",
-                            force_rhr="0")
-        layer = ET.SubElement(sym, "layer", attrib={"class": "SimpleFill", "enabled": "1", "locked": "0",
-                                                    "pass": "0"})
-        props = {"color": ",".join(map(str, (*rgb, 255))), "style": "solid",
-                 "outline_color": ",".join(map(str, (*(max(c - 60, 0) for c in rgb), 255))),
-                 "outline_style": "solid", "outline_width": "0.4", "outline_width_unit": "MM",
-                 "joinstyle": "bevel"}
+        sym = ET.SubElement(parent, "symbol", type="fill", name=name, alpha="0.7", clip_to_extent="1", force_rhr="0")
+        layer = ET.SubElement(sym, "layer", attrib={"class": "SimpleFill", "enabled": "1", "locked": "0", "pass": "0"})
+        props = {
+            "color": ",".join(map(str, (*rgb, 255))),
+            "style": "solid",
+            "outline_color": ",".join(map(str, (*(max(c - 60, 0) for c in rgb), 255))),
+            "outline_style": "solid",
+            "outline_width": "0.4",
+            "outline_width_unit": "MM",
+            "joinstyle": "bevel",
+        }
         opts = ET.SubElement(layer, "Option", type="Map")  # QGIS >= 3.26
         for k, v in props.items():
             ET.SubElement(opts, "Option", name=k, type="QString", value=v)
@@ -251,17 +262,21 @@ def add_qgis_style(path: Path, table: str) -> None:
                 " f_table_catalog TEXT(256), f_table_schema TEXT(256), f_table_name TEXT(256),"
                 " f_geometry_column TEXT(256), styleName TEXT(30), styleQML TEXT, styleSLD TEXT,"
                 " useAsDefault BOOLEAN, description TEXT, owner TEXT(30), ui TEXT(30),"
-                " update_time DATETIME DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')))")
-            geom_col = db.execute("SELECT column_name FROM gpkg_geometry_columns WHERE table_name = ?",
-                                  (table,)).fetchone()[0]
+                " update_time DATETIME DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')))"
+            )
+            geom_col = db.execute(
+                "SELECT column_name FROM gpkg_geometry_columns WHERE table_name = ?", (table,)
+            ).fetchone()[0]
             db.execute(
                 "INSERT INTO layer_styles (f_table_catalog, f_table_schema, f_table_name, f_geometry_column,"
                 " styleName, styleQML, styleSLD, useAsDefault, description, owner, ui)"
                 " VALUES ('', '', ?, ?, ?, ?, '', 1, ?, '', '')",
-                (table, geom_col, "severity", severity_qml(), "redline flags coloured by severity"))
+                (table, geom_col, "severity", severity_qml(), "redline flags coloured by severity"),
+            )
             db.execute(
                 "INSERT OR IGNORE INTO gpkg_contents (table_name, data_type, identifier, last_change)"
-                " VALUES ('layer_styles', 'attributes', 'layer_styles', strftime('%Y-%m-%dT%H:%M:%fZ','now'))")
+                " VALUES ('layer_styles', 'attributes', 'layer_styles', strftime('%Y-%m-%dT%H:%M:%fZ','now'))"
+            )
     finally:
         db.close()
 
@@ -312,8 +327,9 @@ def _work_dir(folder: Path):
         os.close(fd)
 
 
-def export_flags(store: Store, path: str | Path, fmt: str | None = None, flt: FlagFilter | None = None,
-                 crs=None) -> dict:
+def export_flags(
+    store: Store, path: str | Path, fmt: str | None = None, flt: FlagFilter | None = None, crs=None
+) -> dict:
     """Write flags to ``path``; the file appears whole or not at all."""
     path = Path(path)
     fmt = (fmt or {".zip": "shp"}.get(path.suffix.lower(), path.suffix.lstrip("."))).lower()

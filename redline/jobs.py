@@ -42,17 +42,24 @@ def status_info(job: dict, base: str = "") -> dict:
     href = f"{base}/jobs/{job['id']}"
     links = [{"href": href, "rel": "self", "type": "application/json", "title": "this job"}]
     if job["state"] == "successful":
-        links.append({"href": f"{href}/results", "rel": RESULTS_REL, "type": "application/json",
-                      "title": "the job's results"})
-    out.update(jobID=job["id"], processID=job["kind"], type="process", status=job["state"],
-               created=job["created_at"], updated=job["updated_at"], links=links)
+        links.append(
+            {"href": f"{href}/results", "rel": RESULTS_REL, "type": "application/json", "title": "the job's results"}
+        )
+    out.update(
+        jobID=job["id"],
+        processID=job["kind"],
+        type="process",
+        status=job["state"],
+        created=job["created_at"],
+        updated=job["updated_at"],
+        links=links,
+    )
     return out
 
 
 def new_job(store, kind: str, request: dict, actor: str) -> str:
     job_id = uuid.uuid4().hex
-    store.add_job({"id": job_id, "kind": kind, "state": "accepted", "progress": 0, "request": request,
-                   "actor": actor})
+    store.add_job({"id": job_id, "kind": kind, "state": "accepted", "progress": 0, "request": request, "actor": actor})
     return job_id
 
 
@@ -72,13 +79,25 @@ def run_scan_job(database_url: str, job_id: str, product: ChangeProduct, setting
                 store.update_job(job_id, {"progress": pct})
 
         result = scan_product(store, product, settings=settings, progress=progress)
-        store.update_job(job_id, {"state": "successful", "progress": 100, "result": result.summary(),
-                                  "message": "already scanned" if result.skipped else None})
+        store.update_job(
+            job_id,
+            {
+                "state": "successful",
+                "progress": 100,
+                "result": result.summary(),
+                "message": "already scanned" if result.skipped else None,
+            },
+        )
     except RedlineError as exc:  # job messages are read through the API: no server paths in them
         store.update_job(job_id, {"state": "failed", "message": hide_paths(str(exc), settings.data_dir)})
     except Exception as exc:  # a bug: keep the reason, and the traceback in the log
         log.exception("scan job %s crashed", job_id)
-        store.update_job(job_id, {"state": "failed", "message": hide_paths(
-            f"internal error: {type(exc).__name__}: {exc}", settings.data_dir)})
+        store.update_job(
+            job_id,
+            {
+                "state": "failed",
+                "message": hide_paths(f"internal error: {type(exc).__name__}: {exc}", settings.data_dir),
+            },
+        )
     finally:
         store.close()

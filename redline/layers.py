@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pyogrio
 import shapely
-from pyogrio.errors import DataSourceError, DataLayerError
+from pyogrio.errors import DataLayerError, DataSourceError
 
 from . import vocab
 from .errors import CRSError, FieldMappingError, InputError, MissingFileError
@@ -37,7 +37,7 @@ class Zone:
     kind: str
     name: str
     regime: str
-    geometry: object
+    geometry: shapely.Geometry
     code: str | None = None
     attrs: dict = field(default_factory=dict)
     valid_from: date | None = None
@@ -163,7 +163,9 @@ def read_layer(
     geoms[invalid] = shapely.make_valid(geoms[invalid])
     lonlat = gdf.set_geometry(geoms, crs=gdf.crs).to_crs(STORAGE_CRS).geometry.values
 
-    report = LoadReport(kind, str(path), source_crs, _sha256(path), n, [], field_map={k: v for k, v in fields.items() if v})
+    report = LoadReport(
+        kind, str(path), source_crs, _sha256(path), n, [], field_map={k: v for k, v in fields.items() if v}
+    )
     report.repaired = int(invalid.sum())
     report.dropped_empty = int(empty.sum())
     for i in range(n):
@@ -185,13 +187,21 @@ def _read_frame(path: Path, layer: str | None) -> gpd.GeoDataFrame:
     """A layer file, identified by content and read by its one allowlisted driver
     (:mod:`redline.safeio`); GeoJSON is parsed in Python."""
     with tempfile.TemporaryDirectory(prefix="redline-layer-") as work:
-        source = sniff_vector(path, str(path), Path(work), Limits(max_members=10_000,
-                                                                  max_unpacked_bytes=16 * 1024 ** 3,
-                                                                  max_json_bytes=4 * 1024 ** 3))
+        source = sniff_vector(
+            path,
+            str(path),
+            Path(work),
+            Limits(max_members=10_000, max_unpacked_bytes=16 * 1024**3, max_json_bytes=4 * 1024**3),
+        )
         if source.geojson is not None:
             doc = source.geojson
-            features = doc.get("features") if doc["type"] == "FeatureCollection" else \
-                [doc] if doc["type"] == "Feature" else [{"type": "Feature", "geometry": doc, "properties": {}}]
+            features = (
+                doc.get("features")
+                if doc["type"] == "FeatureCollection"
+                else [doc]
+                if doc["type"] == "Feature"
+                else [{"type": "Feature", "geometry": doc, "properties": {}}]
+            )
             try:
                 gdf = gpd.GeoDataFrame.from_features(features)
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -235,8 +245,14 @@ def _zone(kind: str, value: dict, geom, row_no: int, row, fields) -> Zone:
         vt = _parse_date(value["valid_to"], "valid_to", row_no)
         act = _text(value.get("activity"))
         zone = Zone(
-            kind, _text(value["name"]) or f"permit {row_no}", "permit", geom,
-            _text(value.get("permit_no")) or code, extra, vf, vt,
+            kind,
+            _text(value["name"]) or f"permit {row_no}",
+            "permit",
+            geom,
+            _text(value.get("permit_no")) or code,
+            extra,
+            vf,
+            vt,
             vocab.activity(act) if act else None,
         )
     else:

@@ -92,8 +92,11 @@ def fields_of(model: type[BaseModel]) -> tuple[FieldSpec, ...]:
         base = next((a for a in args if a is not type(None)), hint) if args and nullable else hint
         stored = next((m.kind for m in meta if isinstance(m, Stored)), None)
         kind = stored or {int: "int", float: "float", str: "str"}[base]
-        out.append(FieldSpec(name, kind, nullable, any(isinstance(m, Brief) for m in meta),
-                             any(isinstance(m, Judged) for m in meta)))
+        out.append(
+            FieldSpec(
+                name, kind, nullable, any(isinstance(m, Brief) for m in meta), any(isinstance(m, Judged) for m in meta)
+            )
+        )
     return tuple(out)
 
 

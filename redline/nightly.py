@@ -32,7 +32,10 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from . import notify
+from .clock import now
 from .config import DEFAULTS, Settings
 from .digest import build_digest, write_digest
 from .discovery import Candidate, discover
@@ -41,7 +44,6 @@ from .export import export_flags
 from .rules import load_rules
 from .scan import ScanResult, scan_product
 from .store import Store
-from .clock import now
 
 KILL_ENV = "REDLINE_NIGHTLY_KILL_AT"  # fault injection for tests: "point" or "point:n" (n-th time)
 _hits: dict[str, int] = {}
@@ -87,10 +89,16 @@ def run_lock(folder: Path):
 
 def _result(result: ScanResult, product) -> dict:
     return {
-        "product_id": product.product_id, "acquired_after": product.acquired_after.isoformat(),
-        "checksum": result.checksum, "already_scanned": result.skipped, "patches": result.patches,
-        "conflicts": result.conflicts, "permitted": result.permitted, "new_flags": result.new_flags,
-        "observed_flags": result.observed_flags, "observed_fraction": result.observed_fraction,
+        "product_id": product.product_id,
+        "acquired_after": product.acquired_after.isoformat(),
+        "checksum": result.checksum,
+        "already_scanned": result.skipped,
+        "patches": result.patches,
+        "conflicts": result.conflicts,
+        "permitted": result.permitted,
+        "new_flags": result.new_flags,
+        "observed_flags": result.observed_flags,
+        "observed_fraction": result.observed_fraction,
         "recovery": result.recovery,
     }
 
@@ -109,10 +117,16 @@ def _reason(exc: BaseException) -> str:
 class Night:
     """One nightly run over a store."""
 
-    def __init__(self, store: Store, opts: NightlyOptions, *, settings: Settings = DEFAULTS,
-                 make_extractor: Callable | None = None,
-                 on_product: Callable[[Candidate, str, dict | None], None] | None = None,
-                 progress: Callable[[Candidate], Callable[[int, int], None] | None] | None = None):
+    def __init__(
+        self,
+        store: Store,
+        opts: NightlyOptions,
+        *,
+        settings: Settings = DEFAULTS,
+        make_extractor: Callable | None = None,
+        on_product: Callable[[Candidate, str, dict | None], None] | None = None,
+        progress: Callable[[Candidate], Callable[[int, int], None] | None] | None = None,
+    ):
         self.store, self.opts = store, opts
         self.settings = settings
         self.rules = load_rules(self.settings.rules_path)
@@ -120,7 +134,12 @@ class Night:
         self.on_product = on_product or (lambda c, state, info: None)
         self.progress = progress or (lambda c: None)
         stamp = now().replace(":", "").replace("-", "").replace("+0000", "Z")
-        self.run = {"run_id": f"{stamp}-{uuid.uuid4().hex[:6]}", "started_at": now(), "discovered": 0, "unchanged": 0}
+        self.run: dict[str, Any] = {
+            "run_id": f"{stamp}-{uuid.uuid4().hex[:6]}",
+            "started_at": now(),
+            "discovered": 0,
+            "unchanged": 0,
+        }
         self.known_failures: list[dict] = []
 
     def __call__(self) -> dict:
@@ -143,8 +162,15 @@ class Night:
             digest["files"] = write_digest(opts.digest_dir, digest, hook=checkpoint, store=self.store)
             checkpoint("digest-written")
             digest["exports"] = [export_flags(self.store, p) for p in opts.exports]
-            self.store.ledger_mark_reported([e["key"] for e in entries], self.run["run_id"])
+            with self.store.transaction():  # subscriptions' deliveries planned once: with the entries reported
+                notify.plan(self.store, digest, self.settings)
+                self.store.ledger_mark_reported([e["key"] for e in entries], self.run["run_id"])
             checkpoint("reported")
+            # send what is pending: tonight's, and what a killed run left (redline.notify)
+            digest["deliveries"] = [
+                {k: d[k] for k in ("key", "run_id", "state", "attempts", "flags", "last_error")}
+                for d in notify.deliver(self.store, self.settings)
+            ]
         return digest
 
     # --- one product ------------------------------------------------------------------
@@ -154,8 +180,15 @@ class Night:
             self.on_product(c, "unchanged", entry)
             return True
         if entry["state"] == "failed" and not self.opts.retry_failed:
-            self.known_failures.append({"item_id": c.item_id, "source": c.source, "location": c.location,
-                                        "reason": entry["reason"], "attempts": entry["attempts"]})
+            self.known_failures.append(
+                {
+                    "item_id": c.item_id,
+                    "source": c.source,
+                    "location": c.location,
+                    "reason": entry["reason"],
+                    "attempts": entry["attempts"],
+                }
+            )
             self.on_product(c, "known-failure", entry)
             return True
         return False
@@ -174,13 +207,23 @@ class Night:
             if self._skip_known(entry, c):
                 return
             if entry["state"] == "running" and entry["attempts"] >= self.opts.max_attempts:
-                reason = (f"interrupted {entry['attempts']} times while scanning (crash, kill or out of memory); "
-                          "not retried without --retry-failed")
+                reason = (
+                    f"interrupted {entry['attempts']} times while scanning (crash, kill or out of memory); "
+                    "not retried without --retry-failed"
+                )
                 store.ledger_update(key, {"state": "failed", "reason": reason})
                 self.on_product(c, "failed", {"reason": reason})
                 return
-        store.ledger_start({"key": key, "source": c.source, "item_id": c.item_id, "location": c.location,
-                            "stamp": stamp, "run_id": self.run["run_id"]})
+        store.ledger_start(
+            {
+                "key": key,
+                "source": c.source,
+                "item_id": c.item_id,
+                "location": c.location,
+                "stamp": stamp,
+                "run_id": self.run["run_id"],
+            }
+        )
         checkpoint("started")
         try:
             if c.error:
@@ -188,16 +231,37 @@ class Night:
             product = c.resolve()
 
             def commit(store: Store, result: ScanResult) -> None:  # inside the scan's transaction
-                store.ledger_update(key, {"state": "done", "scan_id": result.scan_id, "checksum": result.checksum,
-                                          "result": _result(result, product)})
+                store.ledger_update(
+                    key,
+                    {
+                        "state": "done",
+                        "scan_id": result.scan_id,
+                        "checksum": result.checksum,
+                        "result": _result(result, product),
+                    },
+                )
                 checkpoint("in-transaction")
 
-            result = scan_product(store, product, settings=self.settings, rules=self.rules,
-                                  progress=self.progress(c), make_extractor=self.make_extractor, on_commit=commit)
+            result = scan_product(
+                store,
+                product,
+                settings=self.settings,
+                rules=self.rules,
+                progress=self.progress(c),
+                make_extractor=self.make_extractor,
+                on_commit=commit,
+            )
             if result.skipped:  # the same content was scanned before (another file, `redline scan`)
                 prior = store.scan_by_checksum(result.checksum)
-                store.ledger_update(key, {"state": "done", "scan_id": prior["id"] if prior else None,
-                                          "checksum": result.checksum, "result": _result(result, product)})
+                store.ledger_update(
+                    key,
+                    {
+                        "state": "done",
+                        "scan_id": prior["id"] if prior else None,
+                        "checksum": result.checksum,
+                        "result": _result(result, product),
+                    },
+                )
             checkpoint("committed")
             self.on_product(c, "done", _result(result, product))
         except Exception as exc:  # noqa: BLE001 - one bad product must not stop the night

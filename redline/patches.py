@@ -128,6 +128,7 @@ def _best_shelves(order: list[int], bh: np.ndarray, bw: np.ndarray, widths) -> t
             x, shelf = x + int(bw[i]), max(shelf, int(bh[i]))
         if best is None or (y + shelf) * cw < best[1] * best[2]:
             best = (at, cw, y + shelf)
+    assert best is not None  # there is always at least one canvas width
     return best
 
 
@@ -163,8 +164,8 @@ def _polygons(lab: np.ndarray, idx: np.ndarray, labc: np.ndarray, kept: np.ndarr
         canvas = np.zeros((ch, cw), dtype=np.int32)
         for i, y, x in at:
             v = int(kept[i])
-            sub = lab[rmin[v]:rmax[v] + 1, cmin[v]:cmax[v] + 1]
-            canvas[y:y + bh[i], x:x + bw[i]][sub == v] = v
+            sub = lab[rmin[v] : rmax[v] + 1, cmin[v] : cmax[v] + 1]
+            canvas[y : y + bh[i], x : x + bw[i]][sub == v] = v
             dx[v], dy[v] = cmin[v] - x, rmin[v] - y
     labels, coords, ring_len, ring_owner = [], [], [], []
     for geom, value in shapes(canvas, mask=canvas > 0, connectivity=4):
@@ -173,12 +174,12 @@ def _polygons(lab: np.ndarray, idx: np.ndarray, labc: np.ndarray, kept: np.ndarr
             coords.extend(ring)
             ring_len.append(len(ring))
             ring_owner.append(len(labels) - 1)
-    ring_len, ring_owner = np.array(ring_len), np.array(ring_owner)
-    lv = np.array(labels)[ring_owner]
+    lens, owners = np.array(ring_len), np.array(ring_owner)
+    lv = np.array(labels)[owners]
     xy = np.array(coords, dtype=np.float64)
-    xy += np.repeat(np.column_stack([dx[lv] + c0, dy[lv] + r0]), ring_len, axis=0)
-    rings = shapely.linearrings(xy, indices=np.repeat(np.arange(ring_len.size), ring_len))
-    return labels, shapely.polygons(rings, indices=ring_owner)
+    xy += np.repeat(np.column_stack([dx[lv] + c0, dy[lv] + r0]), lens, axis=0)
+    rings = shapely.linearrings(xy, indices=np.repeat(np.arange(lens.size), lens))
+    return labels, shapely.polygons(rings, indices=owners)
 
 
 def _spread(a: np.ndarray) -> bool:
@@ -187,7 +188,7 @@ def _spread(a: np.ndarray) -> bool:
 
 
 class _UnionFind:
-    def __init__(self):
+    def __init__(self) -> None:
         self.parent: dict[int, int] = {}
 
     def find(self, a: int) -> int:
@@ -222,7 +223,7 @@ class _Seams:
     Serial runs, strips and the merge of strips all go through this one class.
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.uf = _UnionFind()
         self.pending: dict[int, _Piece] = {}  # insertion order = raster order: unions are reproducible
 
@@ -315,8 +316,15 @@ class PatchExtractor:
     (``r0``, ``r1`` from :meth:`strips`); the default is the whole raster.
     """
 
-    def __init__(self, reader: ProductReader, *, mmu_ha: float = 0.1, footprint_cell: int = 8, target: int = 1024,
-                 rows: tuple[int, int] | None = None):
+    def __init__(
+        self,
+        reader: ProductReader,
+        *,
+        mmu_ha: float = 0.1,
+        footprint_cell: int = 8,
+        target: int = 1024,
+        rows: tuple[int, int] | None = None,
+    ):
         self.reader = reader
         self.mmu_ha = mmu_ha
         self.rows, self.cols = window_grid(*reader.shape, reader.block_shape, target)
@@ -347,7 +355,7 @@ class PatchExtractor:
 
     def strips(self, window_rows: int) -> list[tuple[int, int]]:
         """The raster cut into strips of ``window_rows`` whole window rows, top to bottom."""
-        starts = self.rows[::max(1, window_rows)]
+        starts = self.rows[:: max(1, window_rows)]
         h = self.reader.shape[0]
         return [(r, starts[i + 1][0] if i + 1 < len(starts) else h) for i, (r, _) in enumerate(starts)]
 
@@ -373,9 +381,13 @@ class PatchExtractor:
                 if progress:
                     progress(1)
             end = r + h
+
             # a group is complete once no piece of it touches the seam below this block row
             # (nor, in a strip, the strip's top edge)
-            ready.extend(self._seams.release(lambda p: p.bottom_at == end or (s0 > 0 and p.top_at == s0)))
+            def done(p: _Piece, end: int = end) -> bool:
+                return p.bottom_at == end or (s0 > 0 and p.top_at == s0)
+
+            ready.extend(self._seams.release(done))
             yield self._finish(ready)
 
     def strip_result(self, progress: Callable[[int], None] | None = None) -> StripResult:
@@ -384,12 +396,17 @@ class PatchExtractor:
         h = self.reader.shape[0]
         bottom = self.strip[1] < h
         return StripResult(
-            rows=self.strip, patches=patches,
+            rows=self.strip,
+            patches=patches,
             seam_pieces=[(g, self._seams.uf.find(g), piece) for g, piece in self._seams.pending.items()],
-            top_ids=self._edge_top, top_keys=self._edge_top_key,
-            bottom_ids=self._top.copy() if bottom else None, bottom_keys=self._top_key.copy() if bottom else None,
-            coarse=self._coarse, observed_pixels=self.observed_pixels,
-            windows_total=self.windows_total, windows_with_change=self.windows_with_change,
+            top_ids=self._edge_top,
+            top_keys=self._edge_top_key,
+            bottom_ids=self._top.copy() if bottom else None,
+            bottom_keys=self._top_key.copy() if bottom else None,
+            coarse=self._coarse,
+            observed_pixels=self.observed_pixels,
+            windows_total=self.windows_total,
+            windows_with_change=self.windows_with_change,
         )
 
     # --- one window -------------------------------------------------------------
@@ -402,7 +419,7 @@ class PatchExtractor:
         else:
             idx = np.flatnonzero(key)  # change is sparse: per-pixel work below runs on these only
         if not idx.size:
-            self._top[c0:c0 + w] = 0
+            self._top[c0 : c0 + w] = 0
             return np.zeros(h, dtype=np.int64), np.zeros(h, dtype=np.uint8)
         self.windows_with_change += 1
         lab, n = label_by_activity(key, idx)
@@ -412,8 +429,7 @@ class PatchExtractor:
         keys[labc] = key.ravel()[idx]
         levc = level.ravel()[idx]
         ge = [npix] + [np.bincount(labc[levc >= k], minlength=n + 1) for k in range(1, len(vocab.CONFIDENCES))]
-        ssum = (np.bincount(labc, weights=score.ravel()[idx], minlength=n + 1) if score is not None
-                else np.zeros(n + 1))
+        ssum = np.bincount(labc, weights=score.ravel()[idx], minlength=n + 1) if score is not None else np.zeros(n + 1)
 
         # labels on an internal seam may continue in a neighbour window
         touch = np.zeros(n + 1, dtype=bool)
@@ -442,12 +458,13 @@ class PatchExtractor:
         if c0 > 0:
             self._seams.join(left, left_key, gid[lab[:, 0]], key[:, 0])
         if r0 > self.strip[0]:
-            self._seams.join(self._top[c0:c0 + w], self._top_key[c0:c0 + w], gid[lab[0]], key[0])
+            self._seams.join(self._top[c0 : c0 + w], self._top_key[c0 : c0 + w], gid[lab[0]], key[0])
         elif self._edge_top is not None:  # first row of a strip: its upper neighbour is another strip's
-            self._edge_top[c0:c0 + w] = gid[lab[0]]
-            self._edge_top_key[c0:c0 + w] = key[0]
-        self._top[c0:c0 + w] = gid[lab[-1]]
-        self._top_key[c0:c0 + w] = key[-1]
+            assert self._edge_top_key is not None  # set together with _edge_top
+            self._edge_top[c0 : c0 + w] = gid[lab[0]]
+            self._edge_top_key[c0 : c0 + w] = key[0]
+        self._top[c0 : c0 + w] = gid[lab[-1]]
+        self._top_key[c0 : c0 + w] = key[-1]
 
         kept_px = keep[labc]
         if not kept_px.all():  # noise under the MMU is never vectorised
@@ -458,8 +475,12 @@ class PatchExtractor:
             piece = pieces.get(v)
             if piece is None:
                 piece = pieces[v] = _Piece(
-                    int(keys[v]), int(npix[v]), tuple(int(g[v]) for g in ge), float(ssum[v]),
-                    bottom_at=r0 + h if bottom[v] else -1, top_at=r0 if top[v] else -1,
+                    int(keys[v]),
+                    int(npix[v]),
+                    tuple(int(g[v]) for g in ge),
+                    float(ssum[v]),
+                    bottom_at=r0 + h if bottom[v] else -1,
+                    top_at=r0 if top[v] else -1,
                 )
             piece.polygons.append(geom)
         for v, piece in pieces.items():
@@ -479,7 +500,7 @@ class PatchExtractor:
         if seen == 0:  # nodata (open sea) or cloud: the cells stay unobserved
             return
         if seen == h * w and (ph, pw) == (h, w):  # all seen, whole cells
-            self._coarse[r:r + ph // f, c:c + pw // f] = True
+            self._coarse[r : r + ph // f, c : c + pw // f] = True
             return
         if (ph, pw) != (h, w):
             padded = np.zeros((ph, pw), dtype=bool)
@@ -489,7 +510,7 @@ class PatchExtractor:
         # (several times faster than one reduction over a 4-d view)
         rows = np.ascontiguousarray(valid).view(np.uint8).reshape(ph // f, f, pw).sum(axis=1, dtype=np.uint16)
         cells = np.add.reduceat(rows, np.arange(0, pw, f), axis=1, dtype=np.int32) * 2 >= f * f
-        self._coarse[r:r + cells.shape[0], c:c + cells.shape[1]] = cells
+        self._coarse[r : r + cells.shape[0], c : c + cells.shape[1]] = cells
 
     # --- merging ------------------------------------------------------------------
     def merge_strips(self, strips: list[StripResult]) -> list[Patch]:
@@ -501,8 +522,11 @@ class PatchExtractor:
         (see :meth:`add_strip_stats`).
         """
         strips = sorted(strips, key=lambda s: s.rows[0])
-        if not strips or [s.rows[0] for s in strips[1:]] != [s.rows[1] for s in strips[:-1]] or (
-                strips[0].rows[0], strips[-1].rows[1]) != (0, self.reader.shape[0]):
+        if (
+            not strips
+            or [s.rows[0] for s in strips[1:]] != [s.rows[1] for s in strips[:-1]]
+            or (strips[0].rows[0], strips[-1].rows[1]) != (0, self.reader.shape[0])
+        ):
             raise ValueError("strips do not tile the raster")
         seams = _Seams()
         for s in strips:  # in raster order, as a serial run would have met them
@@ -516,7 +540,7 @@ class PatchExtractor:
     def add_strip_stats(self, s: StripResult) -> None:
         """Fold a strip's observed ground and counters into this whole-raster extractor (once per strip)."""
         r = s.rows[0] // self.cell
-        self._coarse[r:r + s.coarse.shape[0]] |= s.coarse
+        self._coarse[r : r + s.coarse.shape[0]] |= s.coarse
         self.observed_pixels += s.observed_pixels
         self.windows_with_change += s.windows_with_change
 
@@ -575,12 +599,16 @@ def mask_region(mask: np.ndarray, tile: int = 128):
     padded[:h, :w] = mask
     counts = padded.reshape(th, tile, tw, tile).sum(axis=(1, 3), dtype=np.int32)
     full = counts == tile * tile
-    polys = [apply_affine(shapely.geometry.shape(g), Affine.scale(tile))
-             for g, _ in shapes(full.view(np.uint8), mask=full, connectivity=4)]
+    polys = [
+        apply_affine(shapely.geometry.shape(g), Affine.scale(tile))
+        for g, _ in shapes(full.view(np.uint8), mask=full, connectivity=4)
+    ]
     for i, j in zip(*np.nonzero((counts > 0) & ~full)):
-        sub = padded[i * tile:(i + 1) * tile, j * tile:(j + 1) * tile]
-        polys += [apply_affine(shapely.geometry.shape(g), Affine.translation(j * tile, i * tile))
-                  for g, _ in shapes(sub.view(np.uint8), mask=sub, connectivity=4)]
+        sub = padded[i * tile : (i + 1) * tile, j * tile : (j + 1) * tile]
+        polys += [
+            apply_affine(shapely.geometry.shape(g), Affine.translation(j * tile, i * tile))
+            for g, _ in shapes(sub.view(np.uint8), mask=sub, connectivity=4)
+        ]
     return shapely.union_all(polys)
 
 

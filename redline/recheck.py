@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import date
+from typing import Any
 
 import shapely
 
@@ -34,7 +35,9 @@ JUDGED = FLAG_JUDGED  # the flag's fields the layers and rules decide (redline.m
 
 
 def _zone(f: dict) -> dict | None:
-    return {"layer": f["zone_layer"], "name": f["zone_name"], "regime": f["zone_regime"]} if f.get("zone_layer") else None
+    return (
+        {"layer": f["zone_layer"], "name": f["zone_name"], "regime": f["zone_regime"]} if f.get("zone_layer") else None
+    )
 
 
 def _stale(f: dict, versions: dict, rules: Rules) -> bool:
@@ -42,8 +45,14 @@ def _stale(f: dict, versions: dict, rules: Rules) -> bool:
     return any(have.get(k) != versions.get(k) for k in PROTECTION_LAYERS) or f["rules_version"] != rules.version
 
 
-def recheck_flags(store: Store, *, settings: Settings = DEFAULTS, rules: Rules | None = None,
-                  dry_run: bool = False, actor: str = "recheck") -> dict:
+def recheck_flags(
+    store: Store,
+    *,
+    settings: Settings = DEFAULTS,
+    rules: Rules | None = None,
+    dry_run: bool = False,
+    actor: str = "recheck",
+) -> dict:
     """Re-evaluate open flags judged against older layer or rules versions; returns what changed."""
     rules = rules or load_rules(settings.rules_path)
     versions = {lv["kind"]: lv["version"] for lv in store.layer_versions()}
@@ -51,8 +60,15 @@ def recheck_flags(store: Store, *, settings: Settings = DEFAULTS, rules: Rules |
         raise InputError("no red-line or reserve layer is loaded; run `redline layers load redline FILE` first")
     flags = store.flags(FlagFilter(status=list(OPEN)), with_geometry=False)
     stale = [store.flag(f["id"]) for f in flags if _stale(f, versions, rules)]  # geometry only where needed
-    out = {"layer_versions": versions, "rules_version": rules.version, "open_flags": len(flags),
-           "rechecked": [], "severity_changed": 0, "outside_zones": 0, "dry_run": dry_run}
+    out: dict[str, Any] = {
+        "layer_versions": versions,
+        "rules_version": rules.version,
+        "open_flags": len(flags),
+        "rechecked": [],
+        "severity_changed": 0,
+        "outside_zones": 0,
+        "dry_run": dry_run,
+    }
     if not stale:
         return out
     bbox = tuple(shapely.bounds(shapely.union_all([shapely.envelope(f["geometry"]) for f in stale])))
@@ -72,11 +88,19 @@ def recheck_flags(store: Store, *, settings: Settings = DEFAULTS, rules: Rules |
                     fields.pop("permit_id")  # as a scan: a permit once matched is not forgotten
                 conflicts = [c.record() for c in a.conflicts]
             else:
-                fields = {"severity": None, "zone_layer": None, "zone_name": None, "zone_regime": None, "rule": None,
-                          "layer_versions": versions, "rules_version": rules.version}
+                fields = {
+                    "severity": None,
+                    "zone_layer": None,
+                    "zone_name": None,
+                    "zone_regime": None,
+                    "rule": None,
+                    "layer_versions": versions,
+                    "rules_version": rules.version,
+                }
                 conflicts = []
             change = {
-                "flag_id": f["id"], "status": f["status"],
+                "flag_id": f["id"],
+                "status": f["status"],
                 "layer_versions": {"from": f["layer_versions"], "to": versions},
                 "rules_version": {"from": f["rules_version"], "to": rules.version},
                 "severity": {"from": f["severity"], "to": fields["severity"]},

@@ -71,21 +71,30 @@ class RecoveryCheck:
             parts = self._changed.get(i, [])
             changed_ha = area_ha(shapely.union_all([g for g, _ in parts])) if parts else 0.0
             share = changed_ha / total
-            out.append({
-                "flag_id": f["id"],
-                "verdict": "persists" if share >= PERSIST_MIN else "recovered",
-                "observed_fraction": round(observed, 4),
-                "changed_fraction": round(share, 4),
-                "changed_ha": round(changed_ha, 4),
-                "activities": sorted({a for _, a in parts}),
-                "observed_on": self.on.isoformat(),
-            })
+            out.append(
+                {
+                    "flag_id": f["id"],
+                    "verdict": "persists" if share >= PERSIST_MIN else "recovered",
+                    "observed_fraction": round(observed, 4),
+                    "changed_fraction": round(share, 4),
+                    "changed_ha": round(changed_ha, 4),
+                    "activities": sorted({a for _, a in parts}),
+                    "observed_on": self.on.isoformat(),
+                }
+            )
         return out
 
     @staticmethod
     def record(store: Store, verdicts: list[dict], scan_id: int, product) -> None:
         """Write the verdicts into the flags' history (inside the scan's transaction)."""
         for v in verdicts:
-            store.audit(v["flag_id"], "scan", "recovery",
-                        {**{k: x for k, x in v.items() if k != "flag_id"}, "scan_id": scan_id,
-                         "product_id": product.product_id})
+            store.audit(
+                v["flag_id"],
+                "scan",
+                "recovery",
+                {
+                    **{k: x for k, x in v.items() if k != "flag_id"},
+                    "scan_id": scan_id,
+                    "product_id": product.product_id,
+                },
+            )

@@ -23,8 +23,15 @@ from .geo import STORAGE_CRS, parse_crs, polygonal, reproject, split_antimeridia
 from .safeio import DEFAULT_LIMITS, Limits, finite_coordinates, geojson_crs, sniff_vector
 
 CRS84 = "OGC:CRS84"
-GEOJSON_GEOMETRIES = ("Polygon", "MultiPolygon", "GeometryCollection", "Point", "LineString", "MultiPoint",
-                      "MultiLineString")
+GEOJSON_GEOMETRIES = (
+    "Polygon",
+    "MultiPolygon",
+    "GeometryCollection",
+    "Point",
+    "LineString",
+    "MultiPoint",
+    "MultiLineString",
+)
 
 
 @dataclass(frozen=True)
@@ -67,7 +74,7 @@ def self_crossings(geoms, stop_after: int) -> int:
     tree = shapely.STRtree(segments)
     found = 0
     for start in range(0, len(segments), 32):
-        a, b = tree.query(segments[start:start + 32], predicate="intersects")
+        a, b = tree.query(segments[start : start + 32], predicate="intersects")
         a = a + start
         keep = a < b
         a, b = a[keep], b[keep]
@@ -94,8 +101,10 @@ def prepare_region(geoms, crs, what: str = "region", limits: RegionLimits = Regi
         check_lonlat(shapely.union_all(shapely.envelope(geoms)), what)
     crossings = self_crossings(geoms, limits.max_crossings)
     if crossings > limits.max_crossings:
-        raise TooLargeError(f"{what}: the polygon crosses itself in more than {limits.max_crossings:,} places; "
-                            "repair it (e.g. QGIS \"Fix geometries\") or simplify it")
+        raise TooLargeError(
+            f"{what}: the polygon crosses itself in more than {limits.max_crossings:,} places; "
+            'repair it (e.g. QGIS "Fix geometries") or simplify it'
+        )
     geoms = shapely.make_valid(reproject(geoms, src, STORAGE_CRS))
     geoms = np.array([split_antimeridian(g) for g in geoms], dtype=object)
     region = polygonal(shapely.make_valid(shapely.union_all(geoms)))
@@ -106,6 +115,7 @@ def prepare_region(geoms, crs, what: str = "region", limits: RegionLimits = Regi
 
 
 # --- GeoJSON (parsed in Python) ------------------------------------------------------------
+
 
 def parse_json(data: bytes | str, what: str = "body"):
     """JSON from a client: invalid, or nested deeper than the parser's stack, is an input error."""
@@ -147,8 +157,7 @@ def geojson_geometries(doc, what: str = "region", max_features: int = 100_000) -
     return geoms
 
 
-def region_from_geojson(doc, crs: str | None = None, what: str = "region",
-                        limits: RegionLimits = RegionLimits()):
+def region_from_geojson(doc, crs: str | None = None, what: str = "region", limits: RegionLimits = RegionLimits()):
     """A region from a parsed GeoJSON document (a request body, or a file)."""
     geoms = geojson_geometries(doc, what, limits.max_features)
     return prepare_region(geoms, _one_crs(crs, geojson_crs(doc), what) or CRS84, what, limits)
@@ -160,15 +169,19 @@ def _one_crs(given: str | None, declared, what: str):
         return given if given is not None else declared
     g, d = parse_crs(given), parse_crs(declared)
     if not g.equals(d, ignore_axis_order=True):
-        raise CRSError(f"{what}: the file declares {d.to_string()}, which contradicts the CRS given ({given}); "
-                       "drop the option, or fix the file")
+        raise CRSError(
+            f"{what}: the file declares {d.to_string()}, which contradicts the CRS given ({given}); "
+            "drop the option, or fix the file"
+        )
     return d
 
 
 # --- files -----------------------------------------------------------------------------------
 
-def read_region(path: str | Path, crs: str | None = None, limits: RegionLimits = RegionLimits(),
-                name: str | None = None):
+
+def read_region(
+    path: str | Path, crs: str | None = None, limits: RegionLimits = RegionLimits(), name: str | None = None
+):
     """A region from a file: GeoJSON, GeoPackage, zipped shapefile, KML/KMZ or FlatGeobuf,
     identified by content. ``name`` is how messages call the file (never a server path)."""
     path = Path(path)
@@ -179,15 +192,20 @@ def read_region(path: str | Path, crs: str | None = None, limits: RegionLimits =
             return region_from_geojson(source.geojson, crs, name, limits)
         try:
             info = pyogrio.read_info(source.path)
-            if info.get("geometry_type") in (None, "Unknown") and not info.get("geometry_name") \
-                    and source.format == "GPKG":
+            if (
+                info.get("geometry_type") in (None, "Unknown")
+                and not info.get("geometry_name")
+                and source.format == "GPKG"
+            ):
                 raise InputError(f"{name}: the layer has no geometry column")
             if info["features"] > limits.max_features:
                 raise TooLargeError(f"{name}: {info['features']:,} features, over the limit of {limits.max_features:,}")
             gdf = pyogrio.read_dataframe(source.path)
         except (DataSourceError, DataLayerError) as exc:
-            raise InputError(f"{name}: not a readable {source.format} dataset "
-                             f"({str(exc).splitlines()[0].replace(str(source.path), name)[:200]})") from None
+            raise InputError(
+                f"{name}: not a readable {source.format} dataset "
+                f"({str(exc).splitlines()[0].replace(str(source.path), name)[:200]})"
+            ) from None
     if "geometry" not in gdf or gdf.geometry is None or not hasattr(gdf, "crs"):
         raise InputError(f"{name}: the layer has no geometry column")
     declared = gdf.crs

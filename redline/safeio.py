@@ -15,7 +15,7 @@ Shapefile       ``.shp`` magic; zipped: members       GDAL ESRI Shapefile
 KML / KMZ       XML rooted at ``kml``, no DTD,        GDAL KML / LIBKML
                 no entities, no NetworkLink
 FlatGeobuf      ``fgb`` magic                        GDAL FlatGeobuf
-GeoTIFF / COG   TIFF / BigTIFF magic                 GDAL GTiff only (``driver="GTiff"``)   
+GeoTIFF / COG   TIFF / BigTIFF magic                 GDAL GTiff only (``driver="GTiff"``)
 ============== ==================================== =====================================
 
 Archives are checked before anything is extracted (member count, total uncompressed size,
@@ -77,8 +77,11 @@ _CRS_FORMS = (
     re.compile(r"^(?:EPSG:)?(?P<epsg>\d{1,6})$", re.I),
     re.compile(r"^urn:ogc:def:crs:EPSG:[\d.]*:(?P<epsg>\d{1,6})$", re.I),
     re.compile(r"^https?://www\.opengis\.net/def/crs/EPSG/[\d.]+/(?P<epsg>\d{1,6})$", re.I),
-    re.compile(r"^(?P<crs84>(?:OGC:)?CRS84|urn:ogc:def:crs:OGC:1\.3:CRS84|"
-               r"https?://www\.opengis\.net/def/crs/OGC/1\.3/CRS84)$", re.I),
+    re.compile(
+        r"^(?P<crs84>(?:OGC:)?CRS84|urn:ogc:def:crs:OGC:1\.3:CRS84|"
+        r"https?://www\.opengis\.net/def/crs/OGC/1\.3/CRS84)$",
+        re.I,
+    ),
 )
 CRS_HELP = "use an EPSG code (EPSG:4490, EPSG:32649) or an OGC URI (http://www.opengis.net/def/crs/EPSG/0/4490)"
 
@@ -118,6 +121,7 @@ def _short(text: str) -> str:
 
 # --- limits -------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Limits:
     """Bounds on what one user file may cost us (settings supply them in the API)."""
@@ -135,11 +139,34 @@ DEFAULT_LIMITS = Limits()
 
 VECTOR_FORMATS = ("GeoJSON", "GPKG", "ESRI Shapefile", "KML", "FlatGeobuf")
 ACCEPTED = "GeoJSON, GeoPackage, zipped shapefile, KML/KMZ or FlatGeobuf"
-GEOJSON_TYPES = ("FeatureCollection", "Feature", "Polygon", "MultiPolygon", "GeometryCollection", "Point",
-                 "LineString", "MultiPoint", "MultiLineString")
+GEOJSON_TYPES = (
+    "FeatureCollection",
+    "Feature",
+    "Polygon",
+    "MultiPolygon",
+    "GeometryCollection",
+    "Point",
+    "LineString",
+    "MultiPoint",
+    "MultiLineString",
+)
 SHAPEFILE_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg")
-SHAPEFILE_IGNORED = (".qix", ".sbn", ".sbx", ".xml", ".qmd", ".qml", ".txt", ".html", ".htm", ".pdf",
-                     ".png", ".jpg", ".jpeg", ".gif")  # indexes, metadata, KMZ icons: never extracted
+SHAPEFILE_IGNORED = (
+    ".qix",
+    ".sbn",
+    ".sbx",
+    ".xml",
+    ".qmd",
+    ".qml",
+    ".txt",
+    ".html",
+    ".htm",
+    ".pdf",
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".gif",
+)  # indexes, metadata, KMZ icons: never extracted
 ARCHIVE_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"\x1f\x8b", b"BZh", b"\xfd7zXZ", b"7z\xbc\xaf", b"Rar!")
 TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
@@ -215,9 +242,10 @@ def geojson_crs(doc) -> str | None:
 
 def check_kml(path: Path, name: str) -> None:
     """KML must be plain XML: no DTD (XXE, billion laughs), no NetworkLink to fetch."""
+    from xml.etree.ElementTree import ParseError
+
     from defusedxml import DefusedXmlException
     from defusedxml.ElementTree import parse
-    from xml.etree.ElementTree import ParseError
 
     try:
         root = parse(str(path), forbid_dtd=True, forbid_entities=True, forbid_external=True).getroot()
@@ -266,7 +294,9 @@ def _from_zip(path: Path, name: str, workdir: Path, limits: Limits) -> VectorSou
     with zf:
         members = [m for m in zf.infolist() if not m.is_dir()]
         if len(members) > limits.max_members:
-            raise TooLargeError(f"{name}: {len(members):,} files in the archive, over the limit of {limits.max_members}")
+            raise TooLargeError(
+                f"{name}: {len(members):,} files in the archive, over the limit of {limits.max_members}"
+            )
         total = sum(m.file_size for m in members)
         if total > limits.max_unpacked_bytes:
             raise TooLargeError(f"{name}: unpacks to {total:,} bytes, over the limit of {limits.max_unpacked_bytes:,}")
@@ -288,8 +318,10 @@ def _from_zip(path: Path, name: str, workdir: Path, limits: Limits) -> VectorSou
         shps = [w for w in wanted if w[1].lower().endswith(".shp")]
         kmls = [w for w in wanted if w[1].lower().endswith(".kml")]
         if len(shps) + len(kmls) != 1:
-            raise InputError(f"{name}: the archive must hold exactly one shapefile (or one KML); "
-                             f"it holds {len(shps)} shapefile(s) and {len(kmls)} KML file(s)")
+            raise InputError(
+                f"{name}: the archive must hold exactly one shapefile (or one KML); "
+                f"it holds {len(shps)} shapefile(s) and {len(kmls)} KML file(s)"
+            )
         main = (shps or kmls)[0][1]
         stem = main[: -len(Path(main).suffix)]
         workdir.mkdir(parents=True, exist_ok=True)
@@ -310,8 +342,9 @@ def _from_zip(path: Path, name: str, workdir: Path, limits: Limits) -> VectorSou
         if not (workdir / f"layer{part}").exists():
             raise InputError(f"{name}: the shapefile lacks its {part} file")
     prj = workdir / "layer.prj"
-    if prj.exists() and not _text_start(_head(prj)).upper().startswith((b"GEOGCS[", b"PROJCS[", b"GEOGCRS[",
-                                                                        b"PROJCRS[", b"COMPD_CS[")):
+    if prj.exists() and not _text_start(_head(prj)).upper().startswith(
+        (b"GEOGCS[", b"PROJCS[", b"GEOGCRS[", b"PROJCRS[", b"COMPD_CS[")
+    ):
         raise InputError(f"{name}: the .prj file is not a WKT coordinate system")
     return VectorSource("ESRI Shapefile", shp)
 
@@ -354,7 +387,18 @@ def finite_coordinates(geoms, name: str) -> None:
 
 
 __all__ = [
-    "ACCEPTED", "DEFAULT_LIMITS", "HARDENED_CONFIG", "Limits", "RASTER_DRIVER", "VectorSource", "check_geojson",
-    "finite_coordinates", "harden_gdal", "load_geojson", "require_terrestrial", "sniff_raster", "sniff_vector",
+    "ACCEPTED",
+    "DEFAULT_LIMITS",
+    "HARDENED_CONFIG",
+    "Limits",
+    "RASTER_DRIVER",
+    "VectorSource",
+    "check_geojson",
+    "finite_coordinates",
+    "harden_gdal",
+    "load_geojson",
+    "require_terrestrial",
+    "sniff_raster",
+    "sniff_vector",
     "user_crs",
 ]

@@ -8,7 +8,6 @@ and the scan ledger (keyed on the content checksum) makes a re-run a no-op.
 from __future__ import annotations
 
 import hashlib
-
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from rasterio.warp import transform_bounds
 
 from . import vocab
 from .change import ChangeProduct, ProductReader
+from .clock import now
 from .config import DEFAULTS, Settings
 from .errors import InputError, NoOverlapError
 from .geo import STORAGE_CRS
@@ -26,8 +26,6 @@ from .patches import PatchExtractor
 from .recovery import RecoveryCheck
 from .rules import PROTECTION_LAYERS, Rules, load_rules
 from .store import FlagFilter, Store
-from .clock import now
-
 
 
 @dataclass
@@ -90,7 +88,8 @@ def scan_product(
         overlay = Overlay(zones, rules, product.acquired_after)
         recovery = RecoveryCheck(store, bbox, product.acquired_after)
         extractor = (make_extractor or PatchExtractor)(
-            reader, mmu_ha=settings.mmu_ha, footprint_cell=settings.footprint_cell)
+            reader, mmu_ha=settings.mmu_ha, footprint_cell=settings.footprint_cell
+        )
         tick = (lambda n: progress(n, extractor.windows_total)) if progress else None
         assessments: list[Assessment] = []
         for batch in extractor.run(tick):
@@ -198,12 +197,21 @@ def _record(store, result: ScanResult, a: Assessment, product, versions, rules, 
     flag = _match(store, patch.geometry, this_scan)
     if flag is None:
         fid = store.insert_flag(
-            {**fields, "status": "permitted" if a.permit else "new", "first_seen": day, "last_seen": day,
-             "n_observations": 1},
+            {
+                **fields,
+                "status": "permitted" if a.permit else "new",
+                "first_seen": day,
+                "last_seen": day,
+                "n_observations": 1,
+            },
             patch.geometry,
         )
-        store.audit(fid, "scan", "created", {"scan_id": result.scan_id, "product_id": product.product_id,
-                                             "status": "permitted" if a.permit else "new"})
+        store.audit(
+            fid,
+            "scan",
+            "created",
+            {"scan_id": result.scan_id, "product_id": product.product_id, "status": "permitted" if a.permit else "new"},
+        )
         result.new_flags.append(fid)
         geom, before = patch.geometry, None
     else:
@@ -224,15 +232,26 @@ def _record(store, result: ScanResult, a: Assessment, product, versions, rules, 
                 update["area_ha"] = round(flag["area_ha"] + patch.area_ha, 4)
                 update["area_mu"] = round(vocab.hectares_to_mu(update["area_ha"]), 3)
         store.update_flag(fid, update, geom if latest else None)
-        store.audit(fid, "scan", "observed", {"scan_id": result.scan_id, "product_id": product.product_id,
-                                              "status": flag["status"]})
+        store.audit(
+            fid,
+            "scan",
+            "observed",
+            {"scan_id": result.scan_id, "product_id": product.product_id, "status": flag["status"]},
+        )
         if fid not in result.observed_flags:
             result.observed_flags.append(fid)
     this_scan[fid] = (before, geom)  # (the flag's geometry before this scan, what this scan saw of it)
     store.add_observation(
-        {"flag_id": fid, "scan_id": result.scan_id, "observed_on": day, "activity": patch.activity,
-         "confidence": patch.confidence, "score": patch.score, "area_ha": round(patch.area_ha, 4),
-         "pixels": patch.pixels},
+        {
+            "flag_id": fid,
+            "scan_id": result.scan_id,
+            "observed_on": day,
+            "activity": patch.activity,
+            "confidence": patch.confidence,
+            "score": patch.score,
+            "area_ha": round(patch.area_ha, 4),
+            "pixels": patch.pixels,
+        },
         patch.geometry,
     )
     if flag is None or day.isoformat() >= flag["last_seen"]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import shapely
 
@@ -18,7 +20,7 @@ def screen(store: Store, footprint, activity: str, rules: Rules) -> dict:
     activity = vocab.activity(activity)
     bbox = tuple(shapely.bounds(footprint))
     footprint_ha = area_ha(footprint)
-    zones = []
+    zones: list[dict[str, Any]] = []
     for z in store.zones(PROTECTION_LAYERS, bbox=bbox):
         if not shapely.intersects(footprint, z.geometry):
             continue
@@ -26,11 +28,20 @@ def screen(store: Store, footprint, activity: str, rules: Rules) -> dict:
         if overlap <= 1e-6:
             continue
         severity, rule = rules.grade(z.kind, z.regime, activity)
-        zones.append({
-            "layer": z.kind, "layer_version": z.attrs.get("layer_version"), "name": z.name, "regime": z.regime,
-            "code": z.code, "overlap_ha": round(overlap, 4), "overlap_mu": round(vocab.hectares_to_mu(overlap), 2),
-            "severity": severity, "verdict": rules.verdict(severity), "rule": rule,
-        })
+        zones.append(
+            {
+                "layer": z.kind,
+                "layer_version": z.attrs.get("layer_version"),
+                "name": z.name,
+                "regime": z.regime,
+                "code": z.code,
+                "overlap_ha": round(overlap, 4),
+                "overlap_mu": round(vocab.hectares_to_mu(overlap), 2),
+                "severity": severity,
+                "verdict": rules.verdict(severity),
+                "rule": rule,
+            }
+        )
     verdict = min((z["verdict"] for z in zones), key=VERDICTS.index, default="clear")
     answer = {
         "activity": activity,

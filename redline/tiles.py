@@ -26,7 +26,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import threading
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 import mapbox_vector_tile
 import morecantile
@@ -56,8 +59,18 @@ COLLECTIONS = {
 }
 assert set(COLLECTIONS) == {"flags", *LAYER_KINDS}
 
-FLAG_PROPERTIES = ("id", "severity", "status", "activity", "admin_code", "admin_name", "zone_name",
-                   "first_seen", "last_seen", "area_ha")
+FLAG_PROPERTIES = (
+    "id",
+    "severity",
+    "status",
+    "activity",
+    "admin_code",
+    "admin_name",
+    "zone_name",
+    "first_seen",
+    "last_seen",
+    "area_ha",
+)
 ZONE_PROPERTIES = ("id", "name", "regime", "code", "layer")
 
 _R = 6378137.0  # the Web Mercator sphere
@@ -108,8 +121,16 @@ class TileSpec:
 
 def spec(tile: TileRef) -> TileSpec:
     m = tile.mercator_bounds
-    return TileSpec(tile.z, tile.x, tile.y, tile.z < FLAG_POINT_ZOOM, point_cell(tile.z),
-                    (m[2] - m[0]) / EXTENT * SIMPLIFY, m, tile.lonlat_bounds(BUFFER))
+    return TileSpec(
+        tile.z,
+        tile.x,
+        tile.y,
+        tile.z < FLAG_POINT_ZOOM,
+        point_cell(tile.z),
+        (m[2] - m[0]) / EXTENT * SIMPLIFY,
+        m,
+        tile.lonlat_bounds(BUFFER),
+    )
 
 
 def _lonlat(x: float, y: float) -> tuple[float, float]:
@@ -153,8 +174,15 @@ def _props(row: dict, keys) -> dict:
 
 def flag_features(store: Store, tile: TileRef, flt: FlagFilter | None = None) -> list[dict]:
     """The flags of one tile, as MVT features (geometry in tile units)."""
-    flt = replace(flt or FlagFilter(), bbox=tile.lonlat_bounds(BUFFER), region=None, limit=None, after_id=None,
-                  offset=None, sortby=())
+    flt = replace(
+        flt or FlagFilter(),
+        bbox=tile.lonlat_bounds(BUFFER),
+        region=None,
+        limit=None,
+        after_id=None,
+        offset=None,
+        sortby=(),
+    )
     if tile.z >= FLAG_POINT_ZOOM:
         rows = store.flags(flt)
         geoms = [r.pop("geometry") for r in rows]
@@ -164,9 +192,14 @@ def flag_features(store: Store, tile: TileRef, flt: FlagFilter | None = None) ->
                 out.append({"geometry": g, "properties": _props(r, FLAG_PROPERTIES), "id": r["id"]})
         return out
     # points at the centre of each flag's bounding box, thinned to one per cell in the store
-    return [{"geometry": shapely.Point(r["px"], r["py"]), "id": r["id"],
-             "properties": {**_props(r, FLAG_PROPERTIES), "pixel_flags": r["pixel_flags"]}}
-            for r in store.flag_cells(flt, spec(tile))]
+    return [
+        {
+            "geometry": shapely.Point(r["px"], r["py"]),
+            "id": r["id"],
+            "properties": {**_props(r, FLAG_PROPERTIES), "pixel_flags": r["pixel_flags"]},
+        }
+        for r in store.flag_cells(flt, spec(tile))
+    ]
 
 
 def zone_features(store: Store, kind: str, tile: TileRef, where=None) -> list[dict]:
@@ -175,29 +208,102 @@ def zone_features(store: Store, kind: str, tile: TileRef, where=None) -> list[di
     out = []
     for z, g in zip(zones, _generalised([z.geometry for z in zones], tile)):
         if g is not None:
-            props = _props({"id": z.id, "name": z.name, "regime": z.regime, "code": z.code, "layer": z.kind},
-                           ZONE_PROPERTIES)
+            props = _props(
+                {"id": z.id, "name": z.name, "regime": z.regime, "code": z.code, "layer": z.kind}, ZONE_PROPERTIES
+            )
             out.append({"geometry": g, "properties": props, "id": z.id})
     return out
 
 
-def render(store: Store, collection: str, tile: TileRef, flt: FlagFilter | None = None,
-           in_database: bool = True) -> bytes:
+class _ZoneTileCache:
+    """Encoded zone tiles, process-wide, by database, layer version, tile and filter: a layer
+    version never changes (a load makes a new one), so an entry is never stale. Bounded in
+    bytes, least recently used out first."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes, self.size = max_bytes, 0
+        self.entries: OrderedDict[Any, bytes] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key):
+        with self.lock:
+            hit = self.entries.get(key)
+            if hit is not None:
+                self.entries.move_to_end(key)
+            return hit
+
+    def put(self, key, body: bytes) -> None:
+        with self.lock:
+            if key in self.entries or len(body) > self.max_bytes // 8:
+                return
+            self.entries[key] = body
+            self.size += len(body) + 200
+            while self.size > self.max_bytes:
+                _, old = self.entries.popitem(last=False)
+                self.size -= len(old) + 200
+
+    def clear(self) -> None:
+        with self.lock:
+            self.entries.clear()
+            self.size = 0
+
+
+ZONE_TILES = _ZoneTileCache(64 << 20)
+
+
+def render(
+    store: Store,
+    collection: str,
+    tile: TileRef,
+    flt: FlagFilter | None = None,
+    in_database: bool = True,
+    version: str | None = None,
+) -> bytes:
     """One MVT tile of ``collection``; ``b""`` when it holds no feature. ``flt`` must already
-    carry the caller's jurisdiction; for zone collections only its ``cql`` filter applies."""
+    carry the caller's jurisdiction; for zone collections only its ``cql`` filter applies.
+    With the ``version`` of :func:`data_version`, zone tiles are kept (:data:`ZONE_TILES`)."""
     if collection not in COLLECTIONS:
         raise NotFoundError(f"no tiles for {collection!r}; there are: {', '.join(COLLECTIONS)}")
+    key = None
+    if collection != "flags" and version is not None:
+        key = (
+            store.identity,
+            collection,
+            version,
+            tile.z,
+            tile.x,
+            tile.y,
+            in_database,
+            describe(flt.cql if flt is not None else None),
+        )
+        hit = ZONE_TILES.get(key)
+        if hit is not None:
+            return hit
+    body = _render(store, collection, tile, flt, in_database)
+    if key is not None:
+        ZONE_TILES.put(key, body)
+    return body
+
+
+def _render(store: Store, collection: str, tile: TileRef, flt: FlagFilter | None, in_database: bool) -> bytes:
     built = store.vector_tile(collection, spec(tile), flt) if in_database else None  # PostGIS: ST_AsMVT
     if built is not None:
         return built
-    features = (flag_features(store, tile, flt) if collection == "flags"
-                else zone_features(store, collection, tile, flt.cql if flt is not None else None))
+    features = (
+        flag_features(store, tile, flt)
+        if collection == "flags"
+        else zone_features(store, collection, tile, flt.cql if flt is not None else None)
+    )
     if not features:
         return b""
     return mapbox_vector_tile.encode(
         [{"name": collection, "features": features}],
-        default_options={"extents": EXTENT, "y_coord_down": True, "check_winding_order": True,
-                         "on_invalid_geometry": mapbox_vector_tile.encoder.on_invalid_geometry_make_valid},
+        default_options={
+            "extents": EXTENT,
+            "y_coord_down": True,
+            "check_winding_order": True,
+            "on_invalid_geometry": mapbox_vector_tile.encoder.on_invalid_geometry_make_valid,
+        },
     )
 
 
@@ -205,7 +311,7 @@ def data_version(store: Store, collection: str) -> str | None:
     """What the tiles of ``collection`` depend on: the current layer versions (a zone
     collection: its own kind only) and, for flags, the latest scan and flag change. None
     where the store cannot say (callers then hash the tile itself)."""
-    versions = {r["kind"]: [r["id"], r["version"], r["source_sha256"]] for r in store.layer_versions()}
+    versions = {r["kind"]: [r["id"], r["version"], r["source_sha256"], r["loaded_at"]] for r in store.layer_versions()}
     if collection != "flags":
         return json.dumps(versions.get(collection))
     return json.dumps([versions, store.change_stamp()], default=str)
@@ -214,8 +320,12 @@ def data_version(store: Store, collection: str) -> str | None:
 def etag(collection: str, tile: TileRef, flt: FlagFilter | None, version: str | None, body: bytes | None = None) -> str:
     """A strong ETag for one tile as one caller asked for it (the filter, which holds the
     jurisdiction). From the data version when known, else from the tile's bytes."""
-    parts = {"c": collection, "t": [tile.z, tile.x, tile.y], "v": version,
-             "f": _filter_key(flt) if collection == "flags" else describe(flt.cql if flt is not None else None)}
+    parts = {
+        "c": collection,
+        "t": [tile.z, tile.x, tile.y],
+        "v": version,
+        "f": _filter_key(flt) if collection == "flags" else describe(flt.cql if flt is not None else None),
+    }
     if version is None:
         parts["b"] = hashlib.sha256(body or b"").hexdigest()
     digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]

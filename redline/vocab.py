@@ -8,33 +8,46 @@ from __future__ import annotations
 
 from .errors import FieldMappingError
 
-ACTIVITIES = (
-    "mining",
-    "industrial",
-    "energy",
-    "transport",
-    "construction",
-    "farmland",
-    "tourism",
-    "other",
-)
+ACTIVITIES = ("mining", "industrial", "energy", "transport", "construction", "farmland", "tourism", "other")
 # Pseudo-activities a class table may use for codes that are not change.
 NO_CHANGE = "none"
 NO_OBSERVATION = "no_observation"
 
 _ACTIVITY_ALIASES = {
-    "mine": "mining", "quarry": "mining", "采矿": "mining", "矿山": "mining",
-    "industry": "industrial", "工业": "industrial",
-    "solar": "energy", "pv": "energy", "wind": "energy", "光伏": "energy", "能源": "energy",
-    "road": "transport", "railway": "transport", "交通": "transport", "道路": "transport",
-    "settlement": "construction", "building": "construction", "built-up": "construction",
-    "建设": "construction", "居民点": "construction",
-    "farmland_reclamation": "farmland", "reclamation": "farmland", "cropland": "farmland",
-    "开垦": "farmland", "耕地": "farmland",
-    "tourist": "tourism", "旅游": "tourism",
+    "mine": "mining",
+    "quarry": "mining",
+    "采矿": "mining",
+    "矿山": "mining",
+    "industry": "industrial",
+    "工业": "industrial",
+    "solar": "energy",
+    "pv": "energy",
+    "wind": "energy",
+    "光伏": "energy",
+    "能源": "energy",
+    "road": "transport",
+    "railway": "transport",
+    "交通": "transport",
+    "道路": "transport",
+    "settlement": "construction",
+    "building": "construction",
+    "built-up": "construction",
+    "建设": "construction",
+    "居民点": "construction",
+    "farmland_reclamation": "farmland",
+    "reclamation": "farmland",
+    "cropland": "farmland",
+    "开垦": "farmland",
+    "耕地": "farmland",
+    "tourist": "tourism",
+    "旅游": "tourism",
     "其他": "other",
-    "no_change": NO_CHANGE, "nochange": NO_CHANGE, "": NO_CHANGE,
-    "cloud": NO_OBSERVATION, "clouds": NO_OBSERVATION, "not_observed": NO_OBSERVATION,
+    "no_change": NO_CHANGE,
+    "nochange": NO_CHANGE,
+    "": NO_CHANGE,
+    "cloud": NO_OBSERVATION,
+    "clouds": NO_OBSERVATION,
+    "not_observed": NO_OBSERVATION,
 }
 
 LAYER_KINDS = ("redline", "reserve", "permit", "admin")
@@ -44,10 +57,16 @@ LAYER_KINDS = ("redline", "reserve", "permit", "admin")
 REDLINE = "redline"
 RESERVE_REGIMES = ("core", "buffer", "experimental", "core_protection", "general_control")
 _REGIME_ALIASES = {
-    "核心区": "core", "缓冲区": "buffer", "实验区": "experimental",
-    "核心保护区": "core_protection", "一般控制区": "general_control",
-    "core zone": "core", "buffer zone": "buffer", "experimental zone": "experimental",
-    "transition": "experimental", "core protection": "core_protection",
+    "核心区": "core",
+    "缓冲区": "buffer",
+    "实验区": "experimental",
+    "核心保护区": "core_protection",
+    "一般控制区": "general_control",
+    "core zone": "core",
+    "buffer zone": "buffer",
+    "experimental zone": "experimental",
+    "transition": "experimental",
+    "core protection": "core_protection",
     "general control": "general_control",
 }
 
@@ -56,8 +75,14 @@ SEVERITIES = ("low", "medium", "high", "critical")  # ascending
 CONFIDENCES = ("nominal", "high", "highest")  # ascending
 
 FLAG_STATUSES = (
-    "new", "dispatched", "verified_violation", "false_positive", "permitted",
-    "rectifying", "rectified", "closed",
+    "new",
+    "dispatched",
+    "verified_violation",
+    "false_positive",
+    "permitted",
+    "rectifying",
+    "rectified",
+    "closed",
 )
 
 MU_PER_HA = 15.0  # 1 mu = 666.667 m2 = 1/15 ha

@@ -9,7 +9,10 @@ flag judged false_positive or permitted is not dispatched again.
 
 from __future__ import annotations
 
+from datetime import date
+
 from .auth import Principal
+from .config import DEFAULTS, Settings
 from .errors import ConflictError, InputError
 from .store import Store
 from .vocab import FLAG_STATUSES
@@ -24,6 +27,7 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
     "rectified": ("closed", "rectifying"),
     "closed": (),
 }
+
 
 class TransitionError(ConflictError):
     """An illegal status change; ``allowed`` lists the legal next states."""
@@ -47,15 +51,47 @@ def flag_detail(store: Store, flag_id: int, principal: Principal, history: bool 
     flag["conflicts"] = store.conflicts(flag_id)
     flag["observations"] = [{k: v for k, v in o.items() if k != "geometry"} for o in store.observations(flag_id)]
     flag["allowed_next"] = list(allowed_next(flag["status"]))
+    entry = store.rectification(flag_id)
+    if entry is not None:  # on the rectification ledger (redline.ledger)
+        from .ledger import activity_persists, overdue_days
+
+        flag["ledger"] = {k: v for k, v in entry.items() if k not in ("id", "flag_id")}
+        flag["ledger"]["overdue_days"] = overdue_days(entry, flag["status"], date.today())
+        flag["ledger"]["activity_persists"] = activity_persists(flag, store.history(flag_id), flag["observations"])
     if history:
         flag["history"] = store.history(flag_id)
     return flag
 
 
-def move(store: Store, flag_id: int, to: str, actor: str, note: str | None = None) -> dict:
-    """Move a flag to status ``to``; returns the updated flag (without geometry)."""
+def move(
+    store: Store,
+    flag_id: int,
+    to: str,
+    actor: str,
+    note: str | None = None,
+    *,
+    principal: Principal | None = None,
+    ledger: dict | None = None,
+    override_reason: str | None = None,
+    today: date | None = None,
+    settings: Settings = DEFAULTS,
+) -> dict:
+    """Move a flag to status ``to``; returns the updated flag (without geometry).
+
+    The one implementation of a move, for the API (``PATCH /flags/{id}``) and the CLI
+    (``redline flags move``). Moves into the rectification ledger's statuses also write the
+    ledger (redline.ledger): ``ledger`` holds the entry's fields given on the move
+    (responsible, person, measures, deadline, plan); closing a rectified flag needs
+    ``principal`` to hold the ``close`` permission, completion evidence and, for the activities
+    in ``settings.close_requires_recovery_for``, a "recovered" verdict or ``override_reason``.
+    ``today`` (default: the clock's) dates verification, progress notes and close-out.
+    """
+    from . import ledger as L
+
     if to not in FLAG_STATUSES:
         raise InputError(f"unknown status {to!r}; expected one of {', '.join(FLAG_STATUSES)}")
+    fields = L.entry_fields(ledger)
+    today = today or date.today()
     with store.transaction():
         flag = store.flag(flag_id)
         current = flag["status"]
@@ -66,8 +102,11 @@ def move(store: Store, flag_id: int, to: str, actor: str, note: str | None = Non
                 f"allowed: {', '.join(allowed) if allowed else 'none (final state)'}",
                 allowed,
             )
+        if current == "rectified" and to == "closed":
+            L.check_close_out(store, flag, principal, override_reason, settings)
+        extra = L.on_move(store, flag, to, actor, note, fields, override_reason, principal, today)
         store.update_flag(flag_id, {"status": to})
-        store.audit(flag_id, actor, "status", {"from": current, "to": to, "note": note})
+        store.audit(flag_id, actor, "status", {"from": current, "to": to, "note": note, **extra})
     out = store.flag(flag_id)
     out.pop("geometry", None)
     return out

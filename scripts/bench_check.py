@@ -46,8 +46,9 @@ def build(path: Path, n_zones: int, n_flags: int, seed: int = 7) -> None:
     for i in range(n_zones):
         cx, cy = rng.uniform(WEST, EAST), rng.uniform(SOUTH, NORTH)
         geom = shapely.make_valid(blob(rng, cx, cy, rng.uniform(0.01, 0.06), 48))
-        zones.append(Zone("redline", f"RL-{i:05d}", "redline", geom, f"RL-{i:05d}",
-                          {"function_type": "防风固沙"}, area_ha=0.0))
+        zones.append(
+            Zone("redline", f"RL-{i:05d}", "redline", geom, f"RL-{i:05d}", {"function_type": "防风固沙"}, area_ha=0.0)
+        )
     store.add_layer_version(LoadReport("redline", "bench", "EPSG:4326", "-", n_zones, zones))
     severities = ("low", "medium", "high", "critical")
     activities = ("mining", "transport", "construction", "farmland", "energy")
@@ -56,24 +57,55 @@ def build(path: Path, n_zones: int, n_flags: int, seed: int = 7) -> None:
             cx, cy = rng.uniform(WEST, EAST), rng.uniform(SOUTH, NORTH)
             side = rng.uniform(0.001, 0.003)
             day = (date(2025, 1, 1) + timedelta(days=int(rng.integers(0, 600)))).isoformat()
-            store.insert_flag({
-                "status": "new", "severity": severities[i % 4], "activity": activities[i % 5],
-                "confidence": "high", "score": None, "area_ha": 3.0, "area_mu": 45.0, "first_seen": day,
-                "last_seen": day, "n_observations": 1, "zone_layer": "redline", "zone_name": "RL",
-                "zone_regime": "redline", "admin_code": None, "admin_name": None, "permit_id": None,
-                "layer_versions": {"redline": 1}, "rules_version": "bench", "rule": None,
-            }, shapely.box(cx, cy, cx + side, cy + side))
+            store.insert_flag(
+                {
+                    "status": "new",
+                    "severity": severities[i % 4],
+                    "activity": activities[i % 5],
+                    "confidence": "high",
+                    "score": None,
+                    "area_ha": 3.0,
+                    "area_mu": 45.0,
+                    "first_seen": day,
+                    "last_seen": day,
+                    "n_observations": 1,
+                    "zone_layer": "redline",
+                    "zone_name": "RL",
+                    "zone_regime": "redline",
+                    "admin_code": None,
+                    "admin_name": None,
+                    "permit_id": None,
+                    "layer_versions": {"redline": 1},
+                    "rules_version": "bench",
+                    "rule": None,
+                },
+                shapely.box(cx, cy, cx + side, cy + side),
+            )
         # 24 scenes of 1 x 1 degree with ragged cloud holes
         for k, (x, y) in enumerate((x, y) for x in range(106, 112) for y in range(38, 42)):
-            holes = shapely.union_all([blob(rng, x + rng.uniform(0.2, 0.8), y + rng.uniform(0.2, 0.8), 0.1, 32)
-                                       for _ in range(3)])
+            holes = shapely.union_all(
+                [blob(rng, x + rng.uniform(0.2, 0.8), y + rng.uniform(0.2, 0.8), 0.1, 32) for _ in range(3)]
+            )
             footprint = shapely.difference(shapely.box(x, y, x + 1, y + 1), holes)
-            store.insert_scan({
-                "checksum": f"bench-{k}", "product_id": f"S2-{k}", "mode": "class", "sensor": "Sentinel-2 MSI",
-                "acquired_before": "2025-06-01", "acquired_after": "2026-06-01", "files": [],
-                "started_at": "-", "finished_at": "-", "state": "done", "stats": {}, "layer_versions": {},
-                "rules_version": "bench", "observed_fraction": 0.9,
-            }, footprint)
+            store.insert_scan(
+                {
+                    "checksum": f"bench-{k}",
+                    "product_id": f"S2-{k}",
+                    "mode": "class",
+                    "sensor": "Sentinel-2 MSI",
+                    "acquired_before": "2025-06-01",
+                    "acquired_after": "2026-06-01",
+                    "files": [],
+                    "started_at": "-",
+                    "finished_at": "-",
+                    "state": "done",
+                    "stats": {},
+                    "layer_versions": {},
+                    "rules_version": "bench",
+                    "observed_fraction": 0.9,
+                },
+                footprint,
+            )
     store.close()
 
 
@@ -123,8 +155,9 @@ def main(argv=None):
     api_ms = []
     with TestClient(create_app(Settings(database_url=f"sqlite:///{db}"))) as client:
         # warm-up, not timed: starts the worker processes that do the request work
-        client.post("/checks", json=shapely.geometry.mapping(regions[0]),
-                    headers={"Authorization": f"Bearer {token}"}).raise_for_status()
+        client.post(
+            "/checks", json=shapely.geometry.mapping(regions[0]), headers={"Authorization": f"Bearer {token}"}
+        ).raise_for_status()
         for region in regions:
             body = shapely.geometry.mapping(region)
             t = time.perf_counter()
@@ -134,9 +167,14 @@ def main(argv=None):
 
     flags = [s[0] for s in sizes]
     zones = [s[1] for s in sizes]
-    print(f"store: {args.zones:,} red-line polygons, {args.flags:,} flags, 24 scan footprints ({db.stat().st_size / 1e6:.0f} MB)")
-    print(f"{args.checks} county-sized checks (~{COUNTY[0]} x {COUNTY[1]} deg): median {statistics.median(flags):.0f} "
-          f"flags and {statistics.median(zones):.0f} zones inside")
+    print(
+        f"store: {args.zones:,} red-line polygons, {args.flags:,} flags, "
+        f"24 scan footprints ({db.stat().st_size / 1e6:.0f} MB)"
+    )
+    print(
+        f"{args.checks} county-sized checks (~{COUNTY[0]} x {COUNTY[1]} deg): median {statistics.median(flags):.0f} "
+        f"flags and {statistics.median(zones):.0f} zones inside"
+    )
     print(f"{'path':<8} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
     for name, ms in (("engine", engine_ms), ("http", api_ms)):
         print(f"{name:<8} {percentile(ms, 50):8.1f} {percentile(ms, 95):8.1f} {max(ms):8.1f}")

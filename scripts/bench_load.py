@@ -40,8 +40,16 @@ from tests.scenario import build  # noqa: E402
 
 REDLINE = str(Path(sys.executable).with_name("redline"))
 # a small inspection region (~1.7 x 2.2 km) inside the sample's inspection area
-REGION = {"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [[
-    [108.700, 39.840], [108.720, 39.840], [108.720, 39.860], [108.700, 39.860], [108.700, 39.840]]]}}
+REGION = {
+    "type": "Feature",
+    "properties": {},
+    "geometry": {
+        "type": "Polygon",
+        "coordinates": [
+            [[108.700, 39.840], [108.720, 39.840], [108.720, 39.860], [108.700, 39.860], [108.700, 39.840]]
+        ],
+    },
+}
 
 
 def free_port() -> int:
@@ -62,8 +70,9 @@ def variants(out: Path, n: int) -> list[Path]:
         with rasterio.open(path, "r+") as ds:
             ds.update_tags(bench_variant=str(i))
         day = 19 + i % 10
-        (out / f"bench_{i:03d}.json").write_text(json.dumps(
-            {**sidecar, "product_id": f"BENCH-{i:03d}", "acquired_after": f"2026-09-{day:02d}"}))
+        (out / f"bench_{i:03d}.json").write_text(
+            json.dumps({**sidecar, "product_id": f"BENCH-{i:03d}", "acquired_after": f"2026-09-{day:02d}"})
+        )
         made.append(path)
     return made
 
@@ -92,8 +101,10 @@ class Writer(threading.Thread):
 
 async def client(base: str, token: str, until: float, record: dict, offset: int) -> None:
     headers = {"Authorization": f"Bearer {token}"}
-    calls = [("POST /checks", "POST", "/checks", {"json": REGION}),
-             ("GET /collections/flags/items", "GET", "/collections/flags/items?limit=50", {})]
+    calls = [
+        ("POST /checks", "POST", "/checks", {"json": REGION}),
+        ("GET /collections/flags/items", "GET", "/collections/flags/items?limit=50", {}),
+    ]
     i = offset
     async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as http:
         while time.monotonic() < until:
@@ -138,11 +149,16 @@ def main() -> None:
     products = variants(out, 200)
 
     port = free_port()
-    env = {**os.environ, "REDLINE_DATABASE_URL": url, "REDLINE_EVIDENCE_DIR": str(work / "evidence"),
-           "REDLINE_DATA_DIR": str(out)}
+    env = {
+        **os.environ,
+        "REDLINE_DATABASE_URL": url,
+        "REDLINE_EVIDENCE_DIR": str(work / "evidence"),
+        "REDLINE_DATA_DIR": str(out),
+    }
     log = open(work / "serve.log", "wb")
-    server = subprocess.Popen([REDLINE, "serve", "--port", str(port)], env=env, cwd=ROOT, stdout=log,
-                              stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        [REDLINE, "serve", "--port", str(port)], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -162,8 +178,11 @@ def main() -> None:
 
         writer = Writer(env, [] if args.no_writer else products)
         record = {n: {"ms": [], "errors": []} for n in ("POST /checks", "GET /collections/flags/items")}
-        print(f"{args.clients} clients for {args.seconds:g} s against {base} ({n_flags} flags)"
-              f"{'' if args.no_writer else ', redline scan writing meanwhile'} ...", flush=True)
+        print(
+            f"{args.clients} clients for {args.seconds:g} s against {base} ({n_flags} flags)"
+            f"{'' if args.no_writer else ', redline scan writing meanwhile'} ...",
+            flush=True,
+        )
         writer.start()
         t0 = time.monotonic()
         until = t0 + args.seconds
@@ -186,8 +205,10 @@ def main() -> None:
         ms = r["ms"]
         total += len(ms)
         errors += len(r["errors"])
-        print(f"{name:32} {len(ms):8d} {len(ms) / elapsed:7.1f} {pct(ms, 50):8.1f} {pct(ms, 95):8.1f} "
-              f"{max(ms):8.1f} {len(r['errors']):6d}")
+        print(
+            f"{name:32} {len(ms):8d} {len(ms) / elapsed:7.1f} {pct(ms, 50):8.1f} {pct(ms, 95):8.1f} "
+            f"{max(ms):8.1f} {len(r['errors']):6d}"
+        )
     print(f"{'all':32} {total:8d} {total / elapsed:7.1f} {'':8} {'':8} {'':8} {errors:6d}")
     if not args.no_writer:
         scan_s = f", {statistics.median(writer.seconds):.2f} s each (median)" if writer.seconds else ""

@@ -58,6 +58,7 @@ def _maxrss_mib(who=resource.RUSAGE_SELF) -> float:
 
 # --- child phases ----------------------------------------------------------------------
 
+
 def _warm() -> int:
     import redline.batch  # noqa: F401 - engine imported before the clock starts
 
@@ -92,9 +93,16 @@ def dask_phase(spec: dict, workers: int) -> dict:
         seconds = time.perf_counter() - t1
         worker_peaks = sorted(client.run(_worker_peak_mib).values())
     store.close()
-    return {"seconds": seconds, "startup_seconds": startup, "peak_rss_mib": _maxrss_mib(),
-            "worker_peak_rss_mib": worker_peaks, "patches": result.patches, "conflicts": result.conflicts,
-            "new_flags": len(result.new_flags), "windows": result.windows}
+    return {
+        "seconds": seconds,
+        "startup_seconds": startup,
+        "peak_rss_mib": _maxrss_mib(),
+        "worker_peak_rss_mib": worker_peaks,
+        "patches": result.patches,
+        "conflicts": result.conflicts,
+        "new_flags": len(result.new_flags),
+        "windows": result.windows,
+    }
 
 
 GDAL_TOOLS = ("gdal_calc.py", "gdal_translate", "gdal_polygonize.py", "ogr2ogr")
@@ -129,19 +137,49 @@ def gdal_phase(spec: dict) -> dict:
     codes = work / "codes.tif"
     if product["mode"] == "transition":
         expr = _activity_expression(Path(product["transition_table"]).read_text())
-        steps.append(("gdal_calc", ["gdal_calc.py", "-A", product["before_path"], "-B", product["path"],
-                                    f"--calc={expr}", f"--outfile={codes}", "--type=Byte", "--NoDataValue=0",
-                                    "--co=TILED=YES", "--co=COMPRESS=DEFLATE", "--quiet", "--overwrite"]))
+        steps.append(
+            (
+                "gdal_calc",
+                [
+                    "gdal_calc.py",
+                    "-A",
+                    product["before_path"],
+                    "-B",
+                    product["path"],
+                    f"--calc={expr}",
+                    f"--outfile={codes}",
+                    "--type=Byte",
+                    "--NoDataValue=0",
+                    "--co=TILED=YES",
+                    "--co=COMPRESS=DEFLATE",
+                    "--quiet",
+                    "--overwrite",
+                ],
+            )
+        )
     else:
         codes = work / "codes.vrt"
-        steps.append(("gdal_translate", ["gdal_translate", "-q", "-of", "VRT", "-a_nodata", "0", product["path"],
-                                         str(codes)]))
+        steps.append(
+            ("gdal_translate", ["gdal_translate", "-q", "-of", "VRT", "-a_nodata", "0", product["path"], str(codes)])
+        )
     steps += [
-        ("gdal_polygonize", ["gdal_polygonize.py", "-q", str(codes), "-f", "GPKG", str(work / "patches.gpkg"),
-                             "patches", "code"]),
+        (
+            "gdal_polygonize",
+            ["gdal_polygonize.py", "-q", str(codes), "-f", "GPKG", str(work / "patches.gpkg"), "patches", "code"],
+        ),
         ("ogr2ogr zones", ["ogr2ogr", "-t_srs", "EPSG:4326", str(work / "zones.gpkg"), spec["redline"]]),
-        ("ogr2ogr clip", ["ogr2ogr", "-t_srs", "EPSG:4326", "-clipdst", str(work / "zones.gpkg"),
-                          str(work / "clipped.gpkg"), str(work / "patches.gpkg")]),
+        (
+            "ogr2ogr clip",
+            [
+                "ogr2ogr",
+                "-t_srs",
+                "EPSG:4326",
+                "-clipdst",
+                str(work / "zones.gpkg"),
+                str(work / "clipped.gpkg"),
+                str(work / "patches.gpkg"),
+            ],
+        ),
     ]
     times = {}
     t0 = time.perf_counter()
@@ -152,10 +190,14 @@ def gdal_phase(spec: dict) -> dict:
             raise SystemExit(f"{name} failed: {done.stderr.strip()}")
         times[name] = time.perf_counter() - t
     seconds = time.perf_counter() - t0
-    out = {"seconds": seconds, "steps": times, "peak_rss_mib": _maxrss_mib(resource.RUSAGE_CHILDREN),
-           "polygons": pyogrio.read_info(work / "patches.gpkg")["features"],
-           "clipped": pyogrio.read_info(work / "clipped.gpkg")["features"],
-           "gdal": subprocess.run(["gdalinfo", "--version"], capture_output=True, text=True).stdout.strip()}
+    out = {
+        "seconds": seconds,
+        "steps": times,
+        "peak_rss_mib": _maxrss_mib(resource.RUSAGE_CHILDREN),
+        "polygons": pyogrio.read_info(work / "patches.gpkg")["features"],
+        "clipped": pyogrio.read_info(work / "clipped.gpkg")["features"],
+        "gdal": subprocess.run(["gdalinfo", "--version"], capture_output=True, text=True).stdout.strip(),
+    }
     shutil.rmtree(work, ignore_errors=True)
     return out
 
@@ -171,6 +213,7 @@ def run_phase(phase: str, spec: dict) -> dict:
 
 
 # --- parent ----------------------------------------------------------------------------
+
 
 def spawn_phase(phase: str, spec: dict) -> dict:
     """Run a phase in a fresh interpreter, sampling the RSS of its whole process tree."""
@@ -232,8 +275,10 @@ def _mark(ok: bool | None) -> str:
 
 
 def print_report(results: list[dict]) -> None:
-    head = (f"{'input':<20} {'phase':<16} {'seconds':>8} {'x raw':>7} {'peak RSS MiB':>13} "
-            f"{'largest worker':>15} {'all processes':>14}")
+    head = (
+        f"{'input':<20} {'phase':<16} {'seconds':>8} {'x raw':>7} {'peak RSS MiB':>13} "
+        f"{'largest worker':>15} {'all processes':>14}"
+    )
     print(head)
     print("-" * len(head))
     for res in results:
@@ -243,13 +288,17 @@ def print_report(results: list[dict]) -> None:
         labels.update({p: f"scan, {p[5:]} worker{'s' * (p != 'dask-1')}" for p in ph if p.startswith("dask-")})
         for i, (name, m) in enumerate(ph.items()):
             if m.get("missing"):
-                print(f"{res['name'] if i == 0 else '':<20} {labels[name]:<16} not run: {', '.join(m['missing'])} "
-                      "not found (install Debian's gdal-bin)")
+                print(
+                    f"{res['name'] if i == 0 else '':<20} {labels[name]:<16} not run: {', '.join(m['missing'])} "
+                    "not found (install Debian's gdal-bin)"
+                )
                 continue
             worker = f"{max(m['worker_peak_rss_mib']):.0f}" if m.get("worker_peak_rss_mib") else ""
-            print(f"{res['name'] if i == 0 else '':<20} {labels[name]:<16} {m['seconds']:>8.2f} "
-                  f"{m['seconds'] / raw:>7.2f} {m['peak_rss_mib']:>13.0f} {worker:>15} "
-                  f"{m['tree_peak_rss_mib']:>14.0f}")
+            print(
+                f"{res['name'] if i == 0 else '':<20} {labels[name]:<16} {m['seconds']:>8.2f} "
+                f"{m['seconds'] / raw:>7.2f} {m['peak_rss_mib']:>13.0f} {worker:>15} "
+                f"{m['tree_peak_rss_mib']:>14.0f}"
+            )
         scan = ph["scan"]["seconds"]
         r = {"scan/raw": scan / raw}
         lines = [f"scan/raw {r['scan/raw']:.2f} (target <= {TARGETS['scan/raw']:.0f}: {_mark(r['scan/raw'] <= 3)})"]
@@ -259,27 +308,35 @@ def print_report(results: list[dict]) -> None:
         g = ph.get("gdal", {})
         if g and not g.get("missing"):
             r["gdal/scan"] = g["seconds"] / scan
-            lines.append(f"GDAL CLI / our serial scan {r['gdal/scan']:.2f}x (target >= 3: {_mark(r['gdal/scan'] >= 3)}; "
-                         + ", ".join(f"{k} {v:.1f} s" for k, v in g["steps"].items())
-                         + f"; {g['polygons']} polygons, {g['clipped']} after the clip)")
+            lines.append(
+                f"GDAL CLI / our serial scan {r['gdal/scan']:.2f}x (target >= 3: {_mark(r['gdal/scan'] >= 3)}; "
+                + ", ".join(f"{k} {v:.1f} s" for k, v in g["steps"].items())
+                + f"; {g['polygons']} polygons, {g['clipped']} after the clip)"
+            )
             if "dask-2" in ph:
                 r["gdal/dask-2"] = g["seconds"] / ph["dask-2"]["seconds"]
                 lines.append(f"GDAL CLI / our 2-worker scan {r['gdal/dask-2']:.2f}x")
         if "dask-1" in ph and "dask-2" in ph:
             r["speedup"] = ph["dask-1"]["seconds"] / ph["dask-2"]["seconds"]
-            lines.append(f"speed-up 1 -> 2 workers {r['speedup']:.2f}x (target >= 1.6: {_mark(r['speedup'] >= 1.6)}); "
-                         f"cluster start-up {ph['dask-2']['startup_seconds']:.1f} s, not in the scan")
+            lines.append(
+                f"speed-up 1 -> 2 workers {r['speedup']:.2f}x (target >= 1.6: {_mark(r['speedup'] >= 1.6)}); "
+                f"cluster start-up {ph['dask-2']['startup_seconds']:.1f} s, not in the scan"
+            )
         for p in ph:
             n = int(p[5:]) if p.startswith("dask-") else 0
             if n > 2 and "dask-1" in ph:
                 r[f"speedup-{n}"] = ph["dask-1"]["seconds"] / ph[p]["seconds"]
                 lines.append(f"speed-up 1 -> {n} workers {r[f'speedup-{n}']:.2f}x")
         rss = ph["scan"]["peak_rss_mib"]
-        lines.append(f"serial scan peak RSS {rss:.0f} MiB (target <= {TARGETS['rss_mib']} on WorldCover: "
-                     f"{_mark(rss <= TARGETS['rss_mib'])})")
+        lines.append(
+            f"serial scan peak RSS {rss:.0f} MiB (target <= {TARGETS['rss_mib']} on WorldCover: "
+            f"{_mark(rss <= TARGETS['rss_mib'])})"
+        )
         sc = ph["scan"]
-        lines.append(f"{res['description']}; {sc['patches']} patches, {sc['conflicts']} conflicts, "
-                     f"{sc['new_flags']} flags; checksum {sc['checksum_seconds']:.2f} s of the scan")
+        lines.append(
+            f"{res['description']}; {sc['patches']} patches, {sc['conflicts']} conflicts, "
+            f"{sc['new_flags']} flags; checksum {sc['checksum_seconds']:.2f} s of the scan"
+        )
         for line in lines:
             print(f"{'':<20} {line}")
         res["ratios"] = r
@@ -289,17 +346,27 @@ def print_report(results: list[dict]) -> None:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--synthetic-size", type=int, default=bench_scan.DEFAULT_SIZE, metavar="N")
-    ap.add_argument("--worldcover", type=Path, default=ROOT.parent / "shared" / "data" / "real" / "worldcover",
-                    metavar="DIR")
+    ap.add_argument(
+        "--worldcover", type=Path, default=ROOT.parent / "shared" / "data" / "real" / "worldcover", metavar="DIR"
+    )
     ap.add_argument("--skip-synthetic", action="store_true")
     ap.add_argument("--skip-worldcover", action="store_true")
     ap.add_argument("--skip-gdal", action="store_true", help="leave out the GDAL command-line pipeline")
-    ap.add_argument("--workers", default="1,2", metavar="N,N",
-                    help="Dask LocalCluster sizes to time (default 1,2; e.g. 1,2,16 on a 16-core machine)")
+    ap.add_argument(
+        "--workers",
+        default="1,2",
+        metavar="N,N",
+        help="Dask LocalCluster sizes to time (default 1,2; e.g. 1,2,16 on a 16-core machine)",
+    )
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/redline-bench"), metavar="DIR")
     ap.add_argument("--mmu-ha", type=float, default=0.1, metavar="HA")
-    ap.add_argument("--repeat", type=int, default=3, metavar="N",
-                    help="runs of each of our phases; the median is reported (GDAL runs once; default 3)")
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        metavar="N",
+        help="runs of each of our phases; the median is reported (GDAL runs once; default 3)",
+    )
     ap.add_argument("--json-out", type=Path, metavar="FILE")
     ap.add_argument("--phase", help=argparse.SUPPRESS)
     ap.add_argument("--spec", help=argparse.SUPPRESS)
@@ -309,13 +376,19 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     workers = sorted({int(n) for n in args.workers.split(",") if n.strip()})
-    phases = [q for p in PHASES for q in ([f"dask-{n}" for n in workers] if p == "dask-*" else [p])
-              if not (q == "gdal" and args.skip_gdal)]
+    phases = [
+        q
+        for p in PHASES
+        for q in ([f"dask-{n}" for n in workers] if p == "dask-*" else [p])
+        if not (q == "gdal" and args.skip_gdal)
+    ]
     if "gdal" in phases and gdal_missing():
         subprocess.run([str(ROOT / "scripts" / "provision_gdal_bin.sh")], check=False)
         if gdal_missing():
-            print(f"GDAL command-line tools not found ({', '.join(gdal_missing())}): the GDAL comparison is "
-                  "left out.", file=sys.stderr)
+            print(
+                f"GDAL command-line tools not found ({', '.join(gdal_missing())}): the GDAL comparison is left out.",
+                file=sys.stderr,
+            )
     t0 = time.perf_counter()
     specs = []
     if not args.skip_synthetic:
@@ -328,15 +401,29 @@ def main(argv: list[str] | None = None) -> None:
             specs.append(spec)
     results = [benchmark(spec, phases, args.repeat) for spec in specs]
     print_report(results)
-    print(f"median of {args.repeat} runs per phase (GDAL: 1); peak RSS: the largest of the runs. "
-          f"wall time {time.perf_counter() - t0:.0f} s; {os.cpu_count()} CPUs; Python {platform.python_version()}")
+    print(
+        f"median of {args.repeat} runs per phase (GDAL: 1); peak RSS: the largest of the runs. "
+        f"wall time {time.perf_counter() - t0:.0f} s; {os.cpu_count()} CPUs; Python {platform.python_version()}"
+    )
     if args.json_out:
         import rasterio
 
-        args.json_out.write_text(json.dumps({
-            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-                        "rasterio": rasterio.__version__, "gdal": rasterio.__gdal_version__},
-            "inputs": results}, indent=2, ensure_ascii=False))
+        args.json_out.write_text(
+            json.dumps(
+                {
+                    "machine": {
+                        "cpus": os.cpu_count(),
+                        "python": platform.python_version(),
+                        "platform": platform.platform(),
+                        "rasterio": rasterio.__version__,
+                        "gdal": rasterio.__gdal_version__,
+                    },
+                    "inputs": results,
+                },
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
 
 
 if __name__ == "__main__":

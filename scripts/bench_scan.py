@@ -62,22 +62,34 @@ CHANGE_FRACTION = 0.01
 NOISE_FRACTION = 0.0005
 REDLINE_FRACTION = 0.30
 
-CLASS_TABLE = "code,activity\n0,none\n1,mining\n2,industrial\n3,energy\n4,transport\n" \
-              "5,construction\n6,farmland\n7,tourism\n8,other\n"
+CLASS_TABLE = (
+    "code,activity\n0,none\n1,mining\n2,industrial\n3,energy\n4,transport\n"
+    "5,construction\n6,farmland\n7,tourism\n8,other\n"
+)
 WC_BEFORE = "ESA_WorldCover_10m_2020_v100_N00E006_Map.tif"
 WC_AFTER = "ESA_WorldCover_10m_2021_v200_N00E006_Map.tif"
-WC_TRANSITIONS = "before,after,activity\n10|20|30|90|95|100,50,construction\n" \
-                 "10|20|30|90|95,40,farmland\n10|20|30|90|95,60,mining\n"
+WC_TRANSITIONS = (
+    "before,after,activity\n10|20|30|90|95|100,50,construction\n10|20|30|90|95,40,farmland\n10|20|30|90|95,60,mining\n"
+)
 # Rough outlines (lon, lat) of the two islands' protected forest, enough to put
 # most of the tile's land change under a red line.
 WC_REDLINES = {
-    "Parque Natural Obô de São Tomé": [(6.45, 0.00), (6.79, 0.00), (6.79, 0.20), (6.72, 0.29), (6.64, 0.36),
-                                       (6.55, 0.43), (6.47, 0.40), (6.45, 0.30)],
+    "Parque Natural Obô de São Tomé": [
+        (6.45, 0.00),
+        (6.79, 0.00),
+        (6.79, 0.20),
+        (6.72, 0.29),
+        (6.64, 0.36),
+        (6.55, 0.43),
+        (6.47, 0.40),
+        (6.45, 0.30),
+    ],
     "Parque Natural Obô do Príncipe": [(7.32, 1.52), (7.47, 1.52), (7.47, 1.60), (7.40, 1.63), (7.32, 1.62)],
 }
 
 
 # --- child: one phase, one process -----------------------------------------------------
+
 
 def _maxrss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
@@ -124,13 +136,19 @@ def run_phase(phase: str, spec: dict) -> dict:
         out.update(windows=extractor.windows_total, windows_with_change=extractor.windows_with_change)
     elif phase == "scan":
         result = scan_product(store, product, settings=settings)
-        out.update(patches=result.patches, conflicts=result.conflicts, permitted=result.permitted,
-                   new_flags=len(result.new_flags), windows=result.windows,
-                   windows_with_change=result.windows_with_change)
+        out.update(
+            patches=result.patches,
+            conflicts=result.conflicts,
+            permitted=result.permitted,
+            new_flags=len(result.new_flags),
+            windows=result.windows,
+            windows_with_change=result.windows_with_change,
+        )
     else:
         raise SystemExit(f"unknown phase {phase!r}")
-    out.update(seconds=time.perf_counter() - t0, cpu_seconds=_cpu_s() - cpu0,
-               peak_rss_mib=_maxrss_mib(), base_rss_mib=base_mib)
+    out.update(
+        seconds=time.perf_counter() - t0, cpu_seconds=_cpu_s() - cpu0, peak_rss_mib=_maxrss_mib(), base_rss_mib=base_mib
+    )
     if phase == "scan":
         store.close()
         t = time.perf_counter()  # after the clock stopped: how much of the scan is the checksum
@@ -155,6 +173,7 @@ def spawn_phase(phase: str, spec: dict) -> dict | None:
 
 # --- synthetic input -------------------------------------------------------------------
 
+
 def _blob(rng, area: float, cx: float, cy: float):
     """An organic, somewhat elongated blob of about ``area`` px (pit, field, spoil heap)."""
     import shapely
@@ -165,7 +184,7 @@ def _blob(rng, area: float, cx: float, cy: float):
     for m in (2, 3, 5):
         r += rng.uniform(0, 0.15) * np.cos(m * theta + rng.uniform(0, 2 * np.pi))
     aspect = rng.uniform(1, 2.5)
-    poly = shapely.Polygon(np.column_stack([r * np.cos(theta) * aspect ** 0.5, r * np.sin(theta) / aspect ** 0.5]))
+    poly = shapely.Polygon(np.column_stack([r * np.cos(theta) * aspect**0.5, r * np.sin(theta) / aspect**0.5]))
     poly = affinity.scale(poly, *(2 * [np.sqrt(area / poly.area)]), origin=(0, 0))
     return affinity.translate(affinity.rotate(poly, rng.uniform(0, 180), origin=(0, 0)), cx, cy)
 
@@ -224,9 +243,20 @@ def write_synthetic(path: Path, size: int, seed: int = SEED) -> None:
     from rasterio.windows import Window
 
     geoms, codes, bounds = synthetic_patches(size, seed)
-    profile = dict(driver="GTiff", width=size, height=size, count=1, dtype="uint8", crs=UTM,
-                   transform=from_origin(*ORIGIN, PIXEL, PIXEL), tiled=True, blockxsize=BLOCK,
-                   blockysize=BLOCK, compress="deflate", BIGTIFF="IF_SAFER")
+    profile = dict(
+        driver="GTiff",
+        width=size,
+        height=size,
+        count=1,
+        dtype="uint8",
+        crs=UTM,
+        transform=from_origin(*ORIGIN, PIXEL, PIXEL),
+        tiled=True,
+        blockxsize=BLOCK,
+        blockysize=BLOCK,
+        compress="deflate",
+        BIGTIFF="IF_SAFER",
+    )
     tmp = path.with_suffix(".part.tif")
     with rasterio.Env(GDAL_CACHEMAX=64), rasterio.open(tmp, "w", **profile) as dst:
         for i, r0 in enumerate(range(0, size, BLOCK)):
@@ -260,17 +290,27 @@ def write_synthetic_redline(path: Path, size: int, seed: int = SEED) -> float:
         r = np.ones_like(theta)
         for m in (2, 3, 4, 7):
             r += rng.uniform(0, 0.08) * np.cos(m * theta + rng.uniform(0, 2 * np.pi))
-        zones.append(shapely.Polygon(np.column_stack([cx * size + radius * r * np.cos(theta),
-                                                      cy * size + radius * r * np.sin(theta)])))
+        zones.append(
+            shapely.Polygon(
+                np.column_stack([cx * size + radius * r * np.cos(theta), cy * size + radius * r * np.sin(theta)])
+            )
+        )
     # one zone has an enclave (an existing town is not red line)
     zones[0] = zones[0].difference(shapely.Point(0.27 * size, 0.30 * size).buffer(0.03 * size))
-    share = shapely.union_all(zones).intersection(shapely.box(0, 0, size, size)).area / size ** 2
+    share = shapely.union_all(zones).intersection(shapely.box(0, 0, size, size)).area / size**2
     geoms = reproject(apply_affine(np.array(zones, dtype=object), from_origin(*ORIGIN, PIXEL, PIXEL)), UTM, "EPSG:4490")
     gdf = gpd.GeoDataFrame(
-        {"name": ["库布齐沙漠防风固沙生态保护红线", "黄河湿地生物多样性维护红线", "毛乌素沙地水土保持红线",
-                  "鄂尔多斯高原水源涵养红线"],
-         "function_type": ["防风固沙", "生物多样性维护", "水土保持", "水源涵养"]},
-        geometry=list(geoms), crs="EPSG:4490",
+        {
+            "name": [
+                "库布齐沙漠防风固沙生态保护红线",
+                "黄河湿地生物多样性维护红线",
+                "毛乌素沙地水土保持红线",
+                "鄂尔多斯高原水源涵养红线",
+            ],
+            "function_type": ["防风固沙", "生物多样性维护", "水土保持", "水源涵养"],
+        },
+        geometry=list(geoms),
+        crs="EPSG:4490",
     )
     path.unlink(missing_ok=True)
     gdf.to_file(path, driver="GPKG")
@@ -293,8 +333,13 @@ def prepare_synthetic(workdir: Path, size: int, mmu_ha: float) -> dict:
     return {
         "name": f"synthetic-{size}",
         "description": f"class mode, {size} x {size} uint8, {BLOCK}x{BLOCK} deflate tiles, red line {share:.0%}",
-        "product": {"product_id": f"bench-synthetic-{size}", "mode": "class", "path": str(raster),
-                    "class_table": str(folder / "classes.csv"), "acquired_after": "2026-06-30"},
+        "product": {
+            "product_id": f"bench-synthetic-{size}",
+            "mode": "class",
+            "path": str(raster),
+            "class_table": str(folder / "classes.csv"),
+            "acquired_after": "2026-06-30",
+        },
         "redline": str(folder / "redline.gpkg"),
         "db": str(folder / "scan.db"),
         "mmu_ha": mmu_ha,
@@ -302,6 +347,7 @@ def prepare_synthetic(workdir: Path, size: int, mmu_ha: float) -> dict:
 
 
 # --- WorldCover input ------------------------------------------------------------------
+
 
 def prepare_worldcover(workdir: Path, source: Path, mmu_ha: float) -> dict | None:
     before, after = source / WC_BEFORE, source / WC_AFTER
@@ -313,16 +359,25 @@ def prepare_worldcover(workdir: Path, source: Path, mmu_ha: float) -> dict | Non
     folder = workdir / "worldcover"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "transitions.csv").write_text(WC_TRANSITIONS)
-    gdf = gpd.GeoDataFrame({"name": list(WC_REDLINES), "function_type": ["biodiversity", "biodiversity"]},
-                           geometry=[shapely.Polygon(ring) for ring in WC_REDLINES.values()], crs="EPSG:4326")
+    gdf = gpd.GeoDataFrame(
+        {"name": list(WC_REDLINES), "function_type": ["biodiversity", "biodiversity"]},
+        geometry=[shapely.Polygon(ring) for ring in WC_REDLINES.values()],
+        crs="EPSG:4326",
+    )
     (folder / "redline.gpkg").unlink(missing_ok=True)
     gdf.to_file(folder / "redline.gpkg", driver="GPKG")
     return {
         "name": "worldcover-N00E006",
         "description": "transition mode, 2 x 36000 x 36000 uint8, 1024x1024 deflate tiles, 2020 v100 -> 2021 v200",
-        "product": {"product_id": "bench-worldcover-N00E006", "mode": "transition", "path": str(after),
-                    "before_path": str(before), "transition_table": str(folder / "transitions.csv"),
-                    "acquired_before": "2020-12-31", "acquired_after": "2021-12-31"},
+        "product": {
+            "product_id": "bench-worldcover-N00E006",
+            "mode": "transition",
+            "path": str(after),
+            "before_path": str(before),
+            "transition_table": str(folder / "transitions.csv"),
+            "acquired_before": "2020-12-31",
+            "acquired_after": "2021-12-31",
+        },
         "redline": str(folder / "redline.gpkg"),
         "db": str(folder / "scan.db"),
         "mmu_ha": mmu_ha,
@@ -330,6 +385,7 @@ def prepare_worldcover(workdir: Path, source: Path, mmu_ha: float) -> dict | Non
 
 
 # --- parent ----------------------------------------------------------------------------
+
 
 def engine_revision() -> str:
     """The commit the engine was measured at, with ``-dirty`` when redline/ has local edits."""
@@ -339,10 +395,12 @@ def engine_revision() -> str:
     if where != ROOT / "redline":
         return f"imported from {where}"
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "redline"], cwd=ROOT, capture_output=True,
-                               text=True, check=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "redline"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head + ("-dirty" if dirty else "")
@@ -375,8 +433,9 @@ def benchmark(spec: dict) -> dict:
 
 
 def print_report(results: list[dict], wall: float) -> None:
-    header = (f"{'input':<20} {'phase':<8} {'seconds':>9} {'x raw':>7} {'cpu s':>8} "
-              f"{'peak RSS MiB':>13} {'+ over start':>13}")
+    header = (
+        f"{'input':<20} {'phase':<8} {'seconds':>9} {'x raw':>7} {'cpu s':>8} {'peak RSS MiB':>13} {'+ over start':>13}"
+    )
     print(header)
     print("-" * len(header))
     for res in results:
@@ -387,33 +446,53 @@ def print_report(results: list[dict], wall: float) -> None:
                 print(f"{name:<20} {phase:<8} {'failed':>9}")
                 continue
             ratio = f"{m['seconds'] / raw['seconds']:>7.2f}" if raw else f"{'-':>7}"
-            print(f"{name:<20} {phase:<8} {m['seconds']:>9.2f} {ratio} {m['cpu_seconds']:>8.2f} "
-                  f"{m['peak_rss_mib']:>13.0f} {m['peak_rss_mib'] - m['base_rss_mib']:>13.0f}")
+            print(
+                f"{name:<20} {phase:<8} {m['seconds']:>9.2f} {ratio} {m['cpu_seconds']:>8.2f} "
+                f"{m['peak_rss_mib']:>13.0f} {m['peak_rss_mib'] - m['base_rss_mib']:>13.0f}"
+            )
         print(f"{'':<20} {res['description']}")
         ex, sc = res["phases"]["extract"], res["phases"]["scan"]
         counts = []
         if ex:
             counts.append(f"windows {ex['windows']} ({ex['windows_with_change']} with change), patches {ex['patches']}")
         if sc:
-            counts.append(f"scan: patches {sc['patches']}, conflicts {sc['conflicts']}, permitted {sc['permitted']}, "
-                          f"new flags {sc['new_flags']}, checksum {sc['checksum_seconds']:.3f} s")
+            counts.append(
+                f"scan: patches {sc['patches']}, conflicts {sc['conflicts']}, permitted {sc['permitted']}, "
+                f"new flags {sc['new_flags']}, checksum {sc['checksum_seconds']:.3f} s"
+            )
         print(f"{'':<20} {'; '.join(counts)}")
         print()
-    print(f"engine {engine_revision()}; wall time {wall:.1f} s (generation and all phases); "
-          f"'+ over start' = peak RSS minus the RSS after imports and set-up")
+    print(
+        f"engine {engine_revision()}; wall time {wall:.1f} s (generation and all phases); "
+        f"'+ over start' = peak RSS minus the RSS after imports and set-up"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--synthetic-size", type=int, default=DEFAULT_SIZE, metavar="N",
-                    help=f"side of the synthetic raster in pixels (default {DEFAULT_SIZE})")
-    ap.add_argument("--worldcover", type=Path, default=ROOT.parent / "shared" / "data" / "real" / "worldcover",
-                    metavar="DIR", help="folder holding the WorldCover N00E006 2020/2021 pair "
-                    "(default ../shared/data/real/worldcover)")
+    ap.add_argument(
+        "--synthetic-size",
+        type=int,
+        default=DEFAULT_SIZE,
+        metavar="N",
+        help=f"side of the synthetic raster in pixels (default {DEFAULT_SIZE})",
+    )
+    ap.add_argument(
+        "--worldcover",
+        type=Path,
+        default=ROOT.parent / "shared" / "data" / "real" / "worldcover",
+        metavar="DIR",
+        help="folder holding the WorldCover N00E006 2020/2021 pair (default ../shared/data/real/worldcover)",
+    )
     ap.add_argument("--skip-synthetic", action="store_true")
     ap.add_argument("--skip-worldcover", action="store_true")
-    ap.add_argument("--workdir", type=Path, default=Path("/tmp/redline-bench"), metavar="DIR",
-                    help="where generated inputs are cached and stores written (default /tmp/redline-bench)")
+    ap.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path("/tmp/redline-bench"),
+        metavar="DIR",
+        help="where generated inputs are cached and stores written (default /tmp/redline-bench)",
+    )
     ap.add_argument("--mmu-ha", type=float, default=0.1, metavar="HA", help="minimum mapping unit (default 0.1 ha)")
     ap.add_argument("--json-out", type=Path, metavar="FILE", help="also write the results as JSON")
     ap.add_argument("--phase", choices=PHASES, help=argparse.SUPPRESS)
@@ -443,9 +522,13 @@ def main(argv: list[str] | None = None) -> None:
 
         doc = {
             "engine": engine_revision(),
-            "machine": {"python": platform.python_version(), "platform": platform.platform(),
-                        "cpus": os.cpu_count(), "rasterio": rasterio.__version__,
-                        "gdal": rasterio.__gdal_version__},
+            "machine": {
+                "python": platform.python_version(),
+                "platform": platform.platform(),
+                "cpus": os.cpu_count(),
+                "rasterio": rasterio.__version__,
+                "gdal": rasterio.__gdal_version__,
+            },
             "wall_seconds": wall,
             "inputs": results,
         }

@@ -50,6 +50,7 @@ ISO = "2026-06-01T00:00:00+00:00"
 
 # --- PostGIS databases ---------------------------------------------------------------------
 
+
 def _with_db(url: str, name: str) -> str:
     p = urlsplit(url)
     return f"{p.scheme}://{p.netloc}/{name}" + (f"?{p.query}" if p.query else "")
@@ -91,13 +92,17 @@ def copy_store(src, dst) -> None:
 
 # --- region checks -------------------------------------------------------------------------
 
+
 def regions(n: int) -> list:
     """The county-sized regions of bench_check.py (the same seed, so the same places)."""
     rng = np.random.default_rng(1)
     out = []
     w, h = bench_check.COUNTY
     for _ in range(n):
-        x, y = rng.uniform(bench_check.WEST, bench_check.EAST - w), rng.uniform(bench_check.SOUTH, bench_check.NORTH - h)
+        x, y = (
+            rng.uniform(bench_check.WEST, bench_check.EAST - w),
+            rng.uniform(bench_check.SOUTH, bench_check.NORTH - h),
+        )
         out.append(bench_check.blob(rng, x + w / 2, y + h / 2, h / 2, 64))
     return out
 
@@ -132,6 +137,7 @@ def time_checks(url: str, regs: list) -> dict:
 
 
 # --- scans ---------------------------------------------------------------------------------
+
 
 @contextmanager
 def timed_transactions(store, box: list):
@@ -184,15 +190,25 @@ def time_scans(url: str, spec: dict, pixels: int) -> list[dict]:
             t = time.perf_counter()
             result = scan_product(store, ChangeProduct(**product), settings=settings)
             seconds = time.perf_counter() - t
-        out.append({"product": product["product_id"], "seconds": seconds, "write_s": box[0],
-                    "patches": result.patches, "conflicts": result.conflicts + result.permitted,
-                    "new": len(result.new_flags), "observed": len(result.observed_flags),
-                    "patches_per_s": result.patches / seconds, "mpx_per_s": pixels / seconds / 1e6})
+        out.append(
+            {
+                "product": product["product_id"],
+                "seconds": seconds,
+                "write_s": box[0],
+                "patches": result.patches,
+                "conflicts": result.conflicts + result.permitted,
+                "new": len(result.new_flags),
+                "observed": len(result.observed_flags),
+                "patches_per_s": result.patches / seconds,
+                "mpx_per_s": pixels / seconds / 1e6,
+            }
+        )
     store.close()
     return out
 
 
 # --- main ----------------------------------------------------------------------------------
+
 
 def pct(values, q) -> float:
     return float(np.percentile(values, q))
@@ -200,8 +216,11 @@ def pct(values, q) -> float:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--pg-url", default="postgresql:///redline_bench",
-                    help="a PostGIS server (its database name is the prefix of the benchmark databases)")
+    ap.add_argument(
+        "--pg-url",
+        default="postgresql:///redline_bench",
+        help="a PostGIS server (its database name is the prefix of the benchmark databases)",
+    )
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/redline-bench"))
     ap.add_argument("--zones", type=int, default=10_000)
     ap.add_argument("--flags", type=int, default=100_000)
@@ -257,7 +276,7 @@ def main(argv=None):
     if not args.skip_scans:
         spec = bench_scan.prepare_synthetic(args.workdir, args.scan_size, 0.1)
         bench_scan.warm_page_cache(spec)
-        pixels = args.scan_size ** 2
+        pixels = args.scan_size**2
         scans = {}
         sq = Path(spec["db"]).with_name("store-bench.db")
         for p in (sq, sq.with_name(sq.name + "-wal"), sq.with_name(sq.name + "-shm")):
@@ -272,8 +291,10 @@ def main(argv=None):
         for name in ("sqlite", "postgis"):
             for label, r in zip(("new product", "same again"), scans[name]):
                 made = f"{r['new']} new" if r["new"] else f"{r['observed']} obs"
-                lines.append(f"{name:<9} {label:<12} {r['seconds']:8.2f} {r['write_s']:8.2f} {r['patches']:>8} "
-                             f"{made:>12} {r['patches_per_s']:8.0f} {r['mpx_per_s']:7.1f}")
+                lines.append(
+                    f"{name:<9} {label:<12} {r['seconds']:8.2f} {r['write_s']:8.2f} {r['patches']:>8} "
+                    f"{made:>12} {r['patches_per_s']:8.0f} {r['mpx_per_s']:7.1f}"
+                )
         lines.append("'write s': time inside the scan's write transaction (flag matching, inserts, commit)")
     print("\n".join(lines))
 

@@ -36,8 +36,15 @@ from redline.auth import create_token  # noqa: E402
 from redline.store import open_store  # noqa: E402
 
 CHROMIUM = os.environ.get("REDLINE_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 IDLE = """(flags) => { const r = window.redline; return r && r.map && r.map.loaded() && r.map.areTilesLoaded()
             && !r.map.isMoving() && r.flagMap.renderedFlagIds().length > 0
             && (!flags || r.map.queryRenderedFeatures({layers: ['flags-point', 'flags-fill']})
@@ -67,9 +74,14 @@ def main(argv=None) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "REDLINE_DATABASE_URL": url, "REDLINE_EVIDENCE_DIR": str(args.workdir / "evidence")}
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "redline"), "serve", "--port", str(port)],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "redline"), "serve", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(300):
@@ -88,8 +100,12 @@ def main(argv=None) -> None:
                 page = ctx.new_page()
                 page.set_default_timeout(60_000)
                 done = []  # (path, seconds from request to response end) of the first load
-                page.on("requestfinished", lambda r: done.append((r.url.split("?")[0].removeprefix(base),
-                                                                  r.timing["responseEnd"] / 1000)))
+                page.on(
+                    "requestfinished",
+                    lambda r, done=done: done.append(
+                        (r.url.split("?")[0].removeprefix(base), r.timing["responseEnd"] / 1000)
+                    ),
+                )
                 t = time.perf_counter()
                 page.goto(f"{base}/#token={token}")
                 page.wait_for_function(IDLE, arg=None, polling=16)
@@ -115,14 +131,20 @@ def main(argv=None) -> None:
     for path, seconds in first_requests:
         if "/tiles/" in path:
             tiles.setdefault(path.split("/")[2], []).append(seconds)
-    print(f"redline serve; first load (last run): {len(first_requests)} requests; tiles: "
-          + "; ".join(f"{cid} {len(v)} (slowest {max(v):.2f} s)" for cid, v in sorted(tiles.items())))
+    print(
+        f"redline serve; first load (last run): {len(first_requests)} requests; tiles: "
+        + "; ".join(f"{cid} {len(v)} (slowest {max(v):.2f} s)" for cid, v in sorted(tiles.items()))
+    )
     print(f"store: {args.flags:,} flags, {args.zones:,} red lines; view zoom {zoom:.1f}, {n:,} critical flags drawn")
-    print(f"first render with flags, new context: median {med(first_cold):.2f} s  (runs: "
-          f"{', '.join(f'{x:.2f}' for x in first_cold)})")
+    print(
+        f"first render with flags, new context: median {med(first_cold):.2f} s  (runs: "
+        f"{', '.join(f'{x:.2f}' for x in first_cold)})"
+    )
     print(f"first render with flags, reload:      median {med(first_warm):.2f} s")
-    print(f"redraw after a filter change:         median {med(redraw):.2f} s  (runs: "
-          f"{', '.join(f'{x:.2f}' for x in redraw)})")
+    print(
+        f"redraw after a filter change:         median {med(redraw):.2f} s  (runs: "
+        f"{', '.join(f'{x:.2f}' for x in redraw)})"
+    )
 
 
 if __name__ == "__main__":

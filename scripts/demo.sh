@@ -39,7 +39,8 @@ redline report flags --status new -o out/problem_sheets.pdf
 
 echo "== 6. exports for GIS analysts"
 redline export out/flags.gpkg
-redline export out/flags_cgcs2000.geojson --crs EPSG:4490 --status new
+redline export out/flags.geojson --status new        # GeoJSON is always RFC 7946 lon/lat
+redline export out/flags_cgcs2000.gpkg --crs EPSG:4490 --status new
 echo "done: open out/flags.gpkg in QGIS, out/digests/latest.html in a browser, out/check_report.pdf and"
 echo "      out/problem_sheet.pdf (field form of flag $CRITICAL) in a PDF reader; store at out/demo.db"
 
@@ -47,6 +48,7 @@ echo "== 7. the HTTP API on the same store"
 TOKEN=$(redline tokens create demo-admin --role admin --json | python -c 'import json, sys; print(json.load(sys.stdin)["token"])')
 if [ -t 0 ] && [ "${REDLINE_DEMO_SERVE:-1}" = 1 ]; then
   echo "serving http://127.0.0.1:8000 (docs: /docs, OGC API Features: /collections); Ctrl-C stops it"
+  echo "open the map (this link signs you in as admin): http://127.0.0.1:8000/#token=$TOKEN"
   echo "admin token: $TOKEN"
   echo "try: curl -H \"Authorization: Bearer $TOKEN\" -H 'content-type: application/json' \\"
   echo "       --data @sample_data/check_region.geojson http://127.0.0.1:8000/checks"
@@ -74,5 +76,8 @@ print(f"POST /checks: {s['conflicts']} conflicts, {s['zones_touched']} zones, ob
 items = httpx.get(f"{base}/collections/flags/items?limit=3", headers=headers).json()
 print(f"GET /collections/flags/items: {items['numberMatched']} flags, next page: "
       f"{any(l['rel'] == 'next' for l in items['links'])}")
+page = httpx.get(f"{base}/", headers={"Accept": "text/html"})
+print(f"GET / (a browser): {page.status_code} {page.headers['content-type'].split(';')[0]}")
 PY
+echo "the map: http://127.0.0.1:8000/#token=$TOKEN once 'redline serve' runs (this link signs you in)"
 echo "API smoke test passed; run 'scripts/demo.sh' in a terminal to keep the server up"

@@ -71,27 +71,43 @@ STAMP_DATE = "2026-01-01"
 ZIP_DATE = (2026, 1, 1, 0, 0, 0)
 
 CLASS_CODES = {
-    "none": 0, "mining": 1, "industrial": 2, "energy": 3, "transport": 4,
-    "construction": 5, "farmland": 6, "tourism": 7, "other": 8,
+    "none": 0,
+    "mining": 1,
+    "industrial": 2,
+    "energy": 3,
+    "transport": 4,
+    "construction": 5,
+    "farmland": 6,
+    "tourism": 7,
+    "other": 8,
 }
-WORLDCOVER = {"tree": 10, "shrub": 20, "grass": 30, "crop": 40, "built": 50,
-              "bare": 60, "water": 80, "wetland": 90}
+WORLDCOVER = {"tree": 10, "shrub": 20, "grass": 30, "crop": 40, "built": 50, "bare": 60, "water": 80, "wetland": 90}
 
 PRODUCT_A = {
-    "product_id": "HJ-CHG-2026-06", "mode": "class", "sensor": "Sentinel-2 MSI",
-    "acquired_before": "2025-08-15", "acquired_after": "2026-06-20",
+    "product_id": "HJ-CHG-2026-06",
+    "mode": "class",
+    "sensor": "Sentinel-2 MSI",
+    "acquired_before": "2025-08-15",
+    "acquired_after": "2026-06-20",
     "class_table": "change_classes.csv",
 }
 PRODUCT_B = {
-    "product_id": "HJ-CHG-2026-09", "mode": "class", "sensor": "Sentinel-2 MSI",
-    "acquired_before": "2026-06-20", "acquired_after": "2026-09-18",
+    "product_id": "HJ-CHG-2026-09",
+    "mode": "class",
+    "sensor": "Sentinel-2 MSI",
+    "acquired_before": "2026-06-20",
+    "acquired_after": "2026-09-18",
     "class_table": "change_classes.csv",
 }
 PRODUCT_FILES = {PRODUCT_A["product_id"]: "change_2026-06", PRODUCT_B["product_id"]: "change_2026-09"}
 LANDCOVER = {
-    "product_id": "HJ-LC-2025-2026", "mode": "transition", "sensor": "Sentinel-2 MSI",
-    "before": "landcover_2025.tif", "after": "landcover_2026.tif",
-    "acquired_before": "2025-07-01", "acquired_after": "2026-07-01",
+    "product_id": "HJ-LC-2025-2026",
+    "mode": "transition",
+    "sensor": "Sentinel-2 MSI",
+    "before": "landcover_2025.tif",
+    "after": "landcover_2026.tif",
+    "acquired_before": "2025-07-01",
+    "acquired_after": "2026-07-01",
     "transition_table": "transitions.csv",
 }
 
@@ -102,40 +118,118 @@ RESERVE_NAME = "杭锦旗梭梭林自然保护区"
 REGIME_CN = {"core": "核心区", "buffer": "缓冲区", "experimental": "实验区"}
 # Nested outlines; each zone is the ring between its outline and the next one in.
 RESERVE_OUTLINES = {
-    "experimental": [(80, 70), (260, 55), (430, 80), (600, 60), (725, 95), (735, 300),
-                     (715, 480), (730, 690), (540, 700), (380, 690), (210, 705), (70, 660),
-                     (90, 470), (60, 260)],
-    "buffer": [(180, 150), (320, 140), (470, 160), (600, 150), (610, 330), (595, 575),
-               (430, 570), (290, 580), (175, 565), (165, 360)],
-    "core": [(295, 255), (400, 240), (505, 260), (500, 370), (510, 470), (400, 480),
-             (290, 465), (280, 360)],
+    "experimental": [
+        (80, 70),
+        (260, 55),
+        (430, 80),
+        (600, 60),
+        (725, 95),
+        (735, 300),
+        (715, 480),
+        (730, 690),
+        (540, 700),
+        (380, 690),
+        (210, 705),
+        (70, 660),
+        (90, 470),
+        (60, 260),
+    ],
+    "buffer": [
+        (180, 150),
+        (320, 140),
+        (470, 160),
+        (600, 150),
+        (610, 330),
+        (595, 575),
+        (430, 570),
+        (290, 580),
+        (175, 565),
+        (165, 360),
+    ],
+    "core": [(295, 255), (400, 240), (505, 260), (500, 370), (510, 470), (400, 480), (290, 465), (280, 360)],
 }
 
 REDLINES = {
-    "RL-01": ("库布其沙漠防风固沙生态保护红线", "防风固沙",
-              [(560, 85), (760, 60), (950, 95), (1120, 70), (1135, 300), (1110, 520),
-               (1130, 740), (900, 760), (700, 735), (575, 750), (545, 520), (565, 300)]),
-    "RL-02": ("摩林河水源涵养生态保护红线", "水源涵养",
-              [(570, 870), (760, 850), (960, 880), (1180, 860), (1195, 1060), (1170, 1250),
-               (1185, 1380), (960, 1395), (760, 1370), (560, 1385), (545, 1130)]),
+    "RL-01": (
+        "库布其沙漠防风固沙生态保护红线",
+        "防风固沙",
+        [
+            (560, 85),
+            (760, 60),
+            (950, 95),
+            (1120, 70),
+            (1135, 300),
+            (1110, 520),
+            (1130, 740),
+            (900, 760),
+            (700, 735),
+            (575, 750),
+            (545, 520),
+            (565, 300),
+        ],
+    ),
+    "RL-02": (
+        "摩林河水源涵养生态保护红线",
+        "水源涵养",
+        [
+            (570, 870),
+            (760, 850),
+            (960, 880),
+            (1180, 860),
+            (1195, 1060),
+            (1170, 1250),
+            (1185, 1380),
+            (960, 1395),
+            (760, 1370),
+            (560, 1385),
+            (545, 1130),
+        ],
+    ),
     # The four vertices after (1370, 240) twist into a 200 m bow-tie: an invalid ring
     # the loader has to repair, far from anything planted.
-    "RL-03": ("毛乌素沙地生物多样性维护生态保护红线", "生物多样性维护",
-              [(1165, 250), (1300, 235), (1370, 240), (1390, 245), (1410, 233), (1390, 233),
-               (1410, 245), (1460, 255), (1470, 480), (1450, 700), (1460, 820), (1300, 830),
-               (1170, 810), (1150, 600), (1175, 420)]),
+    "RL-03": (
+        "毛乌素沙地生物多样性维护生态保护红线",
+        "生物多样性维护",
+        [
+            (1165, 250),
+            (1300, 235),
+            (1370, 240),
+            (1390, 245),
+            (1410, 233),
+            (1390, 233),
+            (1410, 245),
+            (1460, 255),
+            (1470, 480),
+            (1450, 700),
+            (1460, 820),
+            (1300, 830),
+            (1170, 810),
+            (1150, 600),
+            (1175, 420),
+        ],
+    ),
 }
 # Delivered with no geometry at all, as unsurveyed records often are.
 EMPTY_REDLINE = ("RL-04", "待勘界生态保护红线", "防风固沙")
 REDLINE_PREFIX = "150625-"  # Hangjin Banner's administrative code
 
 PERMITS = {
-    "P1": {"XMMC": "库布其200兆瓦光伏治沙示范项目", "PZWH": "内发改能源〔2023〕1186号",
-           "YXQQ": "2024-01-01", "YXQZ": "2030-12-31", "XKHD": "energy",
-           "outline": [(790, 170), (905, 165), (900, 275), (785, 270)]},
-    "P2": {"XMMC": "杭锦旗精细化工园区扩建项目", "PZWH": "鄂环审字〔2018〕57号",
-           "YXQQ": "2019-01-01", "YXQZ": "2023-12-31", "XKHD": "industrial",
-           "outline": [(915, 445), (990, 440), (995, 515), (912, 512)]},
+    "P1": {
+        "XMMC": "库布其200兆瓦光伏治沙示范项目",
+        "PZWH": "内发改能源〔2023〕1186号",
+        "YXQQ": "2024-01-01",
+        "YXQZ": "2030-12-31",
+        "XKHD": "energy",
+        "outline": [(790, 170), (905, 165), (900, 275), (785, 270)],
+    },
+    "P2": {
+        "XMMC": "杭锦旗精细化工园区扩建项目",
+        "PZWH": "鄂环审字〔2018〕57号",
+        "YXQQ": "2019-01-01",
+        "YXQZ": "2023-12-31",
+        "XKHD": "industrial",
+        "outline": [(915, 445), (990, 440), (995, 515), (912, 512)],
+    },
 }
 
 # West and east of a meridian through this pixel, with a few kinks (in degrees).
@@ -217,7 +311,7 @@ def blob(rng, centre, n, *, aspect=1.0, angle=0.0, roughness=0.12):
     """
     col0, row0 = centre
     reach = int(np.sqrt(n / np.pi) * max(aspect, 1 / aspect) * (1 + 2 * roughness)) + 3
-    rows, cols = np.mgrid[row0 - reach:row0 + reach + 1, col0 - reach:col0 + reach + 1]
+    rows, cols = np.mgrid[row0 - reach : row0 + reach + 1, col0 - reach : col0 + reach + 1]
     dx, dy = cols - col0, rows - row0
     a = np.deg2rad(angle)
     u = (dx * np.cos(a) + dy * np.sin(a)) / np.sqrt(aspect)
@@ -245,7 +339,7 @@ def road(start=(650, 940), end_col=918, bend=8.0):
 
 def rectangle(col0, row0, width, height, notch=0):
     """Rows/cols of a rectangle, minus a ``notch`` x ``notch`` square at its top-right corner."""
-    rows, cols = np.mgrid[row0:row0 + height, col0:col0 + width]
+    rows, cols = np.mgrid[row0 : row0 + height, col0 : col0 + width]
     keep = ~((rows < row0 + notch) & (cols >= col0 + width - notch))
     return rows[keep], cols[keep]
 
@@ -310,7 +404,7 @@ def scatter_noise(rng, keep_out, n_single=2000, n_clumps=100):
                 break
         noise[rows, cols] = rng.integers(1, 9)
         g = NOISE_SPACING
-        blocked[max(r - g, 0):r + extent[0] + g, max(c - g, 0):c + extent[1] + g] = True
+        blocked[max(r - g, 0) : r + extent[0] + g, max(c - g, 0) : c + extent[1] + g] = True
     sizes = [len(p) for p in pieces]
     codes, counts = np.unique(noise[noise > 0], return_counts=True)
     return noise, {
@@ -331,33 +425,68 @@ def planted_patches() -> list[Planted]:
     lc = LANDCOVER["product_id"]
     # The persistent site grew between the two scans: A's 300 pixels are the
     # first 300 of B's 350, so the two observations overlap.
-    site_rows, site_cols = blob(rng_for("construction_persistent"), (232, 380), 350,
-                                aspect=1.3, angle=20)
+    site_rows, site_cols = blob(rng_for("construction_persistent"), (232, 380), 350, aspect=1.3, angle=20)
     change = [
-        Planted("mining_core", "mining", ("core",), "critical", "new",
-                {a: blob(rng_for("mining_core"), (395, 360), 700, aspect=1.4, angle=-30)}),
+        Planted(
+            "mining_core",
+            "mining",
+            ("core",),
+            "critical",
+            "new",
+            {a: blob(rng_for("mining_core"), (395, 360), 700, aspect=1.4, angle=-30)},
+        ),
         Planted("road_seam", "transport", ("RL-02",), "high", "new", {a: road()}),
-        Planted("solar_permitted", "energy", ("RL-01", "P1"), "high", "permitted",
-                {a: rectangle(820, 200, 50, 40)}),
-        Planted("farmland_redline", "farmland", ("RL-03",), "medium", "new",
-                {a: blob(rng_for("farmland_redline"), (1310, 560), 1200, aspect=1.8, angle=10)}),
-        Planted("industrial_expired_permit", "industrial", ("RL-01", "P2"), "high", "new",
-                {a: rectangle(940, 470, 25, 20, notch=10)}),
-        Planted("construction_persistent", "construction", ("buffer",), "high", "new",
-                {a: (site_rows[:300], site_cols[:300]), b: (site_rows, site_cols)}),
-        Planted("tourism_outside", "tourism", (), None, None,
-                {a: blob(rng_for("tourism_outside"), (230, 1330), 200)}),
+        Planted("solar_permitted", "energy", ("RL-01", "P1"), "high", "permitted", {a: rectangle(820, 200, 50, 40)}),
+        Planted(
+            "farmland_redline",
+            "farmland",
+            ("RL-03",),
+            "medium",
+            "new",
+            {a: blob(rng_for("farmland_redline"), (1310, 560), 1200, aspect=1.8, angle=10)},
+        ),
+        Planted(
+            "industrial_expired_permit",
+            "industrial",
+            ("RL-01", "P2"),
+            "high",
+            "new",
+            {a: rectangle(940, 470, 25, 20, notch=10)},
+        ),
+        Planted(
+            "construction_persistent",
+            "construction",
+            ("buffer",),
+            "high",
+            "new",
+            {a: (site_rows[:300], site_cols[:300]), b: (site_rows, site_cols)},
+        ),
+        Planted("tourism_outside", "tourism", (), None, None, {a: blob(rng_for("tourism_outside"), (230, 1330), 200)}),
     ]
     for p in change:
         p.code = CLASS_CODES[p.activity]
     # Land-cover pair, on its own 20 m grid: (col, row) halved.
     transitions = [
-        Planted("wetland_to_cropland", "farmland", ("RL-02",), "medium", "new",
-                {lc: blob(rng_for("wetland_to_cropland"), (350, 625), 250, aspect=1.4)},
-                grid="landcover", transition=(WORLDCOVER["wetland"], WORLDCOVER["crop"])),
-        Planted("grass_to_builtup", "construction", ("experimental",), "medium", "new",
-                {lc: blob(rng_for("grass_to_builtup"), (200, 315), 125)},
-                grid="landcover", transition=(WORLDCOVER["grass"], WORLDCOVER["built"])),
+        Planted(
+            "wetland_to_cropland",
+            "farmland",
+            ("RL-02",),
+            "medium",
+            "new",
+            {lc: blob(rng_for("wetland_to_cropland"), (350, 625), 250, aspect=1.4)},
+            grid="landcover",
+            transition=(WORLDCOVER["wetland"], WORLDCOVER["crop"]),
+        ),
+        Planted(
+            "grass_to_builtup",
+            "construction",
+            ("experimental",),
+            "medium",
+            "new",
+            {lc: blob(rng_for("grass_to_builtup"), (200, 315), 125)},
+            grid="landcover",
+            transition=(WORLDCOVER["grass"], WORLDCOVER["built"]),
+        ),
     ]
     return change + transitions
 
@@ -378,7 +507,7 @@ def change_array(product_id, patches, cloud):
             arr[p.footprints[product_id]] = p.code
     planted = arr > 0
     arr[cloud] = CLOUD
-    arr[:, SIZE - SWATH_EDGE:] = NODATA
+    arr[:, SIZE - SWATH_EDGE :] = NODATA
     keep_out = grow(planted, NOISE_GAP) | grow(arr >= CLOUD, 1)
     noise, stats = scatter_noise(rng_for(f"noise {product_id}"), keep_out)
     arr[noise > 0] = noise[noise > 0]
@@ -412,7 +541,7 @@ def landcover_pair(patches):
     before[belts] = wc["tree"]
     before[blob(rng, (665, 650), 600)] = wc["built"]
 
-    before[:, n - SWATH_EDGE // 2:] = LC_NODATA
+    before[:, n - SWATH_EDGE // 2 :] = LC_NODATA
     after = before.copy()
     for p in patches:
         rows, cols = p.footprints[LANDCOVER["product_id"]]
@@ -427,23 +556,46 @@ def landcover_pair(patches):
 # --- Writers -------------------------------------------------------------------------
 
 CHANGE_COLOURS = {
-    0: (255, 255, 255, 0), 1: (140, 70, 20, 255), 2: (130, 40, 160, 255), 3: (30, 90, 230, 255),
-    4: (90, 90, 90, 255), 5: (230, 30, 30, 255), 6: (240, 200, 40, 255), 7: (40, 190, 170, 255),
-    8: (250, 130, 200, 255), CLOUD: (220, 220, 220, 255), NODATA: (0, 0, 0, 0),
+    0: (255, 255, 255, 0),
+    1: (140, 70, 20, 255),
+    2: (130, 40, 160, 255),
+    3: (30, 90, 230, 255),
+    4: (90, 90, 90, 255),
+    5: (230, 30, 30, 255),
+    6: (240, 200, 40, 255),
+    7: (40, 190, 170, 255),
+    8: (250, 130, 200, 255),
+    CLOUD: (220, 220, 220, 255),
+    NODATA: (0, 0, 0, 0),
 }
 # ESA WorldCover's legend colours.
 LANDCOVER_COLOURS = {
-    LC_NODATA: (0, 0, 0, 0), 10: (0, 100, 0, 255), 20: (255, 187, 34, 255),
-    30: (255, 255, 76, 255), 40: (240, 150, 255, 255), 50: (250, 0, 0, 255),
-    60: (180, 180, 180, 255), 80: (0, 100, 200, 255), 90: (0, 150, 160, 255),
+    LC_NODATA: (0, 0, 0, 0),
+    10: (0, 100, 0, 255),
+    20: (255, 187, 34, 255),
+    30: (255, 255, 76, 255),
+    40: (240, 150, 255, 255),
+    50: (250, 0, 0, 255),
+    60: (180, 180, 180, 255),
+    80: (0, 100, 200, 255),
+    90: (0, 150, 160, 255),
 }
 
 
 def write_geotiff(path, array, transform, *, nodata, colours, tags=None):
     profile = {
-        "driver": "GTiff", "width": array.shape[1], "height": array.shape[0], "count": 1,
-        "dtype": "uint8", "crs": UTM, "transform": transform, "nodata": nodata,
-        "tiled": True, "blockxsize": BLOCK, "blockysize": BLOCK, "compress": "deflate",
+        "driver": "GTiff",
+        "width": array.shape[1],
+        "height": array.shape[0],
+        "count": 1,
+        "dtype": "uint8",
+        "crs": UTM,
+        "transform": transform,
+        "nodata": nodata,
+        "tiled": True,
+        "blockxsize": BLOCK,
+        "blockysize": BLOCK,
+        "compress": "deflate",
     }
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(array, 1)
@@ -472,17 +624,22 @@ def pinned_gdal_dates():
 
 def write_layers(out: Path, zones: dict):
     """Red lines, reserve zones and permits in CGCS2000; townships as KML (always WGS 84)."""
+
     def to_cgcs(records, geometries):
         return gpd.GeoDataFrame(records, geometry=geometries, crs=UTM).to_crs(CGCS2000)
 
     rows = [(k, name, kind, zones[k]) for k, (name, kind, _) in REDLINES.items()]
     rows.append((*EMPTY_REDLINE, Polygon()))
-    redline = to_cgcs([{"HXBH": REDLINE_PREFIX + k, "HXMC": name, "GNLX": kind} for k, name, kind, _ in rows],
-                      [geom for *_, geom in rows])
-    reserve = to_cgcs([{"BHQMC": RESERVE_NAME, "GNFQ": REGIME_CN[k]} for k in RESERVE_OUTLINES],
-                      [zones[k] for k in RESERVE_OUTLINES])
-    permits = to_cgcs([{k: v for k, v in p.items() if k != "outline"} for p in PERMITS.values()],
-                      [zones[k] for k in PERMITS])
+    redline = to_cgcs(
+        [{"HXBH": REDLINE_PREFIX + k, "HXMC": name, "GNLX": kind} for k, name, kind, _ in rows],
+        [geom for *_, geom in rows],
+    )
+    reserve = to_cgcs(
+        [{"BHQMC": RESERVE_NAME, "GNFQ": REGIME_CN[k]} for k in RESERVE_OUTLINES], [zones[k] for k in RESERVE_OUTLINES]
+    )
+    permits = to_cgcs(
+        [{k: v for k, v in p.items() if k != "outline"} for p in PERMITS.values()], [zones[k] for k in PERMITS]
+    )
 
     with pinned_gdal_dates():
         for name, gdf in (("redline", redline), ("reserve", reserve)):
@@ -493,22 +650,24 @@ def write_layers(out: Path, zones: dict):
             permits.to_file(Path(tmp) / "permits.shp", encoding="UTF-8", DBF_DATE_LAST_UPDATE=STAMP_DATE)
             with zipfile.ZipFile(out / "permits.zip", "w", zipfile.ZIP_DEFLATED) as zf:
                 for member in sorted(Path(tmp).iterdir()):
-                    zf.writestr(zipfile.ZipInfo(member.name, date_time=ZIP_DATE), member.read_bytes(),
-                                zipfile.ZIP_DEFLATED)
+                    zf.writestr(
+                        zipfile.ZipInfo(member.name, date_time=ZIP_DATE), member.read_bytes(), zipfile.ZIP_DEFLATED
+                    )
 
     # Townships: split along a kinked meridian, reaching past the grid on every side.
     t = grid_transform()
     west, south, east, north = transform_bounds(
-        UTM, "EPSG:4326", *rasterio.transform.array_bounds(SIZE, SIZE, t), densify_pts=21)
+        UTM, "EPSG:4326", *rasterio.transform.array_bounds(SIZE, SIZE, t), densify_pts=21
+    )
     west, south, east, north = west - 0.02, south - 0.02, east + 0.02, north + 0.02
     split_lon, _ = Transformer.from_crs(UTM, "EPSG:4326", always_xy=True).transform(
-        *(t @ (TOWNSHIP_SPLIT[0] + 0.5, TOWNSHIP_SPLIT[1] + 0.5)))
+        *(t @ (TOWNSHIP_SPLIT[0] + 0.5, TOWNSHIP_SPLIT[1] + 0.5))
+    )
     lats = np.linspace(south, north, len(TOWNSHIP_KINKS))
     seam = [(split_lon + kink, lat) for kink, lat in zip(TOWNSHIP_KINKS, lats)]
     admin = gpd.GeoDataFrame(
         {"name": [name for name, _ in TOWNSHIPS], "code": [code for _, code in TOWNSHIPS]},
-        geometry=[Polygon([(west, south), *seam, (west, north)]),
-                  Polygon([(east, south), (east, north), *seam[::-1]])],
+        geometry=[Polygon([(west, south), *seam, (west, north)]), Polygon([(east, south), (east, north), *seam[::-1]])],
         crs="EPSG:4326",
     )
     (out / "admin.kml").unlink(missing_ok=True)
@@ -539,8 +698,10 @@ def ensure_tables(out: Path, patches):
     if wrong:
         raise ValueError(f"{out / class_table} should map {wrong}")
 
-    transitions = [({int(c) for c in r["before"].split("|")}, {int(c) for c in r["after"].split("|")},
-                    r["activity"]) for r in read_table(out / transition_table)]
+    transitions = [
+        ({int(c) for c in r["before"].split("|")}, {int(c) for c in r["after"].split("|")}, r["activity"])
+        for r in read_table(out / transition_table)
+    ]
     for p in patches:
         if p.transition:
             before, after = p.transition
@@ -557,8 +718,10 @@ def pixels_polygons(rows, cols, transform) -> list:
     r0, c0 = rows.min(), cols.min()
     mask = np.zeros((rows.max() - r0 + 1, cols.max() - c0 + 1), np.uint8)
     mask[rows - r0, cols - c0] = 1
-    return [shape(g) for g, _ in features.shapes(mask, mask=mask.astype(bool),
-                                                  transform=transform @ transform.translation(c0, r0))]
+    return [
+        shape(g)
+        for g, _ in features.shapes(mask, mask=mask.astype(bool), transform=transform @ transform.translation(c0, r0))
+    ]
 
 
 def one_solid_polygon(rows, cols, transform, what):
@@ -596,8 +759,9 @@ def check_layout(patches, zones, townships, cloud_polygons):
     """Each patch sits in exactly its zones, MARGIN_M clear of every zone edge, cloud and township line."""
     observed = box(*rasterio.transform.array_bounds(SIZE, SIZE - SWATH_EDGE, grid_transform())).buffer(-MARGIN_M)
     cloud_a = cloud_polygons[PRODUCT_A["product_id"]]
-    assert cloud_a.intersects(zones["RL-02"]) and not zones["RL-02"].contains(cloud_a), \
+    assert cloud_a.intersects(zones["RL-02"]) and not zones["RL-02"].contains(cloud_a), (
         "cloud A should cover part of RL-02"
+    )
     township_lines = townships.boundary.union_all()
     taken = {}
     for p in patches:
@@ -619,8 +783,7 @@ def check_layout(patches, zones, townships, cloud_polygons):
                 assert gap >= MARGIN_M, f"{p.name} is only {gap:.0f} m from {key}"
             assert geom.distance(township_lines) >= MARGIN_M, f"{p.name} is near a township boundary"
             if p.grid == "change":
-                assert all(geom.distance(c) >= MARGIN_M for c in cloud_polygons.values()), \
-                    f"{p.name} is near a cloud"
+                assert all(geom.distance(c) >= MARGIN_M for c in cloud_polygons.values()), f"{p.name} is near a cloud"
 
 
 def describe(p: Planted, zones, townships) -> dict:
@@ -629,14 +792,20 @@ def describe(p: Planted, zones, townships) -> dict:
     footprints = []
     for product_id, (rows, cols) in p.footprints.items():
         lon, lat = to_lonlat.transform(*(p.transform @ (cols.mean() + 0.5, rows.mean() + 0.5)))
-        footprints.append({
-            "product": product_id,
-            "pixels": int(len(rows)),
-            "area_ha_planar": round(len(rows) * p.pixel_size ** 2 / 10_000, 4),
-            "centroid_lonlat": [round(lon, 7), round(lat, 7)],
-            "pixel_bbox": {"row_min": int(rows.min()), "col_min": int(cols.min()),
-                           "row_max": int(rows.max()), "col_max": int(cols.max())},
-        })
+        footprints.append(
+            {
+                "product": product_id,
+                "pixels": int(len(rows)),
+                "area_ha_planar": round(len(rows) * p.pixel_size**2 / 10_000, 4),
+                "centroid_lonlat": [round(lon, 7), round(lat, 7)],
+                "pixel_bbox": {
+                    "row_min": int(rows.min()),
+                    "col_min": int(cols.min()),
+                    "row_max": int(rows.max()),
+                    "col_max": int(cols.max()),
+                },
+            }
+        )
     geom = one_solid_polygon(*p.footprints[footprints[0]["product"]], p.transform, p.name)
     redlines = [k for k in p.inside if k in REDLINES]
     regimes = [k for k in p.inside if k in REGIME_CN]
@@ -647,8 +816,11 @@ def describe(p: Planted, zones, townships) -> dict:
         "product": first["product"],
         "grid": p.grid,
         "activity": p.activity,
-        **({"code": p.code} if p.code is not None
-           else {"transition": {"before": p.transition[0], "after": p.transition[1]}}),
+        **(
+            {"code": p.code}
+            if p.code is not None
+            else {"transition": {"before": p.transition[0], "after": p.transition[1]}}
+        ),
         "pixels": first["pixels"],
         "pixel_size_m": p.pixel_size,
         "area_ha_planar": first["area_ha_planar"],
@@ -657,8 +829,13 @@ def describe(p: Planted, zones, townships) -> dict:
         "zones": [REDLINES[k][0] for k in redlines] or regimes,
         "zone_codes": [REDLINE_PREFIX + k for k in redlines],
         "reserve": RESERVE_NAME if regimes else None,
-        "permit": permit and {"PZWH": permit["PZWH"], "valid_from": permit["YXQQ"],
-                              "valid_to": permit["YXQZ"], "activity": permit["XKHD"]},
+        "permit": permit
+        and {
+            "PZWH": permit["PZWH"],
+            "valid_from": permit["YXQQ"],
+            "valid_to": permit["YXQZ"],
+            "activity": permit["XKHD"],
+        },
         "township_code": next(c for c, g in zip(townships.code, townships.geometry) if g.contains(geom)),
         "severity": p.severity,
         "status": p.status,
@@ -671,8 +848,10 @@ def describe(p: Planted, zones, townships) -> dict:
 
 def seams_crossed(rows, cols) -> dict:
     """Block boundaries a footprint spans, in pixel offsets."""
+
     def crossed(index):
         return [int(b) * BLOCK for b in np.unique(index // BLOCK)[1:]]
+
     return {"columns": crossed(cols), "rows": crossed(rows)}
 
 
@@ -698,11 +877,19 @@ def generate(out: Path) -> dict:
     for meta in (PRODUCT_A, PRODUCT_B):
         pid, stem = meta["product_id"], PRODUCT_FILES[meta["product_id"]]
         arr, noise[pid] = change_array(pid, [p for p in patches if p.grid == "change"], cloud_footprints[pid])
-        write_geotiff(out / f"{stem}.tif", arr, t10, nodata=NODATA, colours=CHANGE_COLOURS, tags={
-            "REDLINE_PRODUCT_ID": pid, "REDLINE_SENSOR": meta["sensor"],
-            "REDLINE_ACQUIRED_BEFORE": meta["acquired_before"],
-            "REDLINE_ACQUIRED_AFTER": meta["acquired_after"],
-        })
+        write_geotiff(
+            out / f"{stem}.tif",
+            arr,
+            t10,
+            nodata=NODATA,
+            colours=CHANGE_COLOURS,
+            tags={
+                "REDLINE_PRODUCT_ID": pid,
+                "REDLINE_SENSOR": meta["sensor"],
+                "REDLINE_ACQUIRED_BEFORE": meta["acquired_before"],
+                "REDLINE_ACQUIRED_AFTER": meta["acquired_after"],
+            },
+        )
         write_json(out / f"{stem}.json", meta)
         in_rl02 = features.geometry_mask([zones["RL-02"]], arr.shape, t10, invert=True)
         products[pid] = {
@@ -720,8 +907,10 @@ def generate(out: Path) -> dict:
     write_geotiff(out / LANDCOVER["after"], after, t20, nodata=LC_NODATA, colours=LANDCOVER_COLOURS)
     write_json(out / "landcover_pair.json", LANDCOVER)
     products[LANDCOVER["product_id"]] = {
-        "before": LANDCOVER["before"], "after": LANDCOVER["after"],
-        "code_counts_before": counts(before), "code_counts_after": counts(after),
+        "before": LANDCOVER["before"],
+        "after": LANDCOVER["after"],
+        "code_counts_before": counts(before),
+        "code_counts_after": counts(after),
         "changed_pixels": int(np.count_nonzero(before != after)),
     }
 
@@ -735,10 +924,24 @@ def generate(out: Path) -> dict:
         "scenario": "Hangjin Banner (杭锦旗), Ordos, Inner Mongolia: synthetic, with planted truth",
         "generator": "scripts/make_sample_data.py",
         "seed": SEED,
-        "grid": {"crs": UTM, "width": SIZE, "height": SIZE, "pixel_size_m": PIXEL, "block": BLOCK,
-                 "origin": [t10.c, t10.f], "affine": list(t10)[:6]},
-        "landcover_grid": {"crs": UTM, "width": LC_SIZE, "height": LC_SIZE, "pixel_size_m": LC_PIXEL,
-                           "block": BLOCK, "origin": [t20.c, t20.f], "affine": list(t20)[:6]},
+        "grid": {
+            "crs": UTM,
+            "width": SIZE,
+            "height": SIZE,
+            "pixel_size_m": PIXEL,
+            "block": BLOCK,
+            "origin": [t10.c, t10.f],
+            "affine": list(t10)[:6],
+        },
+        "landcover_grid": {
+            "crs": UTM,
+            "width": LC_SIZE,
+            "height": LC_SIZE,
+            "pixel_size_m": LC_PIXEL,
+            "block": BLOCK,
+            "origin": [t20.c, t20.f],
+            "affine": list(t20)[:6],
+        },
         "mmu_pixels": MMU_PIXELS,
         "margin_m": MARGIN_M,
         "products": products,
@@ -746,14 +949,26 @@ def generate(out: Path) -> dict:
         "road_seams_crossed": seams_crossed(*road),
         "noise": noise,
         "layers": {
-            "redline": {"file": "redline.gpkg", "layer": "redline", "crs": CGCS2000, "features": len(REDLINES) + 1,
-                        "empty_geometry": REDLINE_PREFIX + EMPTY_REDLINE[0],
-                        "invalid_geometry": REDLINE_PREFIX + "RL-03"},
+            "redline": {
+                "file": "redline.gpkg",
+                "layer": "redline",
+                "crs": CGCS2000,
+                "features": len(REDLINES) + 1,
+                "empty_geometry": REDLINE_PREFIX + EMPTY_REDLINE[0],
+                "invalid_geometry": REDLINE_PREFIX + "RL-03",
+            },
             "reserve": {"file": "reserve.gpkg", "layer": "reserve", "crs": CGCS2000, "name": RESERVE_NAME},
-            "permit": {"file": "permits.zip", "crs": CGCS2000,
-                       "permits": [{k: v for k, v in p.items() if k != "outline"} for p in PERMITS.values()]},
-            "admin": {"file": "admin.kml", "crs": "EPSG:4326", "fields_read_back": township_fields,
-                      "units": [{"name": n, "code": c} for n, c in zip(townships.name, townships.code)]},
+            "permit": {
+                "file": "permits.zip",
+                "crs": CGCS2000,
+                "permits": [{k: v for k, v in p.items() if k != "outline"} for p in PERMITS.values()],
+            },
+            "admin": {
+                "file": "admin.kml",
+                "crs": "EPSG:4326",
+                "fields_read_back": township_fields,
+                "units": [{"name": n, "code": c} for n, c in zip(townships.name, townships.code)],
+            },
         },
     }
     write_json(out / "truth.json", truth)
@@ -769,8 +984,10 @@ def summarise(out: Path, truth: dict) -> str:
     for r in truth["patches"]:
         pixels = "+".join(str(f["pixels"]) for f in r["footprints"])
         zones = ",".join(r["zone_codes"] or r["zones"]) or "-"
-        lines.append(f"  {r['name']:26s} {r['product']:16s} {pixels:>8s} px {r['area_ha_planar']:6.2f} ha  "
-                     f"{r['layer'] or '-'}:{zones} -> {r['severity']}/{r['status']}")
+        lines.append(
+            f"  {r['name']:26s} {r['product']:16s} {pixels:>8s} px {r['area_ha_planar']:6.2f} ha  "
+            f"{r['layer'] or '-'}:{zones} -> {r['severity']}/{r['status']}"
+        )
     seams = truth["road_seams_crossed"]
     lines.append(f"road_seam crosses block seams at columns {seams['columns']} and rows {seams['rows']}")
     for pid, n in truth["noise"].items():
@@ -783,8 +1000,9 @@ def summarise(out: Path, truth: dict) -> str:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=TABLES_DIR,
-                        help="output folder (default: sample_data/ at the repository root)")
+    parser.add_argument(
+        "--out", type=Path, default=TABLES_DIR, help="output folder (default: sample_data/ at the repository root)"
+    )
     args = parser.parse_args(argv)
     print(summarise(args.out, generate(args.out)))
 

@@ -9,4 +9,8 @@ scripts/provision_postgis.sh || echo "test.sh: PostGIS could not be provisioned;
 export REDLINE_REQUIRE_POSTGIS=${REDLINE_REQUIRE_POSTGIS:-1}
 # The browser tests (tests/browser/) drive Debian's chromium with CJK fonts: installed when missing.
 scripts/provision_browser.sh || echo "test.sh: the browser could not be provisioned; the browser tests will fail" >&2
+# Lint, format and types first: CI enforces them (configured in pyproject.toml).
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy
 exec .venv/bin/python -m pytest "$@"

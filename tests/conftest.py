@@ -73,8 +73,16 @@ def write_raster(tmp_path):
 
     def _write(arr, name="change.tif", *, crs=UTM49, res=10.0, origin=ORIGIN, nodata=255, block=256, tags=None):
         path = tmp_path / name
-        profile = dict(driver="GTiff", width=arr.shape[1], height=arr.shape[0], count=1, dtype=arr.dtype,
-                       crs=crs, transform=from_origin(*origin, res, res), nodata=nodata)
+        profile = dict(
+            driver="GTiff",
+            width=arr.shape[1],
+            height=arr.shape[0],
+            count=1,
+            dtype=arr.dtype,
+            crs=crs,
+            transform=from_origin(*origin, res, res),
+            nodata=nodata,
+        )
         if block:
             profile.update(tiled=True, blockxsize=block, blockysize=block)
         with rasterio.open(path, "w", **profile) as ds:
@@ -89,8 +97,10 @@ def write_raster(tmp_path):
 @pytest.fixture
 def class_table(tmp_path):
     path = tmp_path / "classes.csv"
-    path.write_text("code,activity,confidence\n0,none,\n1,mining,high\n2,industrial,high\n3,energy,high\n"
-                    "4,road,high\n5,construction,high\n6,farmland,nominal\n254,no_observation,\n")
+    path.write_text(
+        "code,activity,confidence\n0,none,\n1,mining,high\n2,industrial,high\n3,energy,high\n"
+        "4,road,high\n5,construction,high\n6,farmland,nominal\n254,no_observation,\n"
+    )
     return path
 
 

@@ -26,8 +26,10 @@ PROVISIONED_TEMPLATE = "redline_test_template"
 
 
 def required() -> bool:
-    return (os.environ.get("REDLINE_REQUIRE_POSTGIS", "").lower() in ("1", "true", "yes")
-            or os.environ.get("CI", "").lower() == "true")
+    return (
+        os.environ.get("REDLINE_REQUIRE_POSTGIS", "").lower() in ("1", "true", "yes")
+        or os.environ.get("CI", "").lower() == "true"
+    )
 
 
 def unavailable(reason: str):

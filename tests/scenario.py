@@ -12,8 +12,7 @@ from redline.scan import scan_product
 from redline.store import open_store
 
 ROOT = Path(__file__).resolve().parents[1]
-LAYERS = (("redline", "redline.gpkg"), ("reserve", "reserve.gpkg"), ("permit", "permits.zip"),
-          ("admin", "admin.kml"))
+LAYERS = (("redline", "redline.gpkg"), ("reserve", "reserve.gpkg"), ("permit", "permits.zip"), ("admin", "admin.kml"))
 PRODUCTS = ("change_2026-06.tif", "change_2026-09.tif", "landcover_pair.json")
 
 

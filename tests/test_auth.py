@@ -18,13 +18,13 @@ MAY = {
     "viewer": {"read", "check", "stats"},
     "inspector": {"read", "check", "workflow", "evidence", "stats"},  # stats: of their jurisdiction
     "analyst": {"read", "check", "export", "stats"},
-    "admin": {"read", "check", "workflow", "evidence", "export", "stats", "scan"},
+    "admin": {"read", "check", "workflow", "evidence", "export", "stats", "scan", "close"},
 }
 
 
 @pytest.mark.parametrize("role", ["viewer", "inspector", "analyst", "admin"])
 def test_role_permissions(role):
-    assert set(PERMISSIONS) == {"read", "check", "workflow", "evidence", "export", "stats", "scan"}
+    assert set(PERMISSIONS) == {"read", "check", "workflow", "evidence", "export", "stats", "scan", "close"}
     p = Principal("x", role, (XIN,))
     for permission in PERMISSIONS:
         if permission in MAY[role]:
@@ -34,8 +34,9 @@ def test_role_permissions(role):
                 p.require(permission)
 
 
-@pytest.mark.parametrize("role,restricted", [("viewer", False), ("inspector", True), ("analyst", False),
-                                             ("admin", False)])
+@pytest.mark.parametrize(
+    "role,restricted", [("viewer", False), ("inspector", True), ("analyst", False), ("admin", False)]
+)
 def test_only_inspectors_are_bound_to_their_jurisdiction(role, restricted):
     p = Principal("x", role, (XIN,))
     assert p.restricted is restricted
@@ -99,10 +100,25 @@ def test_missing_wrong_and_revoked_tokens_are_refused(store):
 # --- the jurisdiction filter of flag listings (Principal.scope) ---------------------------
 
 FLAG = {
-    "status": "new", "severity": "high", "activity": "mining", "confidence": "high", "score": None,
-    "area_ha": 1.0, "area_mu": 15.0, "first_seen": "2026-06-01", "last_seen": "2026-06-01", "n_observations": 1,
-    "zone_layer": "redline", "zone_name": "RL", "zone_regime": "redline", "admin_code": XIN, "admin_name": "A",
-    "permit_id": None, "layer_versions": {"redline": 1}, "rules_version": "t", "rule": "r",
+    "status": "new",
+    "severity": "high",
+    "activity": "mining",
+    "confidence": "high",
+    "score": None,
+    "area_ha": 1.0,
+    "area_mu": 15.0,
+    "first_seen": "2026-06-01",
+    "last_seen": "2026-06-01",
+    "n_observations": 1,
+    "zone_layer": "redline",
+    "zone_name": "RL",
+    "zone_regime": "redline",
+    "admin_code": XIN,
+    "admin_name": "A",
+    "permit_id": None,
+    "layer_versions": {"redline": 1},
+    "rules_version": "t",
+    "rule": "r",
 }
 
 
@@ -142,10 +158,14 @@ def test_other_roles_list_everything_and_filter_as_asked(store, two_townships, r
     assert ids(store, user.scope(FlagFilter(admin_code=[YIHE]))) == [b]
 
 
-@pytest.mark.parametrize("role,jurisdiction,match", [
-    ("inspector", [], "has no jurisdiction"), ("inspector", ["", " "], "has no jurisdiction"),
-    ("superuser", [], "unknown role"),
-])
+@pytest.mark.parametrize(
+    "role,jurisdiction,match",
+    [
+        ("inspector", [], "has no jurisdiction"),
+        ("inspector", ["", " "], "has no jurisdiction"),
+        ("superuser", [], "unknown role"),
+    ],
+)
 def test_token_rows_written_by_hand_never_widen_access(store, role, jurisdiction, match):
     token = "rl_handmade"
     store.add_token("hand", role, jurisdiction, hashlib.sha256(token.encode()).hexdigest())
@@ -159,8 +179,7 @@ def test_messages_say_what_is_wrong(store):
     assert str(info.value) == "unknown role 'root'; expected one of viewer, inspector, analyst, admin"
     with pytest.raises(InputError) as info:
         create_token(store, "i", "inspector")
-    assert str(info.value) == ("an inspector token needs a jurisdiction: one or more admin-unit codes "
-                               "(--admin CODE)")
+    assert str(info.value) == ("an inspector token needs a jurisdiction: one or more admin-unit codes (--admin CODE)")
     with pytest.raises(AuthenticationError) as info:
         authenticate(store, "")
     assert str(info.value) == "missing bearer token"

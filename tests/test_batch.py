@@ -43,10 +43,14 @@ def change_arrays(draw):
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(arr=change_arrays(), block=st.sampled_from([16, 32]), target=st.sampled_from([16, 24, 48]),
-       window_rows=st.integers(1, 4), mmu_ha=st.sampled_from([0.0, 0.1]))
-def test_strips_merge_to_exactly_the_serial_patches(write_raster, class_table, arr, block, target, window_rows,
-                                                    mmu_ha):
+@given(
+    arr=change_arrays(),
+    block=st.sampled_from([16, 32]),
+    target=st.sampled_from([16, 24, 48]),
+    window_rows=st.integers(1, 4),
+    mmu_ha=st.sampled_from([0.0, 0.1]),
+)
+def test_strips_merge_to_exactly_the_serial_patches(write_raster, class_table, arr, block, target, window_rows, mmu_ha):
     """Same patches, bit for bit (WKB), whatever the strip height; same footprint and counters."""
     path = write_raster(arr, f"s{block}_{target}.tif", block=block)
     with ProductReader(product_for(path, class_table)) as reader:
@@ -54,7 +58,8 @@ def test_strips_merge_to_exactly_the_serial_patches(write_raster, class_table, a
         got, whole = extract_in_strips(reader, window_rows, mmu_ha=mmu_ha, target=target)
         assert wkbs(got) == wkbs(expected)
         assert sorted((p.pixels, p.activity, p.confidence) for p in got) == sorted(
-            (p.pixels, p.activity, p.confidence) for p in expected)
+            (p.pixels, p.activity, p.confidence) for p in expected
+        )
         assert (whole.observed_pixels, whole.windows_with_change) == (ex.observed_pixels, ex.windows_with_change)
         fp, fp_serial = whole.footprint(), ex.footprint()
         assert (fp is None and fp_serial is None) or fp.equals(fp_serial)
@@ -73,7 +78,7 @@ def test_serial_run_releases_a_patch_once_the_row_below_cannot_extend_it(write_r
     arr = blank()
     arr[:, 100:103] = 4  # a road through every row seam: pending until the end, as it must be
     for r in range(60, 600, 64):
-        arr[r:r + 8, 300:340] = 1  # blobs across one row seam each
+        arr[r : r + 8, 300:340] = 1  # blobs across one row seam each
     with ProductReader(product_for(write_raster(arr, block=64), class_table)) as reader:
         ex = PatchExtractor(reader, target=64)
         sizes = []
@@ -87,6 +92,7 @@ def test_serial_run_releases_a_patch_once_the_row_below_cannot_extend_it(write_r
 
 
 # --- on a real Dask cluster ---------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def client():
@@ -102,37 +108,47 @@ def snapshot(store):
     flags = []
     for f in store.flags():
         g = f.pop("geometry")
-        flags.append({**{k: v for k, v in f.items() if k not in ("created_at", "updated_at")},
-                      "wkb": shapely.normalize(g).wkb,
-                      "conflicts": [{k: v for k, v in c.items() if k != "id"} for c in store.conflicts(f["id"])],
-                      "observations": [{**{k: v for k, v in o.items() if k not in ("id", "geometry")},
-                                        "wkb": shapely.normalize(o["geometry"]).wkb}
-                                       for o in store.observations(f["id"])]})
-    scans = [{k: v for k, v in s.items() if k not in ("started_at", "finished_at", "footprint")}
-             for s in store.scans()]
+        flags.append(
+            {
+                **{k: v for k, v in f.items() if k not in ("created_at", "updated_at")},
+                "wkb": shapely.normalize(g).wkb,
+                "conflicts": [{k: v for k, v in c.items() if k != "id"} for c in store.conflicts(f["id"])],
+                "observations": [
+                    {
+                        **{k: v for k, v in o.items() if k not in ("id", "geometry")},
+                        "wkb": shapely.normalize(o["geometry"]).wkb,
+                    }
+                    for o in store.observations(f["id"])
+                ],
+            }
+        )
+    scans = [{k: v for k, v in s.items() if k not in ("started_at", "finished_at", "footprint")} for s in store.scans()]
     return flags, scans
 
 
 def test_two_worker_cluster_gives_the_serial_flags(tmp_path, client, write_raster, class_table):
+    import geopandas as gpd
+
     from redline.batch import ParallelExtractor, extractor_factory
     from redline.layers import read_layer
-    import geopandas as gpd
 
     arr = blank(900, 700)
     rng = np.random.default_rng(7)
     for _ in range(60):  # blobs of all activities, many across row seams
         r, c = rng.integers(0, 860), rng.integers(0, 660)
-        arr[r:r + rng.integers(4, 40), c:c + rng.integers(4, 40)] = rng.integers(1, 7)
+        arr[r : r + rng.integers(4, 40), c : c + rng.integers(4, 40)] = rng.integers(1, 7)
     arr[:, 200:203] = 4  # a road through every strip
     arr[450:453, :] = 4
     arr[rng.random(arr.shape) < 0.003] = 2  # salt noise
     path = write_raster(arr, block=64)
     layers = tmp_path / "rl.gpkg"
-    gpd.GeoDataFrame({"name": ["RL"], "function_type": ["x"]}, geometry=[pixel_box(0, 0, 500, 900)],
-                     crs="EPSG:32649").to_file(layers)
+    gpd.GeoDataFrame(
+        {"name": ["RL"], "function_type": ["x"]}, geometry=[pixel_box(0, 0, 500, 900)], crs="EPSG:32649"
+    ).to_file(layers)
     core = tmp_path / "core.gpkg"
-    gpd.GeoDataFrame({"zone": ["核心区"], "name": ["R"]}, geometry=[pixel_box(300, 300, 700, 600)],
-                     crs="EPSG:32649").to_file(core)
+    gpd.GeoDataFrame(
+        {"zone": ["核心区"], "name": ["R"]}, geometry=[pixel_box(300, 300, 700, 600)], crs="EPSG:32649"
+    ).to_file(core)
     product = resolve_product(path, class_table=class_table, acquired_after="2026-06-01")
     results = []
     for name, make in (("serial", None), ("dask", extractor_factory(client, window_rows=1))):
@@ -144,8 +160,11 @@ def test_two_worker_cluster_gives_the_serial_flags(tmp_path, client, write_raste
         store.close()
     (a, snap_a, fp_a), (b, snap_b, fp_b) = results
     assert a.patches == b.patches > 50 and a.conflicts == b.conflicts > 20
-    assert (a.windows, a.windows_with_change, a.observed_fraction) == (b.windows, b.windows_with_change,
-                                                                         b.observed_fraction)
+    assert (a.windows, a.windows_with_change, a.observed_fraction) == (
+        b.windows,
+        b.windows_with_change,
+        b.observed_fraction,
+    )
     assert snap_a == snap_b  # same flag ids, fields, geometries, conflicts, observations, scan record
     assert fp_a.equals(fp_b)
     with ProductReader(product) as reader:
@@ -193,8 +212,9 @@ def test_a_failing_task_raises_its_own_error(client, write_raster, class_table, 
 
 @pytest.mark.parametrize("target", [64, 256])
 @pytest.mark.parametrize("density", [0.01, 0.15])
-def test_vectorising_a_mosaic_of_components_or_the_window_gives_the_same_polygons(write_raster, class_table, monkeypatch,
-                                                                         density, target):
+def test_vectorising_a_mosaic_of_components_or_the_window_gives_the_same_polygons(
+    write_raster, class_table, monkeypatch, density, target
+):
     import redline.patches as patches_module
 
     rng = np.random.default_rng(11)

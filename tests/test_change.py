@@ -16,8 +16,10 @@ from .conftest import REAL, blank
 
 
 def test_sidecar_then_tags_then_overrides(write_raster, class_table, tmp_path):
-    path = write_raster(blank(), tags={"REDLINE_PRODUCT_ID": "from-tag", "REDLINE_SENSOR": "GF-1",
-                                       "REDLINE_ACQUIRED_AFTER": "2026-05-01"})
+    path = write_raster(
+        blank(),
+        tags={"REDLINE_PRODUCT_ID": "from-tag", "REDLINE_SENSOR": "GF-1", "REDLINE_ACQUIRED_AFTER": "2026-05-01"},
+    )
     p = resolve_product(path, class_table=class_table)
     assert (p.product_id, p.sensor, p.acquired_after) == ("from-tag", "GF-1", date(2026, 5, 1))
     (tmp_path / "change.json").write_text(json.dumps({"sensor": "Sentinel-2 MSI", "acquired_before": "2025-05-01"}))
@@ -51,15 +53,20 @@ def test_raster_without_crs_is_refused(write_raster, class_table):
 def test_unknown_class_codes_are_named(write_raster, class_table):
     arr = blank()
     arr[5, 5] = 77
-    product = ChangeProduct(product_id="x", path=write_raster(arr), class_table=class_table,
-                            acquired_after="2026-01-01")
+    product = ChangeProduct(
+        product_id="x", path=write_raster(arr), class_table=class_table, acquired_after="2026-01-01"
+    )
     with ProductReader(product) as reader, pytest.raises(UnknownClassError, match="77"):
         list(PatchExtractor(reader).run())
 
 
 def test_class_raster_must_be_integer(write_raster, class_table):
-    product = ChangeProduct(product_id="x", path=write_raster(blank().astype("float32"), nodata=None),
-                            class_table=class_table, acquired_after="2026-01-01")
+    product = ChangeProduct(
+        product_id="x",
+        path=write_raster(blank().astype("float32"), nodata=None),
+        class_table=class_table,
+        acquired_after="2026-01-01",
+    )
     with pytest.raises(InputError, match="uint8 or uint16 codes"):
         ProductReader(product)
 
@@ -70,12 +77,15 @@ def test_probability_mode_levels(write_raster, dtype, scale, values):
     arr[10:50, 10:50] = values[0]  # nominal
     arr[100:150, 100:150] = values[1]  # highest
     path = write_raster(arr, nodata=None)
-    product = ChangeProduct(product_id="p", mode="probability", path=path, activity="solar",
-                            acquired_after="2026-01-01", scale=scale)
+    product = ChangeProduct(
+        product_id="p", mode="probability", path=path, activity="solar", acquired_after="2026-01-01", scale=scale
+    )
     with ProductReader(product) as reader:
         patches = sorted((p for b in PatchExtractor(reader).run() for p in b), key=lambda p: p.pixels)
     assert [(p.activity, p.confidence, p.pixels) for p in patches] == [
-        ("energy", "nominal", 1600), ("energy", "highest", 2500)]
+        ("energy", "nominal", 1600),
+        ("energy", "highest", 2500),
+    ]
     assert patches[1].score == pytest.approx(0.95, abs=1e-6)
 
 
@@ -88,8 +98,9 @@ def test_transition_mode_and_grid_mismatch(write_raster, tmp_path):
     table = tmp_path / "t.csv"
     table.write_text("before,after,activity\n10|20|30,50,construction\n30,40,farmland\n*,99,no_observation\n")
     b, a = write_raster(before, "b.tif", nodata=0), write_raster(after, "a.tif", nodata=0)
-    product = ChangeProduct(product_id="lc", mode="transition", path=a, before_path=b, transition_table=table,
-                            acquired_after="2026-01-01")
+    product = ChangeProduct(
+        product_id="lc", mode="transition", path=a, before_path=b, transition_table=table, acquired_after="2026-01-01"
+    )
     with ProductReader(product) as reader:
         ex = PatchExtractor(reader)
         patches = [p for batch in ex.run() for p in batch]
@@ -116,23 +127,28 @@ def test_transition_table_parsing_errors(tmp_path):
 
 def test_thresholds_must_ascend(write_raster):
     with pytest.raises(ValueError, match="ascending"):
-        ChangeProduct(product_id="p", mode="probability", path=write_raster(blank()), thresholds=(0.9, 0.5),
-                      acquired_after="2026-01-01")
+        ChangeProduct(
+            product_id="p",
+            mode="probability",
+            path=write_raster(blank()),
+            thresholds=(0.9, 0.5),
+            acquired_after="2026-01-01",
+        )
 
 
 @pytest.mark.skipif(not (REAL / "bad").exists(), reason="real data folder absent")
 @pytest.mark.parametrize("name,error", [("corrupt.tif", NotARasterError), ("float_nan.tif", (CRSError, InputError))])
 def test_real_bad_rasters_fail_clearly(name, error, class_table):
-    product = ChangeProduct(product_id="x", path=REAL / "bad" / name, class_table=class_table,
-                            acquired_after="2026-01-01")
+    product = ChangeProduct(
+        product_id="x", path=REAL / "bad" / name, class_table=class_table, acquired_after="2026-01-01"
+    )
     with pytest.raises(error):
         with ProductReader(product) as reader:
             list(PatchExtractor(reader).run())
 
 
 @pytest.mark.parametrize("dtype", ["uint8", "uint16"])
-def test_one_value_windows_give_what_pixel_by_pixel_classification_gives(write_raster, class_table, monkeypatch,
-                                                                          dtype):
+def test_one_value_windows_give_what_pixel_by_pixel_classification_gives(write_raster, class_table, monkeypatch, dtype):
     """Open sea, no-data margins, a mine filling a whole window: classified from one pixel, same answer."""
     import redline.change
 
@@ -145,8 +161,9 @@ def test_one_value_windows_give_what_pixel_by_pixel_classification_gives(write_r
     path = write_raster(arr, f"uniform-{dtype}.tif", block=128)
 
     def extract():
-        with ProductReader(ChangeProduct(product_id="u", path=path, class_table=class_table,
-                                         acquired_after="2026-06-01")) as reader:
+        with ProductReader(
+            ChangeProduct(product_id="u", path=path, class_table=class_table, acquired_after="2026-06-01")
+        ) as reader:
             ex = PatchExtractor(reader, target=128)
             patches = sorted((p.geometry.wkb, p.activity, p.pixels) for b in ex.run() for p in b)
             return patches, ex.footprint(), ex.observed_pixels, ex.windows_with_change
@@ -160,6 +177,7 @@ def test_one_value_windows_give_what_pixel_by_pixel_classification_gives(write_r
 
 # --- manifests, tables and classification in detail --------------------------------------
 
+
 def test_manifest_json_names_a_pair_relative_to_itself(write_raster, tmp_path):
     sub = tmp_path / "pair"
     sub.mkdir()
@@ -167,19 +185,32 @@ def test_manifest_json_names_a_pair_relative_to_itself(write_raster, tmp_path):
     after = write_raster(np.full((32, 32), 50, dtype=np.uint8), "pair/a.tif", nodata=0)
     (tmp_path / "t.csv").write_text("before,after,activity\n30,50,construction\n")
     manifest = tmp_path / "pair.json"
-    manifest.write_text(json.dumps({"mode": "transition", "before": "pair/b.tif", "after": str(after),
-                                    "transition_table": "t.csv", "acquired_after": "2026-06-01",
-                                    "thresholds": "0.6,0.8"}))
+    manifest.write_text(
+        json.dumps(
+            {
+                "mode": "transition",
+                "before": "pair/b.tif",
+                "after": str(after),
+                "transition_table": "t.csv",
+                "acquired_after": "2026-06-01",
+                "thresholds": "0.6,0.8",
+            }
+        )
+    )
     p = resolve_product(manifest)
     assert (p.mode, p.path, p.before_path, p.transition_table) == ("transition", after, before, tmp_path / "t.csv")
     assert p.product_id == "a" and p.thresholds == (0.6, 0.8) and p.paths == [before, after]
-    assert p.provenance() == {"product_id": "a", "mode": "transition", "sensor": None, "acquired_before": None,
-                              "acquired_after": "2026-06-01", "files": [str(before), str(after)]}
+    assert p.provenance() == {
+        "product_id": "a",
+        "mode": "transition",
+        "sensor": None,
+        "acquired_before": None,
+        "acquired_after": "2026-06-01",
+        "files": [str(before), str(after)],
+    }
 
 
-@pytest.mark.parametrize("text,match", [
-    ("{not json", "not valid JSON"), ("[1, 2]", "expected a JSON object"),
-])
+@pytest.mark.parametrize("text,match", [("{not json", "not valid JSON"), ("[1, 2]", "expected a JSON object")])
 def test_bad_manifest_is_an_input_error(tmp_path, text, match):
     manifest = tmp_path / "m.json"
     manifest.write_text(text)
@@ -206,8 +237,12 @@ def test_class_table_rules(tmp_path):
 
     t = tmp_path / "c.csv"
     t.write_text("\ufeffCode , Activity,Confidence\n0,none,\n1,mining,HIGH\n\n2,road,\n65535,no_observation,\n")
-    assert read_class_table(t) == {0: ClassEntry("none", "nominal"), 1: ClassEntry("mining", "high"),
-                                   2: ClassEntry("transport", "nominal"), 65535: ClassEntry("no_observation")}
+    assert read_class_table(t) == {
+        0: ClassEntry("none", "nominal"),
+        1: ClassEntry("mining", "high"),
+        2: ClassEntry("transport", "nominal"),
+        65535: ClassEntry("no_observation"),
+    }
     for body, match in [
         ("code,activity\n1,mining\n1,road\n", r"c.csv:3: class code 1 listed twice"),
         ("code,activity\n65536,mining\n", r"c.csv:2: class code 65536 outside 0..65535"),
@@ -231,9 +266,11 @@ def test_transition_table_wildcards_and_alternatives(tmp_path):
 
     t = tmp_path / "t.csv"
     t.write_text("before,after,activity,confidence\n10|20,50,construction,highest\n*,99,no_observation,\n")
-    assert read_transition_table(t) == {(10, 50): ClassEntry("construction", "highest"),
-                                        (20, 50): ClassEntry("construction", "highest"),
-                                        (-1, 99): ClassEntry("no_observation", "nominal")}
+    assert read_transition_table(t) == {
+        (10, 50): ClassEntry("construction", "highest"),
+        (20, 50): ClassEntry("construction", "highest"),
+        (-1, 99): ClassEntry("no_observation", "nominal"),
+    }
     t.write_text("before,after,activity\n")
     with pytest.raises(InputError, match="transition table is empty"):
         read_transition_table(t)
@@ -286,8 +323,10 @@ def test_probability_classification_levels_scale_and_nodata(write_raster):
     assert score[0, :7].tolist() == pytest.approx([0.0, 0.49, 0.5, 0.69, 0.7, 0.9, 1.0], abs=1e-6)
     ints = np.array([[0, 49, 50, 90, 150, 255]], dtype="uint8")  # an integer raster: percent by default
     scaled = write_raster(ints, "s.tif", nodata=255, block=None)
-    for scale, passed in ((None, [False, False, True, True, True, False]),
-                          (200.0, [False, False, False, False, True, False])):
+    for scale, passed in (
+        (None, [False, False, True, True, True, False]),
+        (200.0, [False, False, False, False, True, False]),
+    ):
         q = p.model_copy(update={"path": scaled, "scale": scale})
         with ProductReader(q) as reader:
             key, level, score, valid = reader.classify(Window(0, 0, 6, 1))
@@ -303,9 +342,14 @@ def test_transition_classification_nodata_of_either_date(write_raster, tmp_path)
     after = np.array([[30, 50, 50, 0, 99]], dtype="uint8")
     table = tmp_path / "t.csv"
     table.write_text("before,after,activity\n30,50,construction\n*,99,no_observation\n")
-    p = ChangeProduct(product_id="t", mode="transition", path=write_raster(after, "a.tif", nodata=0, block=None),
-                      before_path=write_raster(before, "b.tif", nodata=0, block=None), transition_table=table,
-                      acquired_after="2026-01-01")
+    p = ChangeProduct(
+        product_id="t",
+        mode="transition",
+        path=write_raster(after, "a.tif", nodata=0, block=None),
+        before_path=write_raster(before, "b.tif", nodata=0, block=None),
+        transition_table=table,
+        acquired_after="2026-01-01",
+    )
     with ProductReader(p) as reader:
         key, level, score, valid = reader.classify(Window(0, 0, 5, 1))
     assert (key[0] > 0).tolist() == [False, True, False, False, False]
@@ -317,8 +361,9 @@ def test_transition_rasters_must_be_uint8(write_raster, tmp_path):
     table.write_text("before,after,activity\n30,50,construction\n")
     a = write_raster(np.zeros((8, 8), dtype="uint16"), "a16.tif", nodata=None)
     b = write_raster(np.zeros((8, 8), dtype="uint16"), "b16.tif", nodata=None)
-    p = ChangeProduct(product_id="t", mode="transition", path=a, before_path=b, transition_table=table,
-                      acquired_after="2026-01-01")
+    p = ChangeProduct(
+        product_id="t", mode="transition", path=a, before_path=b, transition_table=table, acquired_after="2026-01-01"
+    )
     with pytest.raises(InputError, match="land-cover rasters must be uint8 class codes, not uint16"):
         ProductReader(p)
 
@@ -336,12 +381,15 @@ def test_uniform_detects_one_value_bitwise():
     assert not _uniform(odd)
 
 
-@pytest.mark.parametrize("row,message", [
-    ("1,x,mining", "t.csv:3: class code 'x' is not an integer"),
-    ("1,2,volcano", "t.csv:3: unknown activity 'volcano'"),
-    ("1,2,mining,sure", "t.csv:3: confidence 'sure' not one of nominal, high, highest"),
-    ("1|z,2,mining", "t.csv:3: class code 'z' is not an integer"),
-])
+@pytest.mark.parametrize(
+    "row,message",
+    [
+        ("1,x,mining", "t.csv:3: class code 'x' is not an integer"),
+        ("1,2,volcano", "t.csv:3: unknown activity 'volcano'"),
+        ("1,2,mining,sure", "t.csv:3: confidence 'sure' not one of nominal, high, highest"),
+        ("1|z,2,mining", "t.csv:3: class code 'z' is not an integer"),
+    ],
+)
 def test_transition_table_errors_name_file_and_line(tmp_path, row, message):
     t = tmp_path / "t.csv"
     t.write_text(f"before,after,activity,confidence\n5,6,road,\n{row}\n")
@@ -352,7 +400,19 @@ def test_transition_table_errors_name_file_and_line(tmp_path, row, message):
 
 def test_provenance_carries_both_dates_and_the_sensor(write_raster, class_table):
     path = write_raster(blank())
-    p = resolve_product(path, class_table=class_table, acquired_before="2025-06-01", acquired_after="2026-06-01",
-                        sensor="GF-6 WFV", product_id="P")
-    assert p.provenance() == {"product_id": "P", "mode": "class", "sensor": "GF-6 WFV",
-                              "acquired_before": "2025-06-01", "acquired_after": "2026-06-01", "files": [str(path)]}
+    p = resolve_product(
+        path,
+        class_table=class_table,
+        acquired_before="2025-06-01",
+        acquired_after="2026-06-01",
+        sensor="GF-6 WFV",
+        product_id="P",
+    )
+    assert p.provenance() == {
+        "product_id": "P",
+        "mode": "class",
+        "sensor": "GF-6 WFV",
+        "acquired_before": "2025-06-01",
+        "acquired_after": "2026-06-01",
+        "files": [str(path)],
+    }

@@ -29,8 +29,17 @@ SPAWN = multiprocessing.get_context("forkserver")
 SPAWN.set_forkserver_preload(["redline.scan", "redline.change", "redline.store.postgis", "api.app", __name__])
 
 
-def _scan_worker(url: str, raster: str, table: str, day: str, barrier, out: str, hold: float = HOLD_S,
-                 inside: str | None = None, release: str | None = None) -> None:
+def _scan_worker(
+    url: str,
+    raster: str,
+    table: str,
+    day: str,
+    barrier,
+    out: str,
+    hold: float = HOLD_S,
+    inside: str | None = None,
+    release: str | None = None,
+) -> None:
     from redline.change import resolve_product
     from redline.scan import scan_product
 
@@ -84,8 +93,10 @@ def products(write_raster, class_table):
     b[120:160, 120:170] = 6  # the farmland, grown: the same place
     b[400:440, 400:440] = 1  # the mine again
     b[200:240, 200:240] = 2  # new: industrial
-    return {"june": (str(write_raster(a, "june.tif")), str(class_table), "2026-06-01"),
-            "sept": (str(write_raster(b, "sept.tif")), str(class_table), "2026-09-01")}
+    return {
+        "june": (str(write_raster(a, "june.tif")), str(class_table), "2026-06-01"),
+        "sept": (str(write_raster(b, "sept.tif")), str(class_table), "2026-09-01"),
+    }
 
 
 def _results(tmp_path, names):
@@ -94,8 +105,10 @@ def _results(tmp_path, names):
 
 def test_overlapping_scans_at_once_make_no_duplicate_flags(store, store_url, zones, products, tmp_path):
     barrier = SPAWN.Barrier(2)
-    run_all((_scan_worker, (store_url, *products["june"], barrier, str(tmp_path / "june.json"))),
-            (_scan_worker, (store_url, *products["sept"], barrier, str(tmp_path / "sept.json"))))
+    run_all(
+        (_scan_worker, (store_url, *products["june"], barrier, str(tmp_path / "june.json"))),
+        (_scan_worker, (store_url, *products["sept"], barrier, str(tmp_path / "sept.json"))),
+    )
     june, sept = _results(tmp_path, ("june", "sept"))
     assert max(june["t0"], sept["t0"]) < min(june["t1"], sept["t1"])  # they really ran at the same time
     flags = store.flags()
@@ -105,13 +118,17 @@ def test_overlapping_scans_at_once_make_no_duplicate_flags(store, store_url, zon
     assert len(store.scans()) == 2
     # whichever committed first, the flags end with the latest observation's dates
     assert sorted((f["first_seen"], f["last_seen"]) for f in flags) == [
-        ("2026-06-01", "2026-09-01"), ("2026-06-01", "2026-09-01"), ("2026-09-01", "2026-09-01")]
+        ("2026-06-01", "2026-09-01"),
+        ("2026-06-01", "2026-09-01"),
+        ("2026-09-01", "2026-09-01"),
+    ]
 
 
 def test_same_product_by_two_processes_is_scanned_once(store, store_url, zones, products, tmp_path):
     barrier = SPAWN.Barrier(2)
-    run_all(*[(_scan_worker, (store_url, *products["june"], barrier, str(tmp_path / f"{n}.json")))
-              for n in ("p1", "p2")])
+    run_all(
+        *[(_scan_worker, (store_url, *products["june"], barrier, str(tmp_path / f"{n}.json"))) for n in ("p1", "p2")]
+    )
     results = _results(tmp_path, ("p1", "p2"))
     assert sorted(r["skipped"] for r in results) == [False, True]
     assert len(store.scans()) == 1 and len(store.flags()) == 2
@@ -134,15 +151,21 @@ def test_readers_see_a_scan_whole_or_not_at_all(store, store_url, zones, product
         items = client.get("/collections/flags/items?limit=100", headers=h).json()
         check = client.post("/checks", json=region, headers=h).json()["summary"]
         stats = client.get("/stats?group_by=severity", headers=h).json()["groups"]
-        return {"matched": items["numberMatched"], "ids": [f["id"] for f in items["features"]],
-                "check": {k: check[k] for k in ("flags", "conflicts", "scans")}, "stats": stats,
-                "engine": store.count_flags(FlagFilter())}
+        return {
+            "matched": items["numberMatched"],
+            "ids": [f["id"] for f in items["features"]],
+            "check": {k: check[k] for k in ("flags", "conflicts", "scans")},
+            "stats": stats,
+            "engine": store.count_flags(FlagFilter()),
+        }
 
     inside, release = tmp_path / "inside", tmp_path / "release"
     with TestClient(create_app(Settings(database_url=store_url))) as client:
         before = answers(client)
-        writer = SPAWN.Process(target=_scan_worker, args=(store_url, *products["sept"], None,
-                                                          str(tmp_path / "sept.json"), 0.0, str(inside), str(release)))
+        writer = SPAWN.Process(
+            target=_scan_worker,
+            args=(store_url, *products["sept"], None, str(tmp_path / "sept.json"), 0.0, str(inside), str(release)),
+        )
         writer.start()
         try:
             deadline = time.monotonic() + 60

@@ -20,7 +20,13 @@ from defusedxml.ElementTree import parse as parse_xml
 
 from redline.errors import InputError
 from redline.export import (
-    COLUMN_TYPES, FORMATS, SEVERITY_COLOURS, SHAPEFILE_NAMES, check_options, export_flags, flags_frame,
+    COLUMN_TYPES,
+    FORMATS,
+    SEVERITY_COLOURS,
+    SHAPEFILE_NAMES,
+    check_options,
+    export_flags,
+    flags_frame,
     placemark_name,
 )
 from redline.store import FLAG_FIELDS, FlagFilter, open_store
@@ -174,8 +180,9 @@ def test_gpkg_carries_qgis_style(store, tmp_path):
     assert pyogrio.list_layers(path)[:, 0].tolist().count("flags") == 1
     db = sqlite3.connect(path)
     try:
-        rows = db.execute("SELECT f_table_name, f_geometry_column, styleName, useAsDefault, styleQML"
-                          " FROM layer_styles").fetchall()
+        rows = db.execute(
+            "SELECT f_table_name, f_geometry_column, styleName, useAsDefault, styleQML FROM layer_styles"
+        ).fetchall()
         contents = db.execute("SELECT data_type FROM gpkg_contents WHERE table_name = 'layer_styles'").fetchone()
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     finally:

@@ -29,6 +29,7 @@ REDLINE = [str(Path(sys.executable).with_name("redline"))]
 
 # --- ChangeProduct.checksum -------------------------------------------------------------
 
+
 @pytest.fixture
 def pair(write_raster, tmp_path):
     """A land-cover pair, its transition table, and a second (different) before raster."""
@@ -40,14 +41,22 @@ def pair(write_raster, tmp_path):
     table = tmp_path / "t.csv"
     table.write_text("before,after,activity\n30,50,construction\n")
     return {
-        "before": write_raster(before, "b.tif", nodata=0), "after": write_raster(after, "a.tif", nodata=0),
-        "other_before": write_raster(other_before, "b2.tif", nodata=0), "table": table,
+        "before": write_raster(before, "b.tif", nodata=0),
+        "after": write_raster(after, "a.tif", nodata=0),
+        "other_before": write_raster(other_before, "b2.tif", nodata=0),
+        "table": table,
     }
 
 
 def transition(pair, **update) -> ChangeProduct:
-    base = dict(product_id="lc", mode="transition", path=pair["after"], before_path=pair["before"],
-                transition_table=pair["table"], acquired_after="2026-06-01")
+    base = dict(
+        product_id="lc",
+        mode="transition",
+        path=pair["after"],
+        before_path=pair["before"],
+        transition_table=pair["table"],
+        acquired_after="2026-06-01",
+    )
     return ChangeProduct(**{**base, **update})
 
 
@@ -87,12 +96,9 @@ def test_checksum_covers_the_mode(write_raster, class_table):
     assert as_class.checksum() != as_prob.checksum()
 
 
-@pytest.mark.parametrize("update", [
-    {"thresholds": (0.5, 0.7, 0.95)},
-    {"thresholds": (0.6,)},
-    {"activity": "mining"},
-    {"scale": 255.0},
-])
+@pytest.mark.parametrize(
+    "update", [{"thresholds": (0.5, 0.7, 0.95)}, {"thresholds": (0.6,)}, {"activity": "mining"}, {"scale": 255.0}]
+)
 def test_checksum_covers_probability_parameters(write_raster, update):
     path = write_raster(np.zeros((32, 32), dtype=np.uint8), nodata=None)
     base = ChangeProduct(product_id="p", mode="probability", path=path, acquired_after="2026-06-01")
@@ -115,31 +121,46 @@ def test_checksum_is_stable_and_hex(pair):
 
 # --- thresholds -----------------------------------------------------------------------
 
-@pytest.mark.parametrize("thresholds,match", [
-    ((float("nan"),), "finite"),
-    ((0.5, float("nan")), "finite"),
-    ((float("inf"),), "finite"),
-    ((0.5, 1.5), r"\(0, 1\]"),
-    ((-0.1, 0.5), r"\(0, 1\]"),
-    ((0.0, 0.5), r"\(0, 1\]"),
-    ((0.9, 0.5), "strictly ascending"),
-    ((0.5, 0.5), "strictly ascending"),
-    ((), "1 to 3"),
-    ((0.2, 0.4, 0.6, 0.8), "1 to 3"),
-    ("0.5,abc", "numbers separated by commas"),
-])
+
+@pytest.mark.parametrize(
+    "thresholds,match",
+    [
+        ((float("nan"),), "finite"),
+        ((0.5, float("nan")), "finite"),
+        ((float("inf"),), "finite"),
+        ((0.5, 1.5), r"\(0, 1\]"),
+        ((-0.1, 0.5), r"\(0, 1\]"),
+        ((0.0, 0.5), r"\(0, 1\]"),
+        ((0.9, 0.5), "strictly ascending"),
+        ((0.5, 0.5), "strictly ascending"),
+        ((), "1 to 3"),
+        ((0.2, 0.4, 0.6, 0.8), "1 to 3"),
+        ("0.5,abc", "numbers separated by commas"),
+    ],
+)
 def test_bad_thresholds_are_refused(write_raster, thresholds, match):
     with pytest.raises(ValidationError, match=match):
-        ChangeProduct(product_id="p", mode="probability", path=write_raster(blank()), thresholds=thresholds,
-                      acquired_after="2026-01-01")
+        ChangeProduct(
+            product_id="p",
+            mode="probability",
+            path=write_raster(blank()),
+            thresholds=thresholds,
+            acquired_after="2026-01-01",
+        )
 
 
-@pytest.mark.parametrize("thresholds,expected", [
-    ((1.0,), (1.0,)), ((0.01, 0.99, 1.0), (0.01, 0.99, 1.0)), ("0.3,0.6", (0.3, 0.6)), (0.4, (0.4,)),
-])
+@pytest.mark.parametrize(
+    "thresholds,expected",
+    [((1.0,), (1.0,)), ((0.01, 0.99, 1.0), (0.01, 0.99, 1.0)), ("0.3,0.6", (0.3, 0.6)), (0.4, (0.4,))],
+)
 def test_good_thresholds_are_kept(write_raster, thresholds, expected):
-    p = ChangeProduct(product_id="p", mode="probability", path=write_raster(blank()), thresholds=thresholds,
-                      acquired_after="2026-01-01")
+    p = ChangeProduct(
+        product_id="p",
+        mode="probability",
+        path=write_raster(blank()),
+        thresholds=thresholds,
+        acquired_after="2026-01-01",
+    )
     assert p.thresholds == expected
 
 
@@ -152,6 +173,7 @@ def test_resolve_product_names_the_bad_thresholds(write_raster):
 
 
 # --- through a scan: a corrected product is a new scan ----------------------------------
+
 
 @pytest.fixture
 def redline_zone(load_zones):
@@ -179,6 +201,7 @@ def test_rescan_with_other_thresholds_is_a_new_scan(store, redline_zone, write_r
 
 # --- through the command line ------------------------------------------------------------
 
+
 def run(*args, db):
     env = {**os.environ, "REDLINE_DATABASE_URL": db}
     return subprocess.run([*REDLINE, *map(str, args)], capture_output=True, text=True, env=env, timeout=120)
@@ -189,8 +212,9 @@ def test_cli_nan_thresholds_fail_in_one_line_and_record_nothing(tmp_path, write_
     region = tmp_path / "rl.geojson"
     import geopandas as gpd
 
-    gpd.GeoDataFrame({"name": ["RL"], "function_type": ["x"]}, geometry=[pixel_box(0, 0, 64, 64)],
-                     crs="EPSG:32649").to_crs(4326).to_file(region)
+    gpd.GeoDataFrame(
+        {"name": ["RL"], "function_type": ["x"]}, geometry=[pixel_box(0, 0, 64, 64)], crs="EPSG:32649"
+    ).to_crs(4326).to_file(region)
     assert run("layers", "load", "redline", region, db=db).returncode == 0
     arr = np.zeros((64, 64), dtype=np.float32)
     arr[10:40, 10:40] = 0.8

@@ -42,7 +42,9 @@ def test_projected_zipped_shapefile(tmp_path):
     utm = gpd.GeoSeries([SQUARE], crs=4326).to_crs(32649).iloc[0]
     folder = tmp_path / "shp"
     folder.mkdir()
-    write(folder, [(utm, {"zone": "核心区", "name": "保护区"})], crs="EPSG:32649", name="r.shp", driver="ESRI Shapefile")
+    write(
+        folder, [(utm, {"zone": "核心区", "name": "保护区"})], crs="EPSG:32649", name="r.shp", driver="ESRI Shapefile"
+    )
     zpath = tmp_path / "reserve.zip"
     with zipfile.ZipFile(zpath, "w") as z:
         for f in folder.iterdir():
@@ -68,13 +70,15 @@ def test_unknown_zone_word_is_refused(tmp_path):
 
 
 def test_layer_without_crs_is_refused(tmp_path):
-    path = write(tmp_path, [(SQUARE, {"name": "a", "function_type": "x"})], crs=None, name="nocrs.geojson",
-                 driver="GeoJSON")
+    path = write(
+        tmp_path, [(SQUARE, {"name": "a", "function_type": "x"})], crs=None, name="nocrs.geojson", driver="GeoJSON"
+    )
     # GeoJSON without crs member is CRS84 by spec; a shapefile without .prj has none
     folder = tmp_path / "noprj"
     folder.mkdir()
-    shp = write(folder, [(SQUARE, {"name": "a", "function_type": "x"})], crs=None, name="a.shp",
-                driver="ESRI Shapefile")
+    shp = write(
+        folder, [(SQUARE, {"name": "a", "function_type": "x"})], crs=None, name="a.shp", driver="ESRI Shapefile"
+    )
     (zone,) = read_layer("redline", path).zones  # read as CRS84
     assert zone.geometry.equals_exact(SQUARE, tolerance=1e-9)
     with pytest.raises(CRSError, match="no CRS"):

@@ -6,9 +6,8 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from importlib import util
-
 import warnings
+from importlib import util
 
 import psycopg
 import pytest
@@ -34,8 +33,9 @@ def _revision_module(rev: str):
 
 
 def _sqlite_objects(db: sqlite3.Connection) -> dict:
-    rows = db.execute("SELECT type, name, sql FROM sqlite_master WHERE name != 'alembic_version'"
-                      " AND sql IS NOT NULL").fetchall()
+    rows = db.execute(
+        "SELECT type, name, sql FROM sqlite_master WHERE name != 'alembic_version' AND sql IS NOT NULL"
+    ).fetchall()
     return {(t, n): " ".join(sql.replace("IF NOT EXISTS ", "").split()) for t, n, sql in rows}
 
 
@@ -43,8 +43,13 @@ def _sqlite_tables(tmp_path) -> dict[str, list[str]]:
     """Tables (not R*Tree indexes) of a fresh SQLite store, with their columns in order."""
     open_store(f"sqlite:///{tmp_path / 'fresh.db'}").close()
     db = sqlite3.connect(tmp_path / "fresh.db")
-    names = [n for (n,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"
-                                      " AND sql NOT LIKE 'CREATE VIRTUAL%' AND name NOT LIKE '%_rtree_%'")]
+    names = [
+        n
+        for (n,) in db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'"
+            " AND sql NOT LIKE 'CREATE VIRTUAL%' AND name NOT LIKE '%_rtree_%'"
+        )
+    ]
     return {n: [r[1] for r in db.execute(f"PRAGMA table_info({n})")] for n in names}
 
 
@@ -64,9 +69,16 @@ def _declared(dialect_name: str) -> dict:
         if not schema.on(dialect_name, t):
             continue
         out[t.name] = {
-            "columns": [(c.name, _normal(c.type.compile(dialect=dialect)), not c.nullable,
-                         _normal(getattr(c.server_default, "arg", None)),
-                         c.identity is not None and dialect_name == "postgresql") for c in t.columns],
+            "columns": [
+                (
+                    c.name,
+                    _normal(c.type.compile(dialect=dialect)),
+                    not c.nullable,
+                    _normal(getattr(c.server_default, "arg", None)),
+                    c.identity is not None and dialect_name == "postgresql",
+                )
+                for c in t.columns
+            ],
             "primary_key": [c.name for c in t.primary_key],
             "unique": sorted([c.name for c in u.columns] for u in t.constraints if isinstance(u, sa.UniqueConstraint)),
             "foreign_keys": sorted((fk.parent.name, fk.column.table.name, fk.column.name) for fk in t.foreign_keys),
@@ -85,10 +97,18 @@ def _built(url: str) -> dict:
             warnings.simplefilter("ignore", sa.exc.SAWarning)  # geometry: read its type below
             insp = sa.inspect(conn)
             postgres = conn.dialect.name == "postgresql"
-            pg_types = dict(((t, c), f) for t, c, f in conn.exec_driver_sql(
-                "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a"
-                " JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
-                " WHERE n.nspname = 'public' AND a.attnum > 0")) if postgres else {}
+            pg_types = (
+                dict(
+                    ((t, c), f)
+                    for t, c, f in conn.exec_driver_sql(
+                        "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a"
+                        " JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
+                        " WHERE n.nspname = 'public' AND a.attnum > 0"
+                    )
+                )
+                if postgres
+                else {}
+            )
             out = {}
             for name in insp.get_table_names():
                 if name in ("alembic_version", "spatial_ref_sys") or "_rtree" in name:
@@ -97,16 +117,28 @@ def _built(url: str) -> dict:
                 columns = []
                 for c in insp.get_columns(name):
                     rowid = not postgres and pk == [c["name"]] and str(c["type"]) == "INTEGER"  # never NULL
-                    columns.append((c["name"], _normal(pg_types[name, c["name"]] if postgres else c["type"]),
-                                    not c["nullable"] or rowid, _normal(c.get("default")) if not c.get("identity")
-                                    else None, bool(c.get("identity"))))
+                    columns.append(
+                        (
+                            c["name"],
+                            _normal(pg_types[name, c["name"]] if postgres else c["type"]),
+                            not c["nullable"] or rowid,
+                            _normal(c.get("default")) if not c.get("identity") else None,
+                            bool(c.get("identity")),
+                        )
+                    )
                 out[name] = {
-                    "columns": columns, "primary_key": pk,
+                    "columns": columns,
+                    "primary_key": pk,
                     "unique": sorted(u["column_names"] for u in insp.get_unique_constraints(name)),
-                    "foreign_keys": sorted((fk["constrained_columns"][0], fk["referred_table"], fk["referred_columns"][0])
-                                           for fk in insp.get_foreign_keys(name)),
-                    "indexes": sorted((i["name"], i["column_names"]) for i in insp.get_indexes(name)
-                                      if not i.get("duplicates_constraint")),
+                    "foreign_keys": sorted(
+                        (fk["constrained_columns"][0], fk["referred_table"], fk["referred_columns"][0])
+                        for fk in insp.get_foreign_keys(name)
+                    ),
+                    "indexes": sorted(
+                        (i["name"], i["column_names"])
+                        for i in insp.get_indexes(name)
+                        if not i.get("duplicates_constraint")
+                    ),
                 }
             return out
     finally:
@@ -201,7 +233,8 @@ def _pg_columns(url: str) -> dict[str, list[str]]:
     with psycopg.connect(url) as conn:
         rows = conn.execute(
             "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'public'"
-            " ORDER BY table_name, ordinal_position").fetchall()
+            " ORDER BY table_name, ordinal_position"
+        ).fetchall()
     out: dict[str, list[str]] = {}
     for t, c in rows:
         out.setdefault(t, []).append(c)
@@ -214,14 +247,26 @@ def test_postgis_schema_mirrors_sqlite_with_spatial_types_and_indexes(postgis, t
     for table, columns in _sqlite_tables(tmp_path).items():
         assert pg.get(table) == columns, f"{table}: PostGIS columns differ from SQLite's"
     with psycopg.connect(url) as conn:
-        geoms = conn.execute("SELECT f_table_name, f_geometry_column, srid, type FROM geometry_columns"
-                             " WHERE f_table_schema = 'public'").fetchall()
-        gist = {(t, re.search(r"\((\w+)\)", d).group(1)) for t, d in conn.execute(
-            "SELECT tablename, indexdef FROM pg_indexes WHERE schemaname = 'public' AND indexdef LIKE '%USING gist%'")}
-        unique = conn.execute("SELECT indexdef FROM pg_indexes WHERE tablename = 'scans' AND indexdef LIKE"
-                              " 'CREATE UNIQUE%(checksum)'").fetchall()
-    assert {(t, c) for t, c, _, _ in geoms} == {("zones", "geom"), ("zone_parts", "geom"), ("scans", "footprint"),
-                                                ("flags", "geom"), ("observations", "geom")}
+        geoms = conn.execute(
+            "SELECT f_table_name, f_geometry_column, srid, type FROM geometry_columns WHERE f_table_schema = 'public'"
+        ).fetchall()
+        gist = {
+            (t, re.search(r"\((\w+)\)", d).group(1))
+            for t, d in conn.execute(
+                "SELECT tablename, indexdef FROM pg_indexes "
+                "WHERE schemaname = 'public' AND indexdef LIKE '%USING gist%'"
+            )
+        }
+        unique = conn.execute(
+            "SELECT indexdef FROM pg_indexes WHERE tablename = 'scans' AND indexdef LIKE 'CREATE UNIQUE%(checksum)'"
+        ).fetchall()
+    assert {(t, c) for t, c, _, _ in geoms} == {
+        ("zones", "geom"),
+        ("zone_parts", "geom"),
+        ("scans", "footprint"),
+        ("flags", "geom"),
+        ("observations", "geom"),
+    }
     assert {srid for _, _, srid, _ in geoms} == {4326}
     assert {("zones", "geom"), ("zone_parts", "geom"), ("scans", "footprint"), ("flags", "geom")} <= gist
     assert unique, "the scan ledger is UNIQUE on the content checksum"
@@ -240,8 +285,10 @@ def test_postgis_installed_store_upgrades_in_place(postgis):
     s = open_store(url)
     try:
         assert s.token_by_hash("h")["name"] == "w"
-        assert s.ledger_start({"key": "k", "source": "inbox", "item_id": "a", "location": "/x",
-                               "stamp": "s"})["attempts"] == 1
+        assert (
+            s.ledger_start({"key": "k", "source": "inbox", "item_id": "a", "location": "/x", "stamp": "s"})["attempts"]
+            == 1
+        )
     finally:
         s.close()
     assert json.loads(cli("--db", url, "db", "current", "--json"))["state"] == "up to date"

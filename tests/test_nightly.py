@@ -26,14 +26,33 @@ CLASSES = "code,activity,confidence\n0,none,\n1,mining,high\n2,industrial,high\n
 
 def write(folder: Path, name: str, arr, *, day="2026-06-01", crs=UTM49, origin=ORIGIN, sidecar=True, block=128):
     path = folder / name
-    profile = dict(driver="GTiff", width=arr.shape[1], height=arr.shape[0], count=1, dtype=arr.dtype, crs=crs,
-                   transform=from_origin(*origin, 10.0, 10.0), nodata=255 if arr.dtype == np.uint8 else None,
-                   tiled=True, blockxsize=block, blockysize=block, compress="deflate")
+    profile = dict(
+        driver="GTiff",
+        width=arr.shape[1],
+        height=arr.shape[0],
+        count=1,
+        dtype=arr.dtype,
+        crs=crs,
+        transform=from_origin(*origin, 10.0, 10.0),
+        nodata=255 if arr.dtype == np.uint8 else None,
+        tiled=True,
+        blockxsize=block,
+        blockysize=block,
+        compress="deflate",
+    )
     with rasterio.open(path, "w", **profile) as ds:
         ds.write(arr, 1)
     if sidecar:
-        path.with_suffix(".json").write_text(json.dumps(
-            {"product_id": path.stem.upper(), "sensor": "GF-1 WFV", "acquired_after": day, "class_table": "classes.csv"}))
+        path.with_suffix(".json").write_text(
+            json.dumps(
+                {
+                    "product_id": path.stem.upper(),
+                    "sensor": "GF-1 WFV",
+                    "acquired_after": day,
+                    "class_table": "classes.csv",
+                }
+            )
+        )
     return path
 
 
@@ -67,8 +86,13 @@ def inbox(tmp_path):
 def layers(load_zones):
     load_zones("redline", [(pixel_box(0, 0, 350, 600), {"name": "RL-A", "function_type": "防风固沙"})])
     load_zones("reserve", [(pixel_box(350, 300, 700, 600), {"zone": "核心区", "name": "R"})])
-    load_zones("admin", [(pixel_box(0, 0, 350, 600), {"name": "锡尼镇", "code": "150625100"}),
-                         (pixel_box(350, 0, 700, 600), {"name": "伊和乌素苏木", "code": "150625201"})])
+    load_zones(
+        "admin",
+        [
+            (pixel_box(0, 0, 350, 600), {"name": "锡尼镇", "code": "150625100"}),
+            (pixel_box(350, 0, 700, 600), {"name": "伊和乌素苏木", "code": "150625201"}),
+        ],
+    )
 
 
 def night(store, inbox, tmp_path, **kw):
@@ -130,8 +154,15 @@ def test_product_interrupted_too_often_is_recorded_as_failed(store, layers, inbo
 
     (cand, _), _ = discover([inbox], [])
     for _ in range(3):  # three nights died while scanning it
-        store.ledger_start({"key": cand.fingerprint(), "source": cand.source, "item_id": cand.item_id,
-                            "location": cand.location, "stamp": cand.stamp()})
+        store.ledger_start(
+            {
+                "key": cand.fingerprint(),
+                "source": cand.source,
+                "item_id": cand.item_id,
+                "location": cand.location,
+                "stamp": cand.stamp(),
+            }
+        )
     d = night(store, inbox, tmp_path)
     assert [f["item_id"] for f in d["failures"]] == ["chg_2026-06"]
     assert "interrupted 3 times" in d["failures"][0]["reason"]
@@ -159,25 +190,35 @@ def test_files_still_being_written_wait_for_the_next_night(store, layers, inbox,
 
 def test_stac_item_collection_and_catalog(store, layers, inbox, tmp_path):
     pystac = pytest.importorskip("pystac")
-    from datetime import datetime, timezone
 
     good_pair(inbox)
     for p in inbox.glob("*.json"):
         p.unlink()  # STAC carries the metadata
 
     def item(id_, raster, end, **assets):
-        it = pystac.Item(id_, geometry=None, bbox=None, datetime=None, properties={
-            "start_datetime": "2025-08-01T00:00:00Z", "end_datetime": end, "platform": "gaofen-1",
-            "instruments": ["wfv"]})
+        it = pystac.Item(
+            id_,
+            geometry=None,
+            bbox=None,
+            datetime=None,
+            properties={
+                "start_datetime": "2025-08-01T00:00:00Z",
+                "end_datetime": end,
+                "platform": "gaofen-1",
+                "instruments": ["wfv"],
+            },
+        )
         it.add_asset("change", pystac.Asset(str(raster), media_type=pystac.MediaType.COG, roles=["data"]))
         it.add_asset("classes", pystac.Asset(str(inbox / "classes.csv"), media_type="text/csv"))
         for k, href in assets.items():
             it.add_asset(k, pystac.Asset(href))
         return it
 
-    items = [item("gf1-0601", inbox / "chg_2026-06.tif", "2026-06-01T03:00:00Z"),
-             item("gf1-0901", inbox / "chg_2026-09.tif", "2026-09-01T03:00:00Z"),
-             item("remote", inbox / "chg_2026-09.tif", "2026-10-01T03:00:00Z")]
+    items = [
+        item("gf1-0601", inbox / "chg_2026-06.tif", "2026-06-01T03:00:00Z"),
+        item("gf1-0901", inbox / "chg_2026-09.tif", "2026-09-01T03:00:00Z"),
+        item("remote", inbox / "chg_2026-09.tif", "2026-10-01T03:00:00Z"),
+    ]
     items[2].assets["change"].href = "https://example.org/x.tif"
     coll = tmp_path / "items.json"
     pystac.ItemCollection(items).save_object(dest_href=str(coll))
@@ -192,28 +233,39 @@ def test_stac_item_collection_and_catalog(store, layers, inbox, tmp_path):
     cat.add_items(items[:2])
     cat.normalize_hrefs(str(tmp_path / "cat"))
     cat.save(catalog_type=pystac.CatalogType.SELF_CONTAINED)
-    d = run_nightly(store, NightlyOptions(stac=[str(tmp_path / "cat" / "catalog.json")], digest_dir=tmp_path / "d",
-                                          settle=0))
+    d = run_nightly(
+        store, NightlyOptions(stac=[str(tmp_path / "cat" / "catalog.json")], digest_dir=tmp_path / "d", settle=0)
+    )
     assert d["scans"] == [] and d["totals"]["unchanged"] == 2
 
 
 def test_cli_exit_status_and_one_line_errors(tmp_path, inbox):
     env = {**os.environ, "REDLINE_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
-    proc = subprocess.run([REDLINE, "nightly", "--digest-dir", str(tmp_path / "d")], capture_output=True, text=True,
-                          env=env)
+    proc = subprocess.run(
+        [REDLINE, "nightly", "--digest-dir", str(tmp_path / "d")], capture_output=True, text=True, env=env
+    )
     assert proc.returncode == 2 and proc.stderr.startswith("error: nothing to watch")
-    proc = subprocess.run([REDLINE, "nightly", "--watch", str(tmp_path / "nope"), "--digest-dir", str(tmp_path / "d")],
-                          capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        [REDLINE, "nightly", "--watch", str(tmp_path / "nope"), "--digest-dir", str(tmp_path / "d")],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert proc.returncode == 2 and "watched folder does not exist" in proc.stderr and "Traceback" not in proc.stderr
 
 
 # --- SIGKILL at any point -------------------------------------------------------------
 
+
 def _snapshot(db: Path) -> dict:
     """The store's content, minus wall-clock times and run bookkeeping (attempts, run ids)."""
     con = sqlite3.connect(db)
-    drop = {"scans": ("started_at", "finished_at"), "flags": ("created_at", "updated_at"), "audit": ("at",),
-            "batch_ledger": ("attempts", "run_id", "reported_in", "first_seen_at", "updated_at", "stamp")}
+    drop = {
+        "scans": ("started_at", "finished_at"),
+        "flags": ("created_at", "updated_at"),
+        "audit": ("at",),
+        "batch_ledger": ("attempts", "run_id", "reported_in", "first_seen_at", "updated_at", "stamp"),
+    }
     out = {}
     for table in ("scans", "flags", "observations", "conflicts", "audit", "batch_ledger"):
         cols = [r[1] for r in con.execute(f"PRAGMA table_info({table})") if r[1] not in drop.get(table, ())]
@@ -228,8 +280,19 @@ def _run(db: Path, inbox: Path, digests: Path, kill: str | None = None, after: f
     env.pop(KILL_ENV, None)
     if kill:
         env[KILL_ENV] = kill
-    cmd = [REDLINE, "nightly", "--watch", str(inbox), "--digest-dir", str(digests), "--settle", "0",
-           "--max-attempts", "20", "--json"]
+    cmd = [
+        REDLINE,
+        "nightly",
+        "--watch",
+        str(inbox),
+        "--digest-dir",
+        str(digests),
+        "--settle",
+        "0",
+        "--max-attempts",
+        "20",
+        "--json",
+    ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if after is not None:
         time.sleep(after)
@@ -248,8 +311,10 @@ def kill_setup(tmp_path, inbox):
 
     seed = tmp_path / "seed.db"  # layers loaded, nothing scanned
     s = open_store(f"sqlite:///{seed}")
-    for kind, geom, attrs in (("redline", pixel_box(0, 0, 350, 600), {"name": "RL-A", "function_type": "防风固沙"}),
-                              ("reserve", pixel_box(350, 300, 700, 600), {"zone": "核心区", "name": "R"})):
+    for kind, geom, attrs in (
+        ("redline", pixel_box(0, 0, 350, 600), {"name": "RL-A", "function_type": "防风固沙"}),
+        ("reserve", pixel_box(350, 300, 700, 600), {"zone": "核心区", "name": "R"}),
+    ):
         gpd.GeoDataFrame([attrs], geometry=[geom], crs=UTM49).to_file(tmp_path / f"{kind}.gpkg")
         s.add_layer_version(read_layer(kind, tmp_path / f"{kind}.gpkg"))
     s.close()
@@ -267,11 +332,14 @@ def kill_setup(tmp_path, inbox):
     return seed, _snapshot(base), json.loads(out), seconds
 
 
-@pytest.mark.parametrize("chain", [
-    # each run of a chain is SIGKILLed at the named point (n-th time it is reached), then a clean run finishes
-    ["discovered", "started:1", "in-transaction:1", "in-transaction:2", "started:2", "committed:1", "scanned"],
-    ["in-transaction:3", "committed:1", "digest-json", "digest-written", "reported"],
-])
+@pytest.mark.parametrize(
+    "chain",
+    [
+        # each run of a chain is SIGKILLed at the named point (n-th time it is reached), then a clean run finishes
+        ["discovered", "started:1", "in-transaction:1", "in-transaction:2", "started:2", "committed:1", "scanned"],
+        ["in-transaction:3", "committed:1", "digest-json", "digest-written", "reported"],
+    ],
+)
 def test_sigkill_at_named_points_then_rerun_ends_as_uninterrupted(tmp_path, kill_setup, inbox, chain):
     seed, expected, base_digest, _ = kill_setup
     db = tmp_path / "killed.db"
@@ -325,8 +393,24 @@ def test_cli_nightly_on_a_local_dask_cluster(tmp_path, kill_setup, inbox):
     db = tmp_path / "dask.db"
     shutil.copy(seed, db)
     env = {**os.environ, "REDLINE_DATABASE_URL": f"sqlite:///{db}"}
-    proc = subprocess.run([REDLINE, "nightly", "--watch", str(inbox), "--digest-dir", str(tmp_path / "d"),
-                           "--settle", "0", "--workers", "2"], capture_output=True, text=True, env=env, timeout=120)
+    proc = subprocess.run(
+        [
+            REDLINE,
+            "nightly",
+            "--watch",
+            str(inbox),
+            "--digest-dir",
+            str(tmp_path / "d"),
+            "--settle",
+            "0",
+            "--workers",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert proc.returncode == 1 and "1 product(s) failed" in proc.stderr  # the corrupt one
     assert _snapshot(db) == expected  # the same store as the serial night
 
@@ -342,9 +426,19 @@ def land_cover_pair(inbox: Path, table: str = "before,after,activity\n30,50,cons
     write(lc, "after.tif", after, sidecar=False)
     (inbox / "transitions.csv").write_text(table)
     manifest = inbox / "lc_2026-08.json"
-    manifest.write_text(json.dumps({"product_id": "LC_2026-08", "mode": "transition", "before": "lc/before.tif",
-                                    "after": "lc/after.tif", "transition_table": "transitions.csv",
-                                    "acquired_before": "2025-08-01", "acquired_after": "2026-08-01"}))
+    manifest.write_text(
+        json.dumps(
+            {
+                "product_id": "LC_2026-08",
+                "mode": "transition",
+                "before": "lc/before.tif",
+                "after": "lc/after.tif",
+                "transition_table": "transitions.csv",
+                "acquired_before": "2025-08-01",
+                "acquired_after": "2026-08-01",
+            }
+        )
+    )
     return manifest
 
 
@@ -365,8 +459,7 @@ def test_land_cover_pair_manifest_is_discovered_as_one_product(inbox):
     assert (product.before_path, product.path) == ((inbox / "lc" / "before.tif"), (inbox / "lc" / "after.tif"))
 
 
-def test_land_cover_pair_manifest_is_scanned_once_and_again_when_its_table_is_corrected(store, layers, inbox,
-                                                                                         tmp_path):
+def test_land_cover_pair_manifest_is_scanned_once_and_again_when_its_table_is_corrected(store, layers, inbox, tmp_path):
     land_cover_pair(inbox)
     d = night(store, inbox, tmp_path)
     assert d["status"] == "ok", d["failures"]

@@ -86,13 +86,17 @@ def test_confidence_is_median_level(write_raster, tmp_path):
     arr[100:110, 20:40] = 2  # two thirds 'highest'
     patches, _ = extract(write_raster(arr), table)
     assert [p.confidence for p in sorted(patches, key=lambda p: p.geometry.centroid.y, reverse=True)] == [
-        "nominal", "highest"]
+        "nominal",
+        "highest",
+    ]
 
 
 @settings(max_examples=60, deadline=None)
 @given(
-    h=st.integers(1, 90), w=st.integers(1, 90),
-    bh=st.sampled_from([1, 7, 16, 32]), bw=st.sampled_from([7, 16, 32, 90]),
+    h=st.integers(1, 90),
+    w=st.integers(1, 90),
+    bh=st.sampled_from([1, 7, 16, 32]),
+    bw=st.sampled_from([7, 16, 32, 90]),
     target=st.integers(1, 64),
 )
 def test_window_grid_tiles_the_raster_exactly(h, w, bh, bw, target):
@@ -100,7 +104,7 @@ def test_window_grid_tiles_the_raster_exactly(h, w, bh, bw, target):
     cover = np.zeros((h, w), dtype=int)
     for r, rh in rows:
         for c, cw in cols:
-            cover[r:r + rh, c:c + cw] += 1
+            cover[r : r + rh, c : c + cw] += 1
             assert r % bh == 0 and (c % bw == 0 or bw >= w)
     assert (cover == 1).all()
 
@@ -124,8 +128,9 @@ def test_windowed_patches_equal_whole_raster_components(write_raster, class_tabl
     patches, _ = extract(path, class_table, mmu_ha=0.0, target=target)
     # the reference: scipy's 4-connected labelling of each class on its own
     activity = {1: "mining", 2: "industrial", 3: "energy"}
-    whole = sorted((activity[k], int(size)) for k in (1, 2, 3)
-                   for size in np.bincount(ndimage.label(arr == k)[0].ravel())[1:])
+    whole = sorted(
+        (activity[k], int(size)) for k in (1, 2, 3) for size in np.bincount(ndimage.label(arr == k)[0].ravel())[1:]
+    )
     assert sorted((p.activity, p.pixels) for p in patches) == whole
     # area conservation: the patches' area is the changed pixels' geodesic area (pyproj Geod, one pixel
     # at the grid's centre; over 80 px of UTM the pixel area varies by < 1e-6)
@@ -162,8 +167,13 @@ def test_label_by_activity_splits_touching_classes():
 
 
 @settings(max_examples=60, deadline=None)
-@given(h=st.integers(1, 90), w=st.integers(1, 90), tile=st.sampled_from([4, 8, 16]), seed=st.integers(0, 2**31 - 1),
-       fill=st.sampled_from([0.0, 0.3, 0.9, 1.0]))
+@given(
+    h=st.integers(1, 90),
+    w=st.integers(1, 90),
+    tile=st.sampled_from([4, 8, 16]),
+    seed=st.integers(0, 2**31 - 1),
+    fill=st.sampled_from([0.0, 0.3, 0.9, 1.0]),
+)
 def test_mask_region_is_exactly_the_true_cells(h, w, tile, seed, fill):
     """Solid tiles as boxes, mixed tiles cell by cell: the same region as polygonizing every cell."""
     from rasterio.features import shapes
@@ -182,6 +192,7 @@ def test_mask_region_is_exactly_the_true_cells(h, w, tile, seed, fill):
 
 
 # --- minimum mapping unit, seams and merged pieces, on synthetic rasters ---------------
+
 
 def test_patch_just_under_the_mmu_is_dropped_and_just_over_is_kept(write_raster, class_table):
     """The MMU is an area on the ellipsoid: the reference is pyproj's Geod on the same pixels."""
@@ -252,8 +263,9 @@ def test_noise_under_the_mmu_is_never_vectorised(write_raster, class_table, monk
 
 def probability_patches(write_raster, arr, **kw):
     path = write_raster(arr, "prob.tif", nodata=None, block=256)
-    product = ChangeProduct(product_id="p", mode="probability", path=path, activity="mining",
-                            acquired_after="2026-06-01", **kw)
+    product = ChangeProduct(
+        product_id="p", mode="probability", path=path, activity="mining", acquired_after="2026-06-01", **kw
+    )
     with ProductReader(product) as reader:
         ex = PatchExtractor(reader, mmu_ha=0.1, target=256)
         return [p for batch in ex.run() for p in batch]
@@ -302,6 +314,7 @@ def test_a_patch_with_a_hole_measures_outer_ring_less_the_hole(write_raster, cla
     arr[20:30, 20:30] = 0  # an untouched pond inside the mine
     (patch,), _ = extract(write_raster(arr), class_table)
     expected = projected_geodesic_ha(pixel_box(10, 10, 40, 40), UTM49) - projected_geodesic_ha(
-        pixel_box(20, 20, 30, 30), UTM49)
+        pixel_box(20, 20, 30, 30), UTM49
+    )
     assert patch.pixels == 800 and len(patch.geometry.interiors) == 1
     assert patch.area_ha == pytest.approx(expected, rel=1e-7)

@@ -51,11 +51,16 @@ def scenario(request, tmp_path_factory):
         return result.output
 
     mapping = ROOT / "sample_data" / "mapping.toml"
-    for kind, name in (("redline", "redline.gpkg"), ("reserve", "reserve.gpkg"),
-                       ("permit", "permits.zip"), ("admin", "admin.kml")):
+    for kind, name in (
+        ("redline", "redline.gpkg"),
+        ("reserve", "reserve.gpkg"),
+        ("permit", "permits.zip"),
+        ("admin", "admin.kml"),
+    ):
         cli("layers", "load", kind, out / name, "--mapping", mapping)
-    scans = json.loads(cli("scan", out / "change_2026-06.tif", out / "change_2026-09.tif",
-                           out / "landcover_pair.json", "--json"))
+    scans = json.loads(
+        cli("scan", out / "change_2026-06.tif", out / "change_2026-09.tif", out / "landcover_pair.json", "--json")
+    )
     rescans = json.loads(cli("scan", out / "change_2026-06.tif", out / "landcover_pair.json", "--json"))
     store = open_store(url)
     yield {"truth": truth, "store": store, "scans": scans, "rescans": rescans, "cli": cli, "out": out}
@@ -95,8 +100,9 @@ def test_exactly_the_planted_conflicts(scenario):
         assert f["n_observations"] == p["observations"]
         assert f["admin_code"] == p["township_code"]
         last = p["footprints"][-1]
-        assert f["area_ha"] == pytest.approx(geodesic_area_ha(last, p["pixel_size_m"]), rel=AREA_REL,
-                                                                 abs=AREA_ABS), p["name"]
+        assert f["area_ha"] == pytest.approx(geodesic_area_ha(last, p["pixel_size_m"]), rel=AREA_REL, abs=AREA_ABS), p[
+            "name"
+        ]
         assert f["area_mu"] == pytest.approx(f["area_ha"] * 15, rel=1e-3)
         assert f["layer_versions"] == {"redline": 1, "reserve": 1, "permit": 1, "admin": 1}
 
@@ -170,8 +176,9 @@ def test_scans_record_provenance_and_unobserved_area(scenario):
 def test_check_reports_zones_flags_and_coverage(scenario):
     answer = json.loads(scenario["cli"]("check", ROOT / "sample_data" / "check_region.geojson", "--json"))
     s = answer["summary"]
-    assert s["conflicts"] == sum(1 for p in scenario["truth"]["patches"] if p["status"] == "new"
-                                 and _inside_region(p["centroid_lonlat"]))
+    assert s["conflicts"] == sum(
+        1 for p in scenario["truth"]["patches"] if p["status"] == "new" and _inside_region(p["centroid_lonlat"])
+    )
     assert s["scans"] == 3 and s["last_observed"] == "2026-09-18"
     assert 0.9 < s["observed_fraction"] <= 1.0
     per_scan = {sc["product_id"]: sc["observed_fraction"] for sc in answer["scans"]}

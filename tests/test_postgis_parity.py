@@ -30,8 +30,16 @@ from .conftest import BACKENDS, ROOT, backend_url
 from .scenario import build
 
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00")
-TIMESTAMP_KEYS = {"created_at", "updated_at", "loaded_at", "started_at", "finished_at", "at", "revoked_at",
-                  "first_seen_at"}
+TIMESTAMP_KEYS = {
+    "created_at",
+    "updated_at",
+    "loaded_at",
+    "started_at",
+    "finished_at",
+    "at",
+    "revoked_at",
+    "first_seen_at",
+}
 
 
 def norm(obj):
@@ -69,8 +77,16 @@ def stores(request, tmp_path_factory):
         move(s, fid, "dispatched", "inspector", note="去现场核查")
         move(s, fid, "verified_violation", "inspector")
         s.add_token("王伟", "inspector", ["150625100"], "hash-1")
-        s.add_job({"id": "job-1", "kind": "scan", "state": "accepted", "progress": 0, "request": {"product": "x"},
-                   "actor": "admin"})
+        s.add_job(
+            {
+                "id": "job-1",
+                "kind": "scan",
+                "state": "accepted",
+                "progress": 0,
+                "request": {"product": "x"},
+                "actor": "admin",
+            }
+        )
         s.update_job("job-1", {"state": "successful", "progress": 100, "result": {"new_flags": [1, 2]}})
         s.ledger_start({"key": "k1", "source": "inbox", "item_id": "a", "location": str(out), "stamp": "s1"})
         s.ledger_update("k1", {"state": "done", "result": {"flags": 3}})
@@ -87,13 +103,23 @@ def test_rows(stores):
             "layer_versions": s.layer_versions(current_only=False),
             "flags": flags,
             "flags_no_geometry": s.flags(with_geometry=False),
-            "per_flag": [{"flag": s.flag(f["id"]), "conflicts": s.conflicts(f["id"]),
-                          "observations": s.observations(f["id"]), "history": s.history(f["id"])} for f in flags],
+            "per_flag": [
+                {
+                    "flag": s.flag(f["id"]),
+                    "conflicts": s.conflicts(f["id"]),
+                    "observations": s.observations(f["id"]),
+                    "history": s.history(f["id"]),
+                }
+                for f in flags
+            ],
             "scans": s.scans(),
             "scan_by_checksum": s.scan_by_checksum(s.scans()[0]["checksum"]),
-            "tokens": s.tokens(), "token": s.token_by_hash("hash-1"),
+            "tokens": s.tokens(),
+            "token": s.token_by_hash("hash-1"),
             "job": s.job("job-1"),
-            "ledger": s.ledger_entries(), "ledger_entry": s.ledger_entry("k1"), "by_stamp": s.ledger_by_stamp("s1"),
+            "ledger": s.ledger_entries(),
+            "ledger_entry": s.ledger_entry("k1"),
+            "by_stamp": s.ledger_by_stamp("s1"),
         }
 
     same({b: rows(s) for b, s in stores.items()})
@@ -111,22 +137,46 @@ def test_zones(stores):
     for bbox in ((108.6, 39.8, 108.7, 39.9), (108.72, 39.86, 108.73, 39.87), (108.7, 39.85, 108.7, 39.85)):
         same({b: zones(s, bbox) for b, s in stores.items()})
     region = read_region(ROOT / "sample_data" / "check_region.geojson").buffer(-0.02)  # exact, not bbox
-    by_region = {b: [z.id for z in s.zones(("redline", "reserve", "permit", "admin"), region=region)]
-                 for b, s in stores.items()}
+    by_region = {
+        b: [z.id for z in s.zones(("redline", "reserve", "permit", "admin"), region=region)] for b, s in stores.items()
+    }
     same(by_region)
-    assert 0 < len(by_region["sqlite"]) == sum(
-        shapely.intersects(z.geometry, region) for z in stores["sqlite"].zones(("redline", "reserve", "permit", "admin")))
+    assert (
+        0
+        < len(by_region["sqlite"])
+        == sum(
+            shapely.intersects(z.geometry, region)
+            for z in stores["sqlite"].zones(("redline", "reserve", "permit", "admin"))
+        )
+    )
 
 
-@pytest.mark.parametrize("flt", [
-    FlagFilter(), FlagFilter(bbox=(108.6, 39.8, 108.7, 39.9)), FlagFilter(bbox=(108.6555, 39.8, 108.6555, 39.9)),
-    FlagFilter(status=["new"], severity=["critical", "high"]),
-    FlagFilter(activity=["farmland", "energy"]), FlagFilter(admin_code=["150625201"]),
-    FlagFilter(since=date(2026, 9, 1)), FlagFilter(until=date(2026, 7, 1)), FlagFilter(limit=2, after_id=1),
-], ids=["all", "bbox", "line-bbox", "status", "activity", "admin", "since", "until", "page"])
+@pytest.mark.parametrize(
+    "flt",
+    [
+        FlagFilter(),
+        FlagFilter(bbox=(108.6, 39.8, 108.7, 39.9)),
+        FlagFilter(bbox=(108.6555, 39.8, 108.6555, 39.9)),
+        FlagFilter(status=["new"], severity=["critical", "high"]),
+        FlagFilter(activity=["farmland", "energy"]),
+        FlagFilter(admin_code=["150625201"]),
+        FlagFilter(since=date(2026, 9, 1)),
+        FlagFilter(until=date(2026, 7, 1)),
+        FlagFilter(limit=2, after_id=1),
+    ],
+    ids=["all", "bbox", "line-bbox", "status", "activity", "admin", "since", "until", "page"],
+)
 def test_filters_and_stats(stores, flt):
-    same({b: {"ids": [f["id"] for f in s.flags(flt)], "count": s.count_flags(flt),
-              "stats": {g: s.stats(g, flt) for g in STATS_GROUPS}} for b, s in stores.items()})
+    same(
+        {
+            b: {
+                "ids": [f["id"] for f in s.flags(flt)],
+                "count": s.count_flags(flt),
+                "stats": {g: s.stats(g, flt) for g in STATS_GROUPS},
+            }
+            for b, s in stores.items()
+        }
+    )
 
 
 def test_check_and_screening(stores):
@@ -134,9 +184,17 @@ def test_check_and_screening(stores):
     rules = load_rules(None)
     footprint = shapely.box(108.66, 39.83, 108.69, 39.86)
     far = shapely.box(108.0, 39.0, 108.01, 39.01)
-    same({b: {"check": check_region(s, region, principal=OPERATOR), "june": check_region(s, region, until=date(2026, 7, 1), principal=OPERATOR),
-              "screen": screen(s, footprint, "mining", rules), "far": screen(s, far, "solar", rules)}
-          for b, s in stores.items()})
+    same(
+        {
+            b: {
+                "check": check_region(s, region, principal=OPERATOR),
+                "june": check_region(s, region, until=date(2026, 7, 1), principal=OPERATOR),
+                "screen": screen(s, footprint, "mining", rules),
+                "far": screen(s, far, "solar", rules),
+            }
+            for b, s in stores.items()
+        }
+    )
 
 
 @pytest.mark.parametrize("fmt", sorted(FORMATS))
@@ -174,7 +232,9 @@ def test_api_answers(stores):
         with TestClient(create_app(Settings(database_url=s.url))) as client:
             fid = s.flags()[0]["id"]
             answers[b] = {
-                "items": client.get("/collections/flags/items?limit=3&severity=high&severity=critical", headers=h).json(),
+                "items": client.get(
+                    "/collections/flags/items?limit=3&severity=high&severity=critical", headers=h
+                ).json(),
                 "zones": client.get("/collections/reserve/items?bbox=108.6,39.8,108.75,39.9", headers=h).json(),
                 "flag": client.get(f"/flags/{fid}", headers=h).json(),
                 "history": client.get(f"/flags/{fid}/history", headers=h).json(),

@@ -37,8 +37,13 @@ def _load(store, zones):
 def test_big_zones_are_subdivided_and_found_by_their_pieces(pg):
     circle = shapely.Point(108.7, 39.85).buffer(0.1, quad_segs=1000)  # 4,000 vertices
     _load(pg, [Zone("redline", "RL-big", "redline", circle, "RL-big", {"function_type": "水源涵养"})])
-    n, most, area = pg.conn.execute(
-        "SELECT COUNT(*) AS n, MAX(ST_NPoints(geom)) AS most, SUM(ST_Area(geom)) AS area FROM zone_parts").fetchone().values()
+    n, most, area = (
+        pg.conn.execute(
+            "SELECT COUNT(*) AS n, MAX(ST_NPoints(geom)) AS most, SUM(ST_Area(geom)) AS area FROM zone_parts"
+        )
+        .fetchone()
+        .values()
+    )
     assert n > 10 and most <= PART_VERTICES + 1 and area == pytest.approx(circle.area, rel=1e-9)
     (zone,) = pg.zones(("redline",))
     assert shapely.to_wkb(zone.geometry) == shapely.to_wkb(circle)  # stored whole, exactly
@@ -56,11 +61,16 @@ def test_bbox_filters_run_on_the_gist_index(pg):
         for x, y in rows:
             pg.insert_flag(FLAG, shapely.box(x, y, x + 0.01, y + 0.01))
     pg.conn.execute("ANALYZE flags")
-    plan = "\n".join(r["QUERY PLAN"] for r in pg.conn.execute(
-        "EXPLAIN SELECT * FROM flags WHERE geom && ST_MakeEnvelope(108.2, 39.0, 108.4, 39.2, 4326)"))
+    plan = "\n".join(
+        r["QUERY PLAN"]
+        for r in pg.conn.execute(
+            "EXPLAIN SELECT * FROM flags WHERE geom && ST_MakeEnvelope(108.2, 39.0, 108.4, 39.2, 4326)"
+        )
+    )
     assert "flags_geom" in plan, plan
     assert pg.count_flags(FlagFilter(bbox=(108.2, 39.0, 108.4, 39.2))) == sum(
-        1 for x, y in rows if x <= 108.4 and x + 0.01 >= 108.2 and y <= 39.2 and y + 0.01 >= 39.0)
+        1 for x, y in rows if x <= 108.4 and x + 0.01 >= 108.2 and y <= 39.2 and y + 0.01 >= 39.0
+    )
 
 
 def test_writers_take_the_lock_and_readers_never_wait(pg, url):
@@ -70,7 +80,10 @@ def test_writers_take_the_lock_and_readers_never_wait(pg, url):
             pg.insert_flag(FLAG, shapely.box(108, 39, 108.01, 39.01))
             with pg.transaction():  # nested: the same transaction, the same lock
                 pg.insert_flag(FLAG, shapely.box(109, 39, 109.01, 39.01))
-            assert other.conn.execute("SELECT pg_try_advisory_xact_lock(%s) AS ok", (WRITE_LOCK,)).fetchone()["ok"] is False
+            assert (
+                other.conn.execute("SELECT pg_try_advisory_xact_lock(%s) AS ok", (WRITE_LOCK,)).fetchone()["ok"]
+                is False
+            )
             assert other.count_flags() == 0 and other.flags() == []  # not blocked; nothing half-written
         assert other.count_flags() == 2
         with other.transaction():  # released at commit
@@ -81,10 +94,22 @@ def test_writers_take_the_lock_and_readers_never_wait(pg, url):
 
 
 def test_scan_ledger_is_unique_on_the_checksum(pg):
-    scan = {"checksum": "c1", "product_id": "P", "mode": "class", "sensor": None, "acquired_before": None,
-            "acquired_after": "2026-06-01", "files": [], "started_at": "2026-06-02T00:00:00+00:00",
-            "finished_at": "2026-06-02T00:01:00+00:00", "state": "done", "stats": {}, "layer_versions": {},
-            "rules_version": "t", "observed_fraction": 1.0}
+    scan = {
+        "checksum": "c1",
+        "product_id": "P",
+        "mode": "class",
+        "sensor": None,
+        "acquired_before": None,
+        "acquired_after": "2026-06-01",
+        "files": [],
+        "started_at": "2026-06-02T00:00:00+00:00",
+        "finished_at": "2026-06-02T00:01:00+00:00",
+        "state": "done",
+        "stats": {},
+        "layer_versions": {},
+        "rules_version": "t",
+        "observed_fraction": 1.0,
+    }
     pg.insert_scan(scan, shapely.box(108, 39, 109, 40))
     with pytest.raises(psycopg.errors.UniqueViolation):
         pg.insert_scan(scan, None)

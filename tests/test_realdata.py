@@ -52,8 +52,9 @@ def covering_redline(store, path):
 
 def test_prodes_deforestation_2021_with_clouds(tmp_path, store):
     table = tmp_path / "prodes.csv"
-    table.write_text("code,activity\n1,none\n11,none\n16,none\n17,none\n27,none\n29,none\n33,other\n"
-                     "32,no_observation\n")
+    table.write_text(
+        "code,activity\n1,none\n11,none\n16,none\n17,none\n27,none\n29,none\n33,other\n32,no_observation\n"
+    )
     product = ChangeProduct(product_id="prodes", path=PRODES, class_table=table, acquired_after="2021-07-31")
     patches, ex = extract(product, target=256)  # EPSG:4674 (lat-first CRS), windows smaller than its blocks
     arr = rasterio.open(PRODES).read(1)
@@ -70,8 +71,9 @@ def test_prodes_deforestation_2021_with_clouds(tmp_path, store):
 def test_sentinel2_clearcuts(tmp_path, store):
     table = tmp_path / "s2.csv"
     table.write_text("code,activity,confidence\n1,other,high\n2,other,high\n3,other,nominal\n4,none,\n")
-    product = ChangeProduct(product_id="s2", path=S2, class_table=table, acquired_after="2021-08-26",
-                            sensor="Sentinel-2 MSI")
+    product = ChangeProduct(
+        product_id="s2", path=S2, class_table=table, acquired_after="2021-08-26", sensor="Sentinel-2 MSI"
+    )
     patches, _ = extract(product, target=512)
     arr = rasterio.open(S2).read(1)
     # 20 m pixels: 0.04 ha, so 3 px reach the 0.1 ha MMU
@@ -100,16 +102,28 @@ def test_worldcover_pair_sao_tome(tmp_path):
             dst.write(data, 1)
         paths.append((out, data))
     table = tmp_path / "wc.csv"
-    table.write_text("before,after,activity\n10|20|30|90|95|100,50,construction\n10|20|30|90|95,40,farmland\n"
-                     "10|20|30|90|95,60,mining\n")
-    product = ChangeProduct(product_id="wc", mode="transition", path=paths[1][0], before_path=paths[0][0],
-                            transition_table=table, acquired_after="2021-12-31")
+    table.write_text(
+        "before,after,activity\n10|20|30|90|95|100,50,construction\n10|20|30|90|95,40,farmland\n"
+        "10|20|30|90|95,60,mining\n"
+    )
+    product = ChangeProduct(
+        product_id="wc",
+        mode="transition",
+        path=paths[1][0],
+        before_path=paths[0][0],
+        transition_table=table,
+        acquired_after="2021-12-31",
+    )
     patches, ex = extract(product, target=1024)
     (_, before), (_, after) = paths
     veg = np.isin(before, [10, 20, 30, 90, 95])
     expected = []
     # ~9.26 m pixels near the equator: 85.8 m2, so 12 px reach the MMU and 11 do not
-    for mask in ((np.isin(before, [10, 20, 30, 90, 95, 100])) & (after == 50), veg & (after == 40), veg & (after == 60)):
+    for mask in (
+        (np.isin(before, [10, 20, 30, 90, 95, 100])) & (after == 50),
+        veg & (after == 40),
+        veg & (after == 60),
+    ):
         expected += expected_components(mask, 12)
     assert sorted(p.pixels for p in patches) == sorted(expected)
     assert len(patches) > 10 and ex.windows_with_change > 0

@@ -39,10 +39,12 @@ def test_new_layer_versions_re_evaluate_open_flags_and_record_it(store, store_ur
     move(store, farm, "dispatched", "inspector")
     move(store, farm, "false_positive", "inspector")  # judged: not re-checked
     assert recheck_flags(store)["rechecked"] == []  # nothing new loaded: nothing to do
-    load_zones("redline", [(pixel_box(0, 0, 200, 600), {"name": "RL-B", "function_type": "防风固沙"})],
-               name="redline2.gpkg")  # the red line no longer reaches the mine at columns 300-340
-    load_zones("reserve", [(pixel_box(350, 300, 700, 600), {"zone": "缓冲区", "name": "R"})],
-               name="reserve2.gpkg")  # the core became buffer
+    load_zones(
+        "redline", [(pixel_box(0, 0, 200, 600), {"name": "RL-B", "function_type": "防风固沙"})], name="redline2.gpkg"
+    )  # the red line no longer reaches the mine at columns 300-340
+    load_zones(
+        "reserve", [(pixel_box(350, 300, 700, 600), {"zone": "缓冲区", "name": "R"})], name="reserve2.gpkg"
+    )  # the core became buffer
     dry = recheck_flags(store, dry_run=True)
     assert len(dry["rechecked"]) == 2 and store.history(mine_core)[-1]["action"] != "recheck"
 
@@ -51,7 +53,8 @@ def test_new_layer_versions_re_evaluate_open_flags_and_record_it(store, store_ur
     core = store.flag(mine_core)
     assert (core["severity"], core["zone_regime"], core["status"]) == ("high", "buffer", "new")
     assert [(c["layer"], c["layer_version"], c["severity"]) for c in store.conflicts(mine_core)] == [
-        ("reserve", 2, "high")]
+        ("reserve", 2, "high")
+    ]
     h = store.history(mine_core)[-1]
     assert h["action"] == "recheck" and h["actor"] == "recheck"
     assert (h["detail"]["layer_versions"]["from"]["reserve"], h["detail"]["layer_versions"]["to"]["reserve"]) == (1, 2)
@@ -73,15 +76,15 @@ def rectify(store, fid):
         move(store, fid, to, "inspector")
 
 
-def test_new_imagery_over_a_rectified_flag_records_recovery_or_persistence(store, flags, write_raster,
-                                                                            class_table):
+def test_new_imagery_over_a_rectified_flag_records_recovery_or_persistence(store, flags, write_raster, class_table):
     _, _, mine = flags
     rectify(store, mine)
     later = date.today() + timedelta(days=30)
 
     def scan(name, arr, day):
-        return scan_product(store, resolve_product(write_raster(arr, name), class_table=class_table,
-                                                   acquired_after=day.isoformat()))
+        return scan_product(
+            store, resolve_product(write_raster(arr, name), class_table=class_table, acquired_after=day.isoformat())
+        )
 
     def recovery():
         return [h["detail"] for h in store.history(mine) if h["action"] == "recovery"]

@@ -80,7 +80,7 @@ def png_pixels(png: bytes) -> np.ndarray:
 
 
 def rgb(hex_colour: str) -> np.ndarray:
-    return np.array([int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)])
+    return np.array([int(hex_colour[i : i + 2], 16) for i in (1, 3, 5)])
 
 
 def assert_self_contained(html: str) -> None:
@@ -91,6 +91,7 @@ def assert_self_contained(html: str) -> None:
 
 
 # --- figures --------------------------------------------------------------------------
+
 
 def test_cjk_fonts_are_installed_for_figures():
     assert cjk_fonts(), "no CJK font for matplotlib: Chinese names would be tofu (scripts/provision_reports.sh)"
@@ -106,7 +107,7 @@ def test_map_figure_covers_the_patch(store, scenario):
     assert len(np.unique(px.reshape(-1, 3), axis=0)) > 20, "the map is blank"
     # the patch is drawn in its severity's colour where it lies on the image
     col, row = fig.pixel(geom.representative_point().x, geom.representative_point().y)
-    window = px[row - 2:row + 3, col - 2:col + 3].reshape(-1, 3)
+    window = px[row - 2 : row + 3, col - 2 : col + 3].reshape(-1, 3)
     assert (np.abs(window - rgb(SEVERITY_COLOURS["critical"])).sum(axis=1) < 30).any(), window
     # and the map shows the reserve around it: the core zone's green near the patch, inside the axes
     left, top, right, bottom = (int(v) for v in fig.axes_px)
@@ -118,6 +119,7 @@ def test_map_figure_covers_the_patch(store, scenario):
 
 # --- problem sheets -------------------------------------------------------------------
 
+
 def test_problem_sheet_pdf(store, scenario, tmp_path):
     flag = flag_where(scenario, severity="critical")
     data = flag_report(store, flag["id"], "pdf")
@@ -126,8 +128,20 @@ def test_problem_sheet_pdf(store, scenario, tmp_path):
     pages = pdf_text(data, tmp_path)
     text = "\n".join(pages)
     assert f"flag #{flag['id']}" in pages[0]
-    for expected in (RESERVE, "锡尼镇", "核心区", "mining", "CGCS2000", "Verified by", "核查人", "Finding",
-                     "Photos taken", flag["first_seen"], "HJ-CHG-2026-06", "rules 2026.1"):
+    for expected in (
+        RESERVE,
+        "锡尼镇",
+        "核心区",
+        "mining",
+        "CGCS2000",
+        "Verified by",
+        "核查人",
+        "Finding",
+        "Photos taken",
+        flag["first_seen"],
+        "HJ-CHG-2026-06",
+        "rules 2026.1",
+    ):
         assert expected in text, expected
     # the location is the centroid's, in CGCS2000 degrees
     c = flag["geometry"].centroid
@@ -154,8 +168,9 @@ def test_image_chips_from_the_products_and_when_they_are_gone(store, scenario):
     # the chip shows the patch: its outline (black) lies on the image
     px = png_pixels(__import__("base64").b64decode(chips[0]["src"].split(",", 1)[1]))
     assert (px.sum(axis=2) < 40).sum() > 50
-    gone = {i: {**s, "files": [str(scenario["out"] / "gone" / Path(f).name) for f in s["files"]]}
-            for i, s in scans.items()}
+    gone = {
+        i: {**s, "files": [str(scenario["out"] / "gone" / Path(f).name) for f in s["files"]]} for i, s in scans.items()
+    }
     chips = image_chips(flag, obs, gone)
     assert chips and all("not available" in c["missing"] for c in chips)
     # a land-cover pair gives a before and an after chip
@@ -171,8 +186,17 @@ def test_evidence_photos_on_the_sheet(store, scenario, tmp_path):
         buf = io.BytesIO()
         Image.new("RGB", (1200, 900), colour).save(buf, fmt)
         buf.seek(0)
-        save_evidence(store, root, flag["id"], buf, original_name=f"site.{fmt.lower()}", actor="field team",
-                      lon=108.5, lat=39.8, note="挖掘机 excavator on site")
+        save_evidence(
+            store,
+            root,
+            flag["id"],
+            buf,
+            original_name=f"site.{fmt.lower()}",
+            actor="field team",
+            lon=108.5,
+            lat=39.8,
+            note="挖掘机 excavator on site",
+        )
     store.audit(flag["id"], "inspector", "status", {"from": "new", "to": "dispatched", "note": "派出核查"})
     html = flag_report(store, flag["id"], "html", evidence_dir=root).decode()
     assert html.count("data:image/jpeg;base64,") == 2  # both photos, as JPEG thumbnails
@@ -218,6 +242,7 @@ def test_packet_size_is_capped(store, monkeypatch):
 
 # --- the command line -----------------------------------------------------------------
 
+
 def run(scenario, *args):
     env = {**os.environ, "REDLINE_DATABASE_URL": scenario["url"]}
     return subprocess.run([REDLINE, *map(str, args)], capture_output=True, text=True, env=env, timeout=300)
@@ -233,14 +258,17 @@ def test_cli_report_flag_and_packet(scenario, tmp_path):
     html = (tmp_path / "p.html").read_text()
     n = sum(1 for f in scenario["flags"].values() if f["severity"] in ("high", "critical"))
     assert html.count('class="sheet"') == n and f"{n} problem sheet" in p.stdout
-    for args, fragment in (((flag["id"], "-o", tmp_path / "x.docx"), ".pdf or .html"),
-                           ((99999, "-o", tmp_path / "x.pdf"), "does not exist")):
+    for args, fragment in (
+        ((flag["id"], "-o", tmp_path / "x.docx"), ".pdf or .html"),
+        ((99999, "-o", tmp_path / "x.pdf"), "does not exist"),
+    ):
         p = run(scenario, "report", "flag", *args)
         assert p.returncode == 2 and "Traceback" not in p.stderr and fragment in p.stderr, p.stderr
     assert not (tmp_path / "x.pdf").exists()
 
 
 # --- check reports --------------------------------------------------------------------
+
 
 def _region(scenario, grow: float = 0.0):
     region = read_region(ROOT / "sample_data" / "check_region.geojson", None)
@@ -259,8 +287,18 @@ def test_check_report_pdf(store, scenario, tmp_path):
     assert "Check report" in pages[0] and "check_region.geojson" in pages[0]
     for z in answer["zones"]:  # every zone touched, by its Chinese name
         assert z["name"] in squeezed, z["name"]
-    for expected in ("毛乌素沙地生物多样性维护生态保护红线", "核心区", "HJ-CHG-2026-06", "HJ-LC-2025-2026", "Sentinel-2 MSI",
-                     "redline.gpkg", "Rules version(s): 2026.1", "Zones touched", "Imagery coverage", "Provenance"):
+    for expected in (
+        "毛乌素沙地生物多样性维护生态保护红线",
+        "核心区",
+        "HJ-CHG-2026-06",
+        "HJ-LC-2025-2026",
+        "Sentinel-2 MSI",
+        "redline.gpkg",
+        "Rules version(s): 2026.1",
+        "Zones touched",
+        "Imagery coverage",
+        "Provenance",
+    ):
         assert expected.replace(" ", "") in squeezed, expected
     assert f"{answer['summary']['region']['ha']:,.2f} ha" in text
     assert any("CJK" in f for f in pdf_fonts(reader))
@@ -289,12 +327,12 @@ def test_check_report_map_covers_the_region_and_hatches_what_was_not_seen(store,
     for f in answer["flags"]:
         p = geoms[f["id"]].representative_point()
         col, row = fig.pixel(p.x, p.y)
-        window = px[row - 3:row + 4, col - 3:col + 4].reshape(-1, 3)
+        window = px[row - 3 : row + 4, col - 3 : col + 4].reshape(-1, 3)
         assert (np.abs(window - rgb(SEVERITY_COLOURS[f["severity"]])).sum(axis=1) < 40).any(), f["id"]
     # outside the scenes (the grown margin, left edge) the map is hatched: dark lines on the pale ground
     x0, y0, x1, y1 = region.bounds
     col, row = fig.pixel(x0 + 0.01, (y0 + y1) / 2)
-    window = px[row - 8:row + 9, col - 8:col + 9].reshape(-1, 3)
+    window = px[row - 8 : row + 9, col - 8 : col + 9].reshape(-1, 3)
     assert (window.sum(axis=1) < 300).any() and (window.sum(axis=1) > 600).any()
 
 
@@ -306,8 +344,7 @@ def test_check_report_html_is_self_contained(store, scenario):
     assert_self_contained(html)
     assert "伊和乌素苏木" in html
     ids = {int(i) for i in re.findall(r'<tr><td class="n">(\d+)</td>', html)}
-    assert ids == {f["id"] for f in answer["flags"]} and all(
-        scenario["flags"][i]["admin_code"] == YIHE for i in ids)
+    assert ids == {f["id"] for f in answer["flags"]} and all(scenario["flags"][i]["admin_code"] == YIHE for i in ids)
 
 
 def test_cli_check_report(scenario, tmp_path):
@@ -325,16 +362,34 @@ def test_cli_check_report(scenario, tmp_path):
 
 # --- the nightly digest ---------------------------------------------------------------
 
+
 def _digest(flags: list[dict], observed: list[dict] | None = None) -> dict:
     from redline.digest import _group
 
-    return {"run_id": "20261201T000000Z-test", "started_at": "2026-12-01T00:00:00+00:00",
-            "finished_at": "2026-12-01T00:10:00+00:00", "status": "ok",
-            "totals": {"discovered": 3, "unchanged": 0, "scanned": 3, "already_scanned": 0, "failed": 0,
-                       "known_failures_not_retried": 0, "not_settled": 0, "new_flags": len(flags),
-                       "new_observations": len(observed or [])},
-            "scans": [], "failures": [], "known_failures": [], "not_settled": [], "recovery": [],
-            "new_flags": _group(flags), "new_observations": _group(observed or [])}
+    return {
+        "run_id": "20261201T000000Z-test",
+        "started_at": "2026-12-01T00:00:00+00:00",
+        "finished_at": "2026-12-01T00:10:00+00:00",
+        "status": "ok",
+        "totals": {
+            "discovered": 3,
+            "unchanged": 0,
+            "scanned": 3,
+            "already_scanned": 0,
+            "failed": 0,
+            "known_failures_not_retried": 0,
+            "not_settled": 0,
+            "new_flags": len(flags),
+            "new_observations": len(observed or []),
+        },
+        "scans": [],
+        "failures": [],
+        "known_failures": [],
+        "not_settled": [],
+        "recovery": [],
+        "new_flags": _group(flags),
+        "new_observations": _group(observed or []),
+    }
 
 
 def test_digest_page_has_map_chart_units_and_critical_first(store, scenario):
@@ -356,8 +411,9 @@ def test_a_large_night_is_summarised_with_the_full_list_in_csv(store, scenario):
     from redline.reports.digestreport import MAX_ROWS, digest_csv, digest_html
 
     base = next(iter(scenario["flags"].values()))
-    rows = [{**{k: base[k] for k in FLAG_BRIEF}, "id": 100_000 + i, "severity": ("low", "high")[i % 2]}
-            for i in range(1000)]
+    rows = [
+        {**{k: base[k] for k in FLAG_BRIEF}, "id": 100_000 + i, "severity": ("low", "high")[i % 2]} for i in range(1000)
+    ]
     d = _digest(rows)
     html = digest_html(store, d, "digest-big.csv")
     listed = re.findall(r'<tr><td class="n">(\d+)</td>', html)

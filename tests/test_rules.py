@@ -8,38 +8,46 @@ from redline.errors import InputError
 from redline.rules import load_rules
 
 
-@pytest.mark.parametrize("layer,regime,activity,severity", [
-    ("reserve", "core", "tourism", "critical"),
-    ("reserve", "core_protection", "farmland", "critical"),
-    ("reserve", "buffer", "construction", "high"),
-    ("reserve", "experimental", "mining", "high"),
-    ("reserve", "general_control", "tourism", "medium"),
-    ("redline", "redline", "energy", "high"),
-    ("redline", "redline", "farmland", "medium"),
-    ("redline", "redline", "other", "low"),
-])
+@pytest.mark.parametrize(
+    "layer,regime,activity,severity",
+    [
+        ("reserve", "core", "tourism", "critical"),
+        ("reserve", "core_protection", "farmland", "critical"),
+        ("reserve", "buffer", "construction", "high"),
+        ("reserve", "experimental", "mining", "high"),
+        ("reserve", "general_control", "tourism", "medium"),
+        ("redline", "redline", "energy", "high"),
+        ("redline", "redline", "farmland", "medium"),
+        ("redline", "redline", "other", "low"),
+    ],
+)
 def test_default_rules(layer, regime, activity, severity):
     assert load_rules().grade(layer, regime, activity)[0] == severity
 
 
 def test_strictest_matching_rule_wins_whatever_the_order(tmp_path):
     path = tmp_path / "rules.toml"
-    path.write_text('version = "t"\n'
-                    '[[rule]]\nlayer = "redline"\nactivities = ["*"]\nseverity = "low"\n'
-                    '[[rule]]\nlayer = "redline"\nactivities = ["road"]\nseverity = "critical"\n')
+    path.write_text(
+        'version = "t"\n'
+        '[[rule]]\nlayer = "redline"\nactivities = ["*"]\nseverity = "low"\n'
+        '[[rule]]\nlayer = "redline"\nactivities = ["road"]\nseverity = "critical"\n'
+    )
     rules = load_rules(path)
     assert rules.grade("redline", "redline", "transport") == ("critical", "rule 2")
     assert rules.grade("redline", "redline", "mining")[0] == "low"
     assert rules.grade("reserve", "core", "mining") == (None, None)
 
 
-@pytest.mark.parametrize("body,match", [
-    ('[[rule]]\nlayer = "redline"\nseverity = "extreme"\n', "severity must be one of"),
-    ('[[rule]]\nlayer = "roads"\nseverity = "low"\n', "layer must be one of"),
-    ('[[rule]]\nlayer = "reserve"\nregimes = ["moon"]\nseverity = "low"\n', "unknown reserve zone"),
-    ('permit_cover = 0.9\n', "no \\[\\[rule\\]\\]"),
-    ('[[rule\n', "cannot read rules"),
-])
+@pytest.mark.parametrize(
+    "body,match",
+    [
+        ('[[rule]]\nlayer = "redline"\nseverity = "extreme"\n', "severity must be one of"),
+        ('[[rule]]\nlayer = "roads"\nseverity = "low"\n', "layer must be one of"),
+        ('[[rule]]\nlayer = "reserve"\nregimes = ["moon"]\nseverity = "low"\n', "unknown reserve zone"),
+        ("permit_cover = 0.9\n", "no \\[\\[rule\\]\\]"),
+        ("[[rule\n", "cannot read rules"),
+    ],
+)
 def test_bad_rule_files(tmp_path, body, match):
     path = tmp_path / "rules.toml"
     path.write_text(body)
@@ -55,7 +63,8 @@ def test_a_rules_file_is_read_completely(tmp_path):
         '[[rule]]\nname = "核心区"\nlayer = "reserve"\nregimes = ["核心区", "缓冲区"]\nseverity = "critical"\n'
         '[[rule]]\nlayer = "redline"\nregimes = ["水源涵养"]\nactivities = ["road", "mining"]\nseverity = "high"\n'
         '[[rule]]\nlayer = "redline"\nregimes = ["*"]\nactivities = ["*"]\nseverity = "low"\n',
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     rules = load_rules(path)
     assert rules.version == "省-2026.2" and rules.permit_cover == 0.8
     assert rules.verdicts == (("critical", "prohibited"), ("high", "needs_approval"), ("low", "clear"))
@@ -70,13 +79,20 @@ def test_a_rules_file_is_read_completely(tmp_path):
     assert rules.grade("redline", "水源涵养", "transport") == ("high", "rule 2")
     assert rules.grade("redline", "防风固沙", "transport") == ("low", "rule 3")
     assert [rules.verdict(s) for s in ("critical", "high", "medium", "low", None)] == [
-        "prohibited", "needs_approval", "needs_approval", "clear", "clear"]
+        "prohibited",
+        "needs_approval",
+        "needs_approval",
+        "clear",
+        "clear",
+    ]
 
 
 def test_equally_strict_rules_the_first_one_names_the_conflict(tmp_path):
     path = tmp_path / "rules.toml"
-    path.write_text('[[rule]]\nname = "a"\nlayer = "redline"\nseverity = "high"\n'
-                    '[[rule]]\nname = "b"\nlayer = "redline"\nseverity = "high"\n')
+    path.write_text(
+        '[[rule]]\nname = "a"\nlayer = "redline"\nseverity = "high"\n'
+        '[[rule]]\nname = "b"\nlayer = "redline"\nseverity = "high"\n'
+    )
     rules = load_rules(path)
     assert rules.grade("redline", "x", "mining") == ("high", "a")
     assert (rules.version, rules.permit_cover, rules.verdicts) == ("unversioned", 0.9, ())
@@ -90,18 +106,31 @@ def test_default_rules_are_versioned_with_permit_cover_and_verdicts():
     assert all(r.name and not r.name.startswith("rule ") for r in rules.rules)
 
 
-@pytest.mark.parametrize("body,message", [
-    ('[[rule]]\nseverity = "low"\n', "rules.toml: rule 1 lacks 'layer'"),
-    ('[[rule]]\nlayer = "redline"\nseverity = "low"\n[[rule]]\nlayer = "redline"\n',
-     "rules.toml: rule 2 lacks 'severity'"),
-    ('[[rule]]\nlayer = "redline"\nseverity = "low"\npermit_cover = 0\n', None),
-    ('permit_cover = 0\n[[rule]]\nlayer = "redline"\nseverity = "low"\n', "rules.toml: permit_cover must be in (0, 1]"),
-    ('permit_cover = 1.01\n[[rule]]\nlayer = "redline"\nseverity = "low"\n', "permit_cover must be in (0, 1]"),
-    ('[verdicts]\nhigh = "maybe"\n[[rule]]\nlayer = "redline"\nseverity = "low"\n',
-     "rules.toml: [verdicts] high = 'maybe': expected a severity = one of"),
-    ('[verdicts]\nsevere = "clear"\n[[rule]]\nlayer = "redline"\nseverity = "low"\n', "[verdicts] severe = 'clear'"),
-    ('[[rule]]\nlayer = "redline"\nactivities = ["volcano"]\nseverity = "low"\n', "unknown activity 'volcano'"),
-])
+@pytest.mark.parametrize(
+    "body,message",
+    [
+        ('[[rule]]\nseverity = "low"\n', "rules.toml: rule 1 lacks 'layer'"),
+        (
+            '[[rule]]\nlayer = "redline"\nseverity = "low"\n[[rule]]\nlayer = "redline"\n',
+            "rules.toml: rule 2 lacks 'severity'",
+        ),
+        ('[[rule]]\nlayer = "redline"\nseverity = "low"\npermit_cover = 0\n', None),
+        (
+            'permit_cover = 0\n[[rule]]\nlayer = "redline"\nseverity = "low"\n',
+            "rules.toml: permit_cover must be in (0, 1]",
+        ),
+        ('permit_cover = 1.01\n[[rule]]\nlayer = "redline"\nseverity = "low"\n', "permit_cover must be in (0, 1]"),
+        (
+            '[verdicts]\nhigh = "maybe"\n[[rule]]\nlayer = "redline"\nseverity = "low"\n',
+            "rules.toml: [verdicts] high = 'maybe': expected a severity = one of",
+        ),
+        (
+            '[verdicts]\nsevere = "clear"\n[[rule]]\nlayer = "redline"\nseverity = "low"\n',
+            "[verdicts] severe = 'clear'",
+        ),
+        ('[[rule]]\nlayer = "redline"\nactivities = ["volcano"]\nseverity = "low"\n', "unknown activity 'volcano'"),
+    ],
+)
 def test_rule_file_errors_say_where(tmp_path, body, message):
     path = tmp_path / "rules.toml"
     path.write_text(body)

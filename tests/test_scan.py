@@ -7,8 +7,8 @@ import re
 import pytest
 
 from redline.change import resolve_product
-from redline.errors import InputError, NoOverlapError
 from redline.config import Settings, get_settings
+from redline.errors import InputError, NoOverlapError
 from redline.scan import scan_identity, scan_product
 from redline.store import FlagFilter
 
@@ -18,8 +18,13 @@ from .conftest import blank, pixel_box
 @pytest.fixture
 def zones(load_zones):
     load_zones("redline", [(pixel_box(0, 0, 350, 600), {"name": "RL-A", "function_type": "防风固沙"})])
-    load_zones("reserve", [(pixel_box(350, 0, 500, 300), {"zone": "核心区", "name": "R"}),
-                           (pixel_box(300, 300, 600, 600), {"zone": "缓冲区", "name": "R"})])
+    load_zones(
+        "reserve",
+        [
+            (pixel_box(350, 0, 500, 300), {"zone": "核心区", "name": "R"}),
+            (pixel_box(300, 300, 600, 600), {"zone": "缓冲区", "name": "R"}),
+        ],
+    )
 
 
 def product(write_raster, class_table, arr, name="change.tif", day="2026-06-01"):
@@ -36,7 +41,10 @@ def test_overlapping_zones_strictest_wins(store, zones, write_raster, class_tabl
     conflicts = store.conflicts(flag["id"])
     assert {(c["layer"], c["severity"]) for c in conflicts} == {("reserve", "critical"), ("redline", "high")}
     assert (flag["zone_layer"], flag["zone_name"], flag["rule"]) == (
-        "reserve", "R", next(c["rule"] for c in conflicts if c["layer"] == "reserve"))
+        "reserve",
+        "R",
+        next(c["rule"] for c in conflicts if c["layer"] == "reserve"),
+    )
     # parts add up (each rounded to 1 m2; zone edges are straight in lon/lat, not UTM)
     assert sum(c["overlap_ha"] for c in conflicts) == pytest.approx(flag["area_ha"], abs=1e-3)
 
@@ -154,8 +162,9 @@ def test_edge_neighbours_of_different_activities_stay_separate_flags(store, zone
     assert all(f["n_observations"] == 1 for f in store.flags())
 
 
-def test_an_older_product_scanned_later_adds_an_observation_but_keeps_the_latest_state(store, zones, write_raster,
-                                                                                       class_table):
+def test_an_older_product_scanned_later_adds_an_observation_but_keeps_the_latest_state(
+    store, zones, write_raster, class_table
+):
     new, old = blank(), blank()
     new[100:140, 100:150] = 6  # September: farmland, 2000 px
     old[100:140, 100:130] = 1  # June, scanned afterwards: mining, 1200 px, same place
@@ -189,8 +198,9 @@ def test_two_patches_of_one_scan_on_one_flag_add_up(store, zones, write_raster, 
 
 
 def test_a_permitted_patch_is_recorded_as_permitted(store, zones, load_zones, write_raster, class_table):
-    load_zones("permit", [(pixel_box(95, 95, 145, 145), {"name": "P-1", "valid_from": "2026-01-01",
-                                                         "valid_to": "2026-12-31"})])
+    load_zones(
+        "permit", [(pixel_box(95, 95, 145, 145), {"name": "P-1", "valid_from": "2026-01-01", "valid_to": "2026-12-31"})]
+    )
     arr = blank()
     arr[100:140, 100:140] = 6  # wholly inside the permit
     arr[400:440, 100:140] = 6  # outside it
@@ -216,8 +226,7 @@ def test_the_scan_record_and_the_commit_hook(store, zones, write_raster, class_t
     res = scan_product(store, p, on_commit=hook)
     (scan,) = store.scans()
     assert seen == [(res.scan_id, 1)] and scan["id"] == res.scan_id
-    assert (scan["checksum"], scan["state"], scan["product_id"]) == (scan_identity(p, get_settings()), "done",
-                                                                      "change")
+    assert (scan["checksum"], scan["state"], scan["product_id"]) == (scan_identity(p, get_settings()), "done", "change")
     assert scan["rules_version"] == "2026.1" and set(scan["layer_versions"]) == {"redline", "reserve"}
     assert scan["stats"] == {"patches": 1, "conflict_patches": 1, "mmu_ha": 0.1}
     assert scan["observed_fraction"] == res.observed_fraction == 1.0
@@ -249,10 +258,19 @@ def test_what_a_scan_writes_for_a_new_and_a_re_observed_flag(store, zones, write
     fid = next(f["id"] for f in store.flags() if f["activity"] == "farmland")
     (created,) = store.history(fid)
     assert (created["actor"], created["action"], created["detail"]) == (
-        "scan", "created", {"scan_id": first.scan_id, "product_id": "a", "status": "new"})
+        "scan",
+        "created",
+        {"scan_id": first.scan_id, "product_id": "a", "status": "new"},
+    )
     (obs,) = store.observations(fid)
-    assert (obs["flag_id"], obs["scan_id"], obs["observed_on"], obs["activity"], obs["confidence"], obs["pixels"]) \
-        == (fid, first.scan_id, "2026-06-01", "farmland", "nominal", 1600)
+    assert (obs["flag_id"], obs["scan_id"], obs["observed_on"], obs["activity"], obs["confidence"], obs["pixels"]) == (
+        fid,
+        first.scan_id,
+        "2026-06-01",
+        "farmland",
+        "nominal",
+        1600,
+    )
     assert obs["area_ha"] == round(obs["area_ha"], 4) and obs["score"] is None
 
     from redline.workflow import move
@@ -263,25 +281,34 @@ def test_what_a_scan_writes_for_a_new_and_a_re_observed_flag(store, zones, write
     assert second.observed_flags == [fid] and second.new_flags == []
     flag = store.flag(fid)
     assert (flag["activity"], flag["severity"], flag["status"], flag["n_observations"]) == (
-        "industrial", "high", "dispatched", 2)
+        "industrial",
+        "high",
+        "dispatched",
+        2,
+    )
     new_patch = next(o for o in store.observations(fid) if o["scan_id"] == second.scan_id)
     assert flag["geometry"].equals(new_patch["geometry"])  # the flag shows the latest observation
     assert flag["area_ha"] == new_patch["area_ha"] and new_patch["pixels"] == 2000
     assert [c["severity"] for c in store.conflicts(fid)] == ["high"]
     observed = store.history(fid)[-1]
     assert (observed["actor"], observed["action"], observed["detail"]) == (
-        "scan", "observed", {"scan_id": second.scan_id, "product_id": "b", "status": "dispatched"})
+        "scan",
+        "observed",
+        {"scan_id": second.scan_id, "product_id": "b", "status": "dispatched"},
+    )
 
 
-def test_scan_reports_progress_counts_every_window_row_and_records_admin_and_footprint(store, zones, load_zones,
-                                                                                      write_raster, class_table):
+def test_scan_reports_progress_counts_every_window_row_and_records_admin_and_footprint(
+    store, zones, load_zones, write_raster, class_table
+):
     load_zones("admin", [(pixel_box(0, 0, 350, 1100), {"name": "锡尼镇", "code": "150625100"})])
     arr = blank(1100, 300)
     arr[100:140, 100:140] = 6  # in the first window row
     arr[1050:1090, 100:140] = 6  # in the second (rows 1024..1100), outside the zones
     ticks = []
-    res = scan_product(store, product(write_raster, class_table, arr, "tall.tif"),
-                       progress=lambda n, total: ticks.append((n, total)))
+    res = scan_product(
+        store, product(write_raster, class_table, arr, "tall.tif"), progress=lambda n, total: ticks.append((n, total))
+    )
     assert ticks == [(1, 2), (1, 2)] and (res.windows, res.windows_with_change) == (2, 2)
     assert res.patches == 2 and res.conflicts == 1
     (flag,) = store.flags()
@@ -306,14 +333,17 @@ def test_scan_error_messages(store, write_raster, class_table, load_zones):
     arr = blank()
     with pytest.raises(InputError) as info:
         scan_product(store, product(write_raster, class_table, arr))
-    assert str(info.value) == ("no red-line or reserve layer is loaded; run `redline layers load redline FILE` "
-                               "first")
-    load_zones("redline", [(pixel_box(0, 0, 10, 10, origin=(700000.0, 3000000.0)), {"name": "far",
-                                                                                    "function_type": "x"})])
+    assert str(info.value) == ("no red-line or reserve layer is loaded; run `redline layers load redline FILE` first")
+    load_zones(
+        "redline", [(pixel_box(0, 0, 10, 10, origin=(700000.0, 3000000.0)), {"name": "far", "function_type": "x"})]
+    )
     with pytest.raises(NoOverlapError) as info:
         scan_product(store, product(write_raster, class_table, arr))
-    assert re.fullmatch(r".*change\.tif: raster \(lon/lat bounds -?\d+\.\d{4}, -?\d+\.\d{4}, -?\d+\.\d{4}, "
-                        r"-?\d+\.\d{4}\) does not overlap any loaded red-line or reserve zone", str(info.value))
+    assert re.fullmatch(
+        r".*change\.tif: raster \(lon/lat bounds -?\d+\.\d{4}, -?\d+\.\d{4}, -?\d+\.\d{4}, "
+        r"-?\d+\.\d{4}\) does not overlap any loaded red-line or reserve zone",
+        str(info.value),
+    )
 
 
 def test_a_scan_under_another_minimum_mapping_unit_is_another_scan(store, zones, write_raster, class_table):

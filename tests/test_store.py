@@ -13,10 +13,25 @@ from redline.store import FlagFilter, open_store
 from redline.store.sqlite import SCHEMA_VERSION
 
 FLAG = {
-    "status": "new", "severity": "high", "activity": "mining", "confidence": "high", "score": None,
-    "area_ha": 1.0, "area_mu": 15.0, "first_seen": "2026-06-01", "last_seen": "2026-06-01", "n_observations": 1,
-    "zone_layer": "redline", "zone_name": "RL", "zone_regime": "redline", "admin_code": "1", "admin_name": "A",
-    "permit_id": None, "layer_versions": {"redline": 1}, "rules_version": "t", "rule": "r",
+    "status": "new",
+    "severity": "high",
+    "activity": "mining",
+    "confidence": "high",
+    "score": None,
+    "area_ha": 1.0,
+    "area_mu": 15.0,
+    "first_seen": "2026-06-01",
+    "last_seen": "2026-06-01",
+    "n_observations": 1,
+    "zone_layer": "redline",
+    "zone_name": "RL",
+    "zone_regime": "redline",
+    "admin_code": "1",
+    "admin_name": "A",
+    "permit_id": None,
+    "layer_versions": {"redline": 1},
+    "rules_version": "t",
+    "rule": "r",
 }
 
 
@@ -43,8 +58,9 @@ def test_region_queries_are_exact_in_the_store(store):
     The store answers exactly, so LIMIT, paging and COUNT agree with what a check shows."""
     inside = [store.insert_flag(FLAG, shapely.box(108 + i * 0.02, 39, 108.01 + i * 0.02, 39.01)) for i in range(3)]
     notch = store.insert_flag(FLAG, shapely.box(108.05, 39.05, 108.06, 39.06))  # in the bbox, not the region
-    region = shapely.Polygon([(107.99, 38.99), (108.1, 38.99), (108.1, 39.02), (108.02, 39.02), (108.02, 39.1),
-                              (107.99, 39.1)])
+    region = shapely.Polygon(
+        [(107.99, 38.99), (108.1, 38.99), (108.1, 39.02), (108.02, 39.02), (108.02, 39.1), (107.99, 39.1)]
+    )
     assert shapely.box(*region.bounds).intersects(store.flag(notch)["geometry"])
     assert [f["id"] for f in store.flags(FlagFilter(region=region))] == inside
     assert store.count_flags(FlagFilter(region=region)) == 3
@@ -104,8 +120,10 @@ def test_rows_round_trip_json_and_dates(store):
     """JSON columns come back as the objects written, dates and timestamps as ISO text."""
     from datetime import date
 
-    fid = store.insert_flag({**FLAG, "first_seen": date(2026, 6, 1), "layer_versions": {"redline": 2, "保护区": 1}},
-                            shapely.box(108, 39, 108.01, 39.01))
+    fid = store.insert_flag(
+        {**FLAG, "first_seen": date(2026, 6, 1), "layer_versions": {"redline": 2, "保护区": 1}},
+        shapely.box(108, 39, 108.01, 39.01),
+    )
     f = store.flag(fid)
     assert (f["first_seen"], f["layer_versions"]) == ("2026-06-01", {"redline": 2, "保护区": 1})
     store.audit(fid, "王伟", "note", {"text": "现场", "when": date(2026, 6, 2)})

@@ -11,6 +11,7 @@ import itertools
 import pytest
 import shapely
 
+from redline.auth import Principal
 from redline.errors import ConflictError, InputError, NotFoundError
 from redline.vocab import FLAG_STATUSES
 from redline.workflow import TransitionError, allowed_next, move
@@ -27,16 +28,62 @@ LEGAL = {
     ("rectified", "closed"),
     ("rectified", "rectifying"),  # the site was not rectified after all
 }
-STATUSES = ("new", "dispatched", "verified_violation", "false_positive", "permitted", "rectifying", "rectified",
-            "closed")
+STATUSES = (
+    "new",
+    "dispatched",
+    "verified_violation",
+    "false_positive",
+    "permitted",
+    "rectifying",
+    "rectified",
+    "closed",
+)
 PAIRS = list(itertools.product(STATUSES, STATUSES))
 
 FLAG = {
-    "status": "new", "severity": "high", "activity": "mining", "confidence": "high", "score": None,
-    "area_ha": 1.0, "area_mu": 15.0, "first_seen": "2026-06-01", "last_seen": "2026-06-01", "n_observations": 1,
-    "zone_layer": "redline", "zone_name": "RL", "zone_regime": "redline", "admin_code": "150625100",
-    "admin_name": "A", "permit_id": None, "layer_versions": {"redline": 1}, "rules_version": "t", "rule": "r",
+    "status": "new",
+    "severity": "high",
+    "activity": "mining",
+    "confidence": "high",
+    "score": None,
+    "area_ha": 1.0,
+    "area_mu": 15.0,
+    "first_seen": "2026-06-01",
+    "last_seen": "2026-06-01",
+    "n_observations": 1,
+    "zone_layer": "redline",
+    "zone_name": "RL",
+    "zone_regime": "redline",
+    "admin_code": "150625100",
+    "admin_name": "A",
+    "permit_id": None,
+    "layer_versions": {"redline": 1},
+    "rules_version": "t",
+    "rule": "r",
 }
+
+
+def ready_to_close(store, fid: int) -> None:
+    """Completion evidence for a close-out (redline.ledger); the close needs an approver too."""
+    store.add_evidence(
+        {
+            "flag_id": fid,
+            "stored_name": "0" * 32 + ".jpg",
+            "original_name": None,
+            "content_type": "image/jpeg",
+            "size": 1,
+            "sha256": "x",
+            "lon": None,
+            "lat": None,
+            "note": None,
+            "actor": "insp",
+            "at": "2026-09-01T00:00:00+00:00",
+        }
+    )
+
+
+CLOSER = Principal("insp", "admin")  # a role that may approve a close-out
+CLOSING = ("rectified", "closed")
 
 
 def flag_in(store, status: str) -> int:
@@ -67,12 +114,17 @@ def test_every_move_from_a_status_through_the_engine(store, frm):
     for to in STATUSES:
         fid = flag_in(store, frm)
         if (frm, to) in LEGAL:
-            out = move(store, fid, to, "insp", note=f"{frm}->{to}")
+            close = {}
+            if (frm, to) == CLOSING:  # close-out: evidence, approval, recovery or an override
+                ready_to_close(store, fid)
+                close = {"principal": CLOSER, "override_reason": "no history: flag made in this state"}
+            out = move(store, fid, to, "insp", note=f"{frm}->{to}", **close)
             assert out["status"] == to and store.flag(fid)["status"] == to, (frm, to)
             assert "geometry" not in out
             (entry,) = [h for h in store.history(fid) if h["action"] == "status"]
             assert entry["actor"] == "insp"
-            assert entry["detail"] == {"from": frm, "to": to, "note": f"{frm}->{to}"}
+            extra = {"approved_by": "insp", "override_reason": close["override_reason"]} if close else {}
+            assert entry["detail"] == {"from": frm, "to": to, "note": f"{frm}->{to}", **extra}
         else:
             with pytest.raises(TransitionError) as info:
                 move(store, fid, to, "insp")
@@ -88,7 +140,10 @@ def test_the_whole_procedure_ends_closed(store):
     fid = flag_in(store, "new")
     path = ["dispatched", "verified_violation", "rectifying", "rectified", "rectifying", "rectified", "closed"]
     for to in path:
-        move(store, fid, to, "insp")
+        if to == "closed":
+            ready_to_close(store, fid)
+            store.audit(fid, "scan", "recovery", {"verdict": "recovered"})  # new imagery: the site recovered
+        move(store, fid, to, "insp", principal=CLOSER)
     assert [h["detail"]["to"] for h in store.history(fid) if h["action"] == "status"] == path
 
 
@@ -103,6 +158,7 @@ def test_unknown_status_and_missing_flag(store):
 
 # --- the same table through the API (PATCH /flags/{id}) ---------------------------------
 
+
 @pytest.fixture(scope="module")
 def api(tmp_path_factory):
     from fastapi.testclient import TestClient
@@ -116,9 +172,15 @@ def api(tmp_path_factory):
     url = f"sqlite:///{out / 'wf.db'}"
     store = open_store(url)
     token = create_token(store, "insp", "inspector", ["150625100"])
+    admin = create_token(store, "chief", "admin")
     settings = Settings(database_url=url, data_dir=out, evidence_dir=out / "evidence")
     with TestClient(create_app(settings)) as client:
-        yield {"client": client, "store": store, "headers": {"Authorization": f"Bearer {token}"}}
+        yield {
+            "client": client,
+            "store": store,
+            "headers": {"Authorization": f"Bearer {token}"},
+            "admin": {"Authorization": f"Bearer {admin}"},
+        }
     store.close()
 
 
@@ -126,7 +188,11 @@ def api(tmp_path_factory):
 def test_every_move_through_the_api(api, frm, to):
     store, client = api["store"], api["client"]
     fid = flag_in(store, frm)
-    r = client.patch(f"/flags/{fid}", json={"status": to, "note": "field visit"}, headers=api["headers"])
+    body, headers = {"status": to, "note": "field visit"}, api["headers"]
+    if (frm, to) == CLOSING:  # close-out: evidence, an approver, recovery or an override
+        ready_to_close(store, fid)
+        body, headers = {**body, "override_reason": "site visit"}, api["admin"]
+    r = client.patch(f"/flags/{fid}", json=body, headers=headers)
     if (frm, to) in LEGAL:
         assert r.status_code == 200, r.text
         assert r.json()["status"] == to
@@ -143,16 +209,19 @@ def test_error_messages_name_the_move_and_the_way_out(store):
     fid = flag_in(store, "dispatched")
     with pytest.raises(TransitionError) as info:
         move(store, fid, "closed", "insp")
-    assert str(info.value) == (f"flag {fid} cannot move from dispatched to closed; "
-                               "allowed: verified_violation, false_positive, permitted")
+    assert str(info.value) == (
+        f"flag {fid} cannot move from dispatched to closed; allowed: verified_violation, false_positive, permitted"
+    )
     fid = flag_in(store, "closed")
     with pytest.raises(TransitionError) as info:
         move(store, fid, "new", "insp")
     assert str(info.value) == f"flag {fid} cannot move from closed to new; allowed: none (final state)"
     with pytest.raises(InputError) as info:
         move(store, fid, "done", "insp")
-    assert str(info.value) == ("unknown status 'done'; expected one of new, dispatched, verified_violation, "
-                               "false_positive, permitted, rectifying, rectified, closed")
+    assert str(info.value) == (
+        "unknown status 'done'; expected one of new, dispatched, verified_violation, "
+        "false_positive, permitted, rectifying, rectified, closed"
+    )
 
 
 def test_an_unknown_current_status_allows_nothing():

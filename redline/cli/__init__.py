@@ -8,11 +8,25 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from ..errors import RedlineError
 from ..config import Settings, get_settings
+from ..errors import RedlineError
 from ..safeio import harden_gdal
-
-from . import check, db, evidence, export, flags, layers, nightly, recheck, report, scan, serve, tokens
+from . import (
+    check,
+    db,
+    evidence,
+    export,
+    flags,
+    layers,
+    ledger,
+    nightly,
+    recheck,
+    report,
+    scan,
+    serve,
+    subscriptions,
+    tokens,
+)
 from .options import CURRENT, err_console
 
 app = typer.Typer(
@@ -26,8 +40,10 @@ app = typer.Typer(
 
 @app.callback()
 def _root(
-    db: Annotated[str | None, typer.Option("--db", envvar="REDLINE_DATABASE_URL",
-                                           help="Store URL (default sqlite:///redline.db).")] = None,
+    db: Annotated[
+        str | None,
+        typer.Option("--db", envvar="REDLINE_DATABASE_URL", help="Store URL (default sqlite:///redline.db)."),
+    ] = None,
 ):
     # the one place the CLI reads its settings (environment, then --db); commands get them
     # from the context and hand them down to the engine
@@ -40,12 +56,16 @@ app.add_typer(tokens.app, name="tokens")
 app.add_typer(db.app, name="db")
 app.add_typer(evidence.app, name="evidence")
 app.add_typer(report.app, name="report")
+app.add_typer(ledger.app, name="ledger")
 app.command("scan")(scan.scan)
 app.command("check")(check.check)
 app.command("export")(export.export)
 app.command("serve")(serve.serve)
 app.command("nightly")(nightly.nightly)
 app.command("recheck")(recheck.recheck)
+app.add_typer(subscriptions.app, name="subscriptions")
+app.add_typer(subscriptions.deliveries_app, name="deliveries")
+app.command("notify")(subscriptions.notify)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -16,11 +16,18 @@ from .options import JsonOpt, SinceOpt, UntilOpt, console, parse_date, print_jso
 
 def check(
     region_file: Annotated[Path, typer.Argument(help="Region: GeoPackage, zipped shapefile, KML, GeoJSON...")],
-    crs: Annotated[str | None, typer.Option(help="CRS of the region when the file declares none (e.g. EPSG:4490); never overrides the file's own.")] = None,
+    crs: Annotated[
+        str | None,
+        typer.Option(
+            help="CRS of the region when the file declares none (e.g. EPSG:4490); never overrides the file's own."
+        ),
+    ] = None,
     since: SinceOpt = None,
     until: UntilOpt = None,
     as_json: JsonOpt = False,
-    report: Annotated[Path | None, typer.Option(help="Also write the check report (map, tables, provenance): .pdf or .html.")] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="Also write the check report (map, tables, provenance): .pdf or .html.")
+    ] = None,
 ):
     """Check a region: red lines and reserve zones touched, flags inside, imagery coverage."""
     region = read_region(region_file, crs)
@@ -41,13 +48,22 @@ def check(
         f"observed {sm['observed_fraction']:.0%} by {sm['scans']} scans, last {sm['last_observed'] or 'never'}"
     )
     for sc in answer["scans"]:
-        console.print(f"  {sc['acquired_after']} {sc['product_id']} ({sc['sensor'] or 'unknown sensor'}): "
-                      f"saw {sc['observed_fraction']:.1%} of the region")
+        console.print(
+            f"  {sc['acquired_after']} {sc['product_id']} ({sc['sensor'] or 'unknown sensor'}): "
+            f"saw {sc['observed_fraction']:.1%} of the region"
+        )
     if answer["zones"]:
         t = Table("layer", "zone", "regime", "overlap ha", "mu", "observed", "last seen", title="zones touched")
         for z in answer["zones"]:
-            t.add_row(z["layer"], z["name"], z["regime"], f"{z['overlap']['ha']:,.2f}", f"{z['overlap']['mu']:,.0f}",
-                      f"{z['observed_fraction']:.0%}", z["last_observed"] or "never")
+            t.add_row(
+                z["layer"],
+                z["name"],
+                z["regime"],
+                f"{z['overlap']['ha']:,.2f}",
+                f"{z['overlap']['mu']:,.0f}",
+                f"{z['observed_fraction']:.0%}",
+                z["last_observed"] or "never",
+            )
         console.print(t)
     if answer["flags"]:
         from .flags import flags_table

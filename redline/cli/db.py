@@ -48,8 +48,15 @@ def current(as_json: JsonOpt = False):
     """The store's schema revision and the newest one this redline knows."""
     url = _url()
     rev = migrations.current(url)
-    state = ("empty" if rev is None else "up to date" if rev == migrations.HEAD
-             else "newer than this redline" if rev not in migrations.REVISIONS else "upgrade needed")
+    state = (
+        "empty"
+        if rev is None
+        else "up to date"
+        if rev == migrations.HEAD
+        else "newer than this redline"
+        if rev not in migrations.REVISIONS
+        else "upgrade needed"
+    )
     if as_json:
         print_json({"store": _show(url), "revision": rev, "head": migrations.HEAD, "state": state})
     else:

@@ -29,7 +29,10 @@ def recover(
         print_json({"folder": str(root), "dry_run": dry_run, **report.summary()})
         return
     verb = "would be" if dry_run else "were"
-    console.print(f"{root}: {len(report.renamed)} committed upload(s) {verb} finished, "
-                  f"{len(report.removed_temp)} unfinished upload(s) and {len(report.removed_orphans)} orphan "
-                  f"file(s) {verb} removed; {len(report.in_progress)} upload(s) in progress; "
-                  f"{len(report.missing)} row(s) without a file", highlight=False)
+    console.print(
+        f"{root}: {len(report.renamed)} committed upload(s) {verb} finished, "
+        f"{len(report.removed_temp)} unfinished upload(s) and {len(report.removed_orphans)} orphan "
+        f"file(s) {verb} removed; {len(report.in_progress)} upload(s) in progress; "
+        f"{len(report.missing)} row(s) without a file",
+        highlight=False,
+    )

@@ -9,19 +9,37 @@ import typer
 
 from ..export import FORMATS, export_flags
 from .options import (
-    ActivityOpt, AdminOpt, BboxOpt, JsonOpt, SeverityOpt, SinceOpt, StatusOpt, UntilOpt,
-    console, flag_filter, print_json, store,
+    ActivityOpt,
+    AdminOpt,
+    BboxOpt,
+    JsonOpt,
+    SeverityOpt,
+    SinceOpt,
+    StatusOpt,
+    UntilOpt,
+    console,
+    flag_filter,
+    print_json,
+    store,
 )
 
 
 def export(
     output: Annotated[Path, typer.Argument(help="Output file.")],
     fmt: Annotated[str | None, typer.Option("--format", help=f"{' | '.join(FORMATS)} (default: from suffix).")] = None,
-    crs: Annotated[str | None, typer.Option(
-        help="Output CRS (default EPSG:4326; EPSG:4490 accepted). GeoJSON (RFC 7946) and KML are lon/lat only.",
-    )] = None,
-    status: StatusOpt = None, severity: SeverityOpt = None, activity: ActivityOpt = None, admin: AdminOpt = None,
-    since: SinceOpt = None, until: UntilOpt = None, bbox: BboxOpt = None,
+    crs: Annotated[
+        str | None,
+        typer.Option(
+            help="Output CRS (default EPSG:4326; EPSG:4490 accepted). GeoJSON (RFC 7946) and KML are lon/lat only."
+        ),
+    ] = None,
+    status: StatusOpt = None,
+    severity: SeverityOpt = None,
+    activity: ActivityOpt = None,
+    admin: AdminOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    bbox: BboxOpt = None,
     as_json: JsonOpt = False,
 ):
     """Export flags (filtered): GeoPackage (with a QGIS style), GeoJSON (RFC 7946), FlatGeobuf, GeoParquet,

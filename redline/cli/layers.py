@@ -30,8 +30,10 @@ def _field_map(fields: list[str] | None, mapping: Path | None, kind: str) -> dic
 def load(
     kind: Annotated[str, typer.Argument(help=f"Layer kind: {', '.join(vocab.LAYER_KINDS)}.")],
     file: Annotated[Path, typer.Argument(help="Any OGR dataset: GeoPackage, zipped shapefile, GeoJSON, KML...")],
-    field: Annotated[list[str] | None, typer.Option("--field", "-f",
-                     help="Field mapping CANONICAL=SOURCE (repeatable), e.g. -f name=HXMC.")] = None,
+    field: Annotated[
+        list[str] | None,
+        typer.Option("--field", "-f", help="Field mapping CANONICAL=SOURCE (repeatable), e.g. -f name=HXMC."),
+    ] = None,
     mapping: Annotated[Path | None, typer.Option(help="TOML field mapping with a [KIND] table.")] = None,
     layer: Annotated[str | None, typer.Option(help="Layer name inside a multi-layer dataset.")] = None,
     as_json: JsonOpt = False,
@@ -39,8 +41,13 @@ def load(
     """Load a new version of a protection layer."""
     if kind not in vocab.LAYER_KINDS:
         raise InputError(f"unknown layer kind {kind!r}; expected one of {', '.join(vocab.LAYER_KINDS)}")
-    report = read_layer(kind, file, mapping=_field_map(field, mapping, kind), layer=layer,
-                        max_vertices=settings().max_vertices_per_feature)
+    report = read_layer(
+        kind,
+        file,
+        mapping=_field_map(field, mapping, kind),
+        layer=layer,
+        max_vertices=settings().max_vertices_per_feature,
+    )
     with store() as s:
         version = s.add_layer_version(report)
     out = {**report.summary(), "version": version["version"]}
@@ -67,6 +74,12 @@ def list_versions(
         return
     table = Table("kind", "version", "zones", "area ha", "source", "loaded")
     for r in rows:
-        table.add_row(r["kind"], str(r["version"]), str(r["report"]["zones_loaded"]),
-                      f"{r['report']['area_ha']:,.1f}", r["source"], r["loaded_at"])
+        table.add_row(
+            r["kind"],
+            str(r["version"]),
+            str(r["report"]["zones_loaded"]),
+            f"{r['report']['area_ha']:,.1f}",
+            r["source"],
+            r["loaded_at"],
+        )
     console.print(table)

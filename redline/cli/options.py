@@ -30,8 +30,9 @@ ActivityOpt = Annotated[list[str] | None, typer.Option("--activity", help="Activ
 AdminOpt = Annotated[list[str] | None, typer.Option("--admin", help="Admin unit code (repeatable).")]
 BboxOpt = Annotated[str | None, typer.Option(help="lon/lat bbox: minx,miny,maxx,maxy.")]
 WorkersOpt = Annotated[int | None, typer.Option(min=1, help="Scan on a local Dask cluster of N worker processes.")]
-SchedulerOpt = Annotated[str | None, typer.Option(
-    help="Scan on an existing Dask cluster (scheduler address, e.g. tcp://host:8786).")]
+SchedulerOpt = Annotated[
+    str | None, typer.Option(help="Scan on an existing Dask cluster (scheduler address, e.g. tcp://host:8786).")
+]
 
 
 # The settings of this invocation, built once by the root command (redline.cli._root).
@@ -86,16 +87,22 @@ def parse_bbox(value: str | None):
     return box
 
 
-def flag_filter(status=None, severity=None, activity=None, admin=None, since=None, until=None, bbox=None,
-                limit=None) -> FlagFilter:
+def flag_filter(
+    status=None, severity=None, activity=None, admin=None, since=None, until=None, bbox=None, limit=None
+) -> FlagFilter:
     for values, allowed, name in ((status, vocab.FLAG_STATUSES, "status"), (severity, vocab.SEVERITIES, "severity")):
         for v in values or []:
             if v not in allowed:
                 raise InputError(f"--{name} {v!r}: expected one of {', '.join(allowed)}")
     return FlagFilter(
-        bbox=parse_bbox(bbox), status=status or None, severity=severity or None,
-        activity=[vocab.activity(a) for a in activity] if activity else None, admin_code=admin or None,
-        since=parse_date(since, "since"), until=parse_date(until, "until"), limit=limit,
+        bbox=parse_bbox(bbox),
+        status=status or None,
+        severity=severity or None,
+        activity=[vocab.activity(a) for a in activity] if activity else None,
+        admin_code=admin or None,
+        since=parse_date(since, "since"),
+        until=parse_date(until, "until"),
+        limit=limit,
     )
 
 

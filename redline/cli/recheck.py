@@ -24,18 +24,28 @@ def recheck(
         return
     versions = ", ".join(f"{k} v{v}" for k, v in sorted(out["layer_versions"].items()))
     if not out["rechecked"]:
-        console.print(f"all {out['open_flags']} open flags are judged against {versions}, rules "
-                      f"{out['rules_version']}: nothing to do")
+        console.print(
+            f"all {out['open_flags']} open flags are judged against {versions}, rules "
+            f"{out['rules_version']}: nothing to do"
+        )
         return
     t = Table("flag", "status", "severity", "zone", "versions", title="re-checked" + (" (dry run)" if dry_run else ""))
     for c in out["rechecked"]:
         sev = c["severity"]
         z = c["zone"]["to"]
-        old = ", ".join(f"{k} v{v}" for k, v in sorted((c["layer_versions"]["from"] or {}).items()) if k in PROTECTION_LAYERS)
-        t.add_row(str(c["flag_id"]), c["status"],
-                  f"{sev['from'] or '-'} -> {sev['to'] or '-'}" if sev["from"] != sev["to"] else (sev["to"] or "-"),
-                  "outside all zones" if z is None else f"{z['name']} ({z['regime']})", f"{old or '-'} -> {versions}")
+        old = ", ".join(
+            f"{k} v{v}" for k, v in sorted((c["layer_versions"]["from"] or {}).items()) if k in PROTECTION_LAYERS
+        )
+        t.add_row(
+            str(c["flag_id"]),
+            c["status"],
+            f"{sev['from'] or '-'} -> {sev['to'] or '-'}" if sev["from"] != sev["to"] else (sev["to"] or "-"),
+            "outside all zones" if z is None else f"{z['name']} ({z['regime']})",
+            f"{old or '-'} -> {versions}",
+        )
     console.print(t)
-    console.print(f"{len(out['rechecked'])} of {out['open_flags']} open flags re-checked; "
-                  f"{out['severity_changed']} changed severity, {out['outside_zones']} now outside every zone"
-                  + ("; nothing written (dry run)" if dry_run else ""))
+    console.print(
+        f"{len(out['rechecked'])} of {out['open_flags']} open flags re-checked; "
+        f"{out['severity_changed']} changed severity, {out['outside_zones']} now outside every zone"
+        + ("; nothing written (dry run)" if dry_run else "")
+    )

@@ -7,15 +7,14 @@ from typing import Annotated
 
 import typer
 
-from .options import (
-    ActivityOpt, AdminOpt, BboxOpt, SeverityOpt, StatusOpt, console, flag_filter, settings, store,
-)
+from .options import ActivityOpt, AdminOpt, BboxOpt, SeverityOpt, StatusOpt, console, flag_filter, settings, store
 
 app = typer.Typer(help="Reports people file: problem sheets per flag (PDF or HTML).", no_args_is_help=True)
 
 OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="File to write: .pdf or .html.")]
-EvidenceOpt = Annotated[Path | None, typer.Option(
-    "--evidence-dir", help="Evidence folder for the photos (default REDLINE_EVIDENCE_DIR).")]
+EvidenceOpt = Annotated[
+    Path | None, typer.Option("--evidence-dir", help="Evidence folder for the photos (default REDLINE_EVIDENCE_DIR).")
+]
 
 
 def _done(path: Path, size: int, what: str) -> None:
@@ -38,7 +37,10 @@ def flag(flag_id: int, output: OutputOpt, evidence_dir: EvidenceOpt = None):
 @app.command("flags")
 def flags(
     output: OutputOpt,
-    status: StatusOpt = None, severity: SeverityOpt = None, activity: ActivityOpt = None, admin: AdminOpt = None,
+    status: StatusOpt = None,
+    severity: SeverityOpt = None,
+    activity: ActivityOpt = None,
+    admin: AdminOpt = None,
     since: Annotated[str | None, typer.Option(help="Seen on or after this date.")] = None,
     until: Annotated[str | None, typer.Option(help="First seen on or before this date.")] = None,
     bbox: BboxOpt = None,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 from typing import Annotated
 
@@ -11,15 +10,18 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ..change import ProductReader, resolve_product
 from ..scan import scan_product
-from .options import (JsonOpt, SchedulerOpt, WorkersOpt, console, extractor, parse_date, print_json, settings,
-                      store)
+from .options import JsonOpt, SchedulerOpt, WorkersOpt, console, extractor, parse_date, print_json, settings, store
 
 
 def scan(
-    products: Annotated[list[Path], typer.Argument(help="Change rasters (with optional sidecar JSON) or product manifests (.json).")],
+    products: Annotated[
+        list[Path], typer.Argument(help="Change rasters (with optional sidecar JSON) or product manifests (.json).")
+    ],
     mode: Annotated[str | None, typer.Option(help="class | probability | transition.")] = None,
     classes: Annotated[Path | None, typer.Option(help="Class table CSV: code,activity[,confidence].")] = None,
-    thresholds: Annotated[str | None, typer.Option(help="Probability thresholds per confidence level, e.g. 0.5,0.7,0.9.")] = None,
+    thresholds: Annotated[
+        str | None, typer.Option(help="Probability thresholds per confidence level, e.g. 0.5,0.7,0.9.")
+    ] = None,
     activity: Annotated[str | None, typer.Option(help="Activity a probability raster detects.")] = None,
     before: Annotated[Path | None, typer.Option(help="Before land-cover raster (transition mode).")] = None,
     transitions: Annotated[Path | None, typer.Option(help="Transition table CSV: before,after,activity.")] = None,
@@ -33,8 +35,14 @@ def scan(
 ):
     """Scan change products: patches, conflicts with zones, flags."""
     overrides = dict(
-        mode=mode, class_table=classes, thresholds=thresholds, activity=activity, before_path=before,
-        transition_table=transitions, product_id=product_id if len(products) == 1 else None, sensor=sensor,
+        mode=mode,
+        class_table=classes,
+        thresholds=thresholds,
+        activity=activity,
+        before_path=before,
+        transition_table=transitions,
+        product_id=product_id if len(products) == 1 else None,
+        sensor=sensor,
         acquired_before=parse_date(acquired_before, "acquired-before"),
         acquired_after=parse_date(acquired_after, "acquired-after"),
     )
@@ -42,18 +50,26 @@ def scan(
     for product in resolved:  # fail fast on a bad raster or table, before any work
         ProductReader(product).close()
     results = []
-    with store() as s, extractor(workers, scheduler) as make_extractor, Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console, transient=True, disable=as_json,
-    ) as bar:
+    with (
+        store() as s,
+        extractor(workers, scheduler) as make_extractor,
+        Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+            disable=as_json,
+        ) as bar,
+    ):
         for product in resolved:
             task = bar.add_task(f"scan {product.product_id}", total=None)
 
             def progress(n: int, total: int, task=task) -> None:
                 bar.update(task, advance=n, total=total)
 
-            result = scan_product(s, product, settings=settings(), progress=progress,
-                                  make_extractor=make_extractor)
+            result = scan_product(s, product, settings=settings(), progress=progress, make_extractor=make_extractor)
             results.append(result.summary())
             if not as_json:
                 if result.skipped:

@@ -17,7 +17,9 @@ app = typer.Typer(help="API access tokens with roles and jurisdictions.", no_arg
 def create(
     name: Annotated[str, typer.Argument(help="Who the token is for.")],
     role: Annotated[str, typer.Option(help=f"One of {', '.join(ROLES)}.")] = "viewer",
-    admin: Annotated[list[str] | None, typer.Option("--admin", help="Admin-unit code of the jurisdiction (repeatable).")] = None,
+    admin: Annotated[
+        list[str] | None, typer.Option("--admin", help="Admin-unit code of the jurisdiction (repeatable).")
+    ] = None,
     as_json: JsonOpt = False,
 ):
     """Create a token; it is printed once and only its hash is kept."""
@@ -39,8 +41,9 @@ def list_tokens(as_json: JsonOpt = False):
         return
     t = Table("id", "name", "role", "jurisdiction", "created", "revoked")
     for r in rows:
-        t.add_row(str(r["id"]), r["name"], r["role"], ", ".join(r["jurisdiction"]), r["created_at"],
-                  r["revoked_at"] or "")
+        t.add_row(
+            str(r["id"]), r["name"], r["role"], ", ".join(r["jurisdiction"]), r["created_at"], r["revoked_at"] or ""
+        )
     console.print(t)
 
 

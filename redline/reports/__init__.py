@@ -39,15 +39,23 @@ def write_report(path: Path, data: bytes) -> None:
             os.unlink(tmp)
 
 
-def flag_report(store: Store, flag_id: int, fmt: str = "pdf", *, principal: Principal = OPERATOR,
-                evidence_dir: Path | None = None) -> bytes:
+def flag_report(
+    store: Store, flag_id: int, fmt: str = "pdf", *, principal: Principal = OPERATOR, evidence_dir: Path | None = None
+) -> bytes:
     """The problem sheet of flag ``flag_id`` (refused when ``principal`` may not see it)."""
-    return render("flags.html", fmt, sheets=[sheet_context(store, flag_id, principal=principal,
-                                                          evidence_dir=evidence_dir)])
+    return render(
+        "flags.html", fmt, sheets=[sheet_context(store, flag_id, principal=principal, evidence_dir=evidence_dir)]
+    )
 
 
-def flags_report(store: Store, flt: FlagFilter | None, fmt: str = "pdf", *, principal: Principal = OPERATOR,
-                 evidence_dir: Path | None = None) -> bytes:
+def flags_report(
+    store: Store,
+    flt: FlagFilter | None,
+    fmt: str = "pdf",
+    *,
+    principal: Principal = OPERATOR,
+    evidence_dir: Path | None = None,
+) -> bytes:
     """One problem sheet per flag matching ``flt`` (in the principal's jurisdiction), by id."""
     flt = principal.scope(flt)
     n = store.count_flags(flt)
@@ -58,11 +66,21 @@ def flags_report(store: Store, flt: FlagFilter | None, fmt: str = "pdf", *, prin
     return render("flags.html", fmt, sheets=sheets)
 
 
-def check_report(store: Store, region, answer: dict, fmt: str = "pdf", *, principal: Principal = OPERATOR,
-                 title: str | None = None) -> bytes:
+def check_report(
+    store: Store, region, answer: dict, fmt: str = "pdf", *, principal: Principal = OPERATOR, title: str | None = None
+) -> bytes:
     """The report of a check: ``answer`` is :func:`redline.check.check_region`'s for the lon/lat
     ``region``, asked by ``principal`` (the map shows only the flags they may see)."""
     return render("check.html", fmt, **check_context(store, region, answer, principal=principal, title=title))
 
 
-__all__ = ["check_report", "FORMATS", "MEDIA_TYPES", "MAX_PACKET", "flag_report", "flags_report", "format_for", "write_report"]
+__all__ = [
+    "check_report",
+    "FORMATS",
+    "MEDIA_TYPES",
+    "MAX_PACKET",
+    "flag_report",
+    "flags_report",
+    "format_for",
+    "write_report",
+]

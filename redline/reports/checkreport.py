@@ -27,11 +27,13 @@ def _day(value) -> date | None:
     return date.fromisoformat(value) if value else None
 
 
-def check_context(store: Store, region, answer: dict, *, principal: Principal = OPERATOR,
-                  title: str | None = None) -> dict:
+def check_context(
+    store: Store, region, answer: dict, *, principal: Principal = OPERATOR, title: str | None = None
+) -> dict:
     since, until = _day(answer["period"]["since"]), _day(answer["period"]["until"])
-    around = region.buffer(max(0.002, 0.05 * max(region.bounds[2] - region.bounds[0],
-                                                 region.bounds[3] - region.bounds[1])))
+    around = region.buffer(
+        max(0.002, 0.05 * max(region.bounds[2] - region.bounds[0], region.bounds[3] - region.bounds[1]))
+    )
     zones = store.zones(PROTECTION_LAYERS + ("permit",), bbox=around.bounds)
     admin = store.zones(("admin",), bbox=around.bounds)
     flags = store.flags(principal.scope(FlagFilter(region=region, since=since, until=until)))
@@ -40,18 +42,37 @@ def check_context(store: Store, region, answer: dict, *, principal: Principal = 
     not_observed = region if seen is None else shapely.difference(region, seen)
     if area_ha(not_observed) < 1e-4 * max(answer["summary"]["region"]["ha"], 1e-9):
         not_observed = None
-    fig = map_figure(focus=region, zones=zones, admin=admin, flags=flags, region=region, not_observed=not_observed,
-                     min_span_m=500, pad=0.05, size_in=(7.2, 6.0), label_flags=len(flags) <= MAX_LABELLED)
-    layers = [{k: lv.get(k) for k in ("kind", "version", "source", "source_crs", "loaded_at")}
-              for lv in store.layer_versions()]
+    fig = map_figure(
+        focus=region,
+        zones=zones,
+        admin=admin,
+        flags=flags,
+        region=region,
+        not_observed=not_observed,
+        min_span_m=500,
+        pad=0.05,
+        size_in=(7.2, 6.0),
+        label_flags=len(flags) <= MAX_LABELLED,
+    )
+    layers = [
+        {k: lv.get(k) for k in ("kind", "version", "source", "source_crs", "loaded_at")}
+        for lv in store.layer_versions()
+    ]
     for lv in layers:
         lv["source"] = Path(lv["source"]).name if lv["source"] else None  # no server paths in a filed report
-    products = [{
-        "product_id": s["product_id"], "mode": s["mode"], "sensor": s["sensor"],
-        "acquired_before": s["acquired_before"], "acquired_after": s["acquired_after"],
-        "rules_version": s["rules_version"], "layer_versions": s["layer_versions"],
-        "files": [Path(f).name for f in s.get("files") or []],
-    } for s in scans]
+    products = [
+        {
+            "product_id": s["product_id"],
+            "mode": s["mode"],
+            "sensor": s["sensor"],
+            "acquired_before": s["acquired_before"],
+            "acquired_after": s["acquired_after"],
+            "rules_version": s["rules_version"],
+            "layer_versions": s["layer_versions"],
+            "files": [Path(f).name for f in s.get("files") or []],
+        }
+        for s in scans
+    ]
     coverage = {s["product_id"]: s["observed_fraction"] for s in answer["scans"]}
     for p in products:
         p["observed_fraction"] = coverage.get(p["product_id"])

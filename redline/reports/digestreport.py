@@ -27,8 +27,24 @@ MAX_ROWS = 50  # flags listed on the page per section; the CSV has them all
 MAX_CRITICAL = 10  # critical flags shown with their chips
 MAX_MAPPED = 5000  # flags drawn on the night's map
 MAX_LABELLED = 40
-CSV_COLUMNS = ("kind", "id", "severity", "status", "activity", "confidence", "area_ha", "area_mu", "zone_layer",
-               "zone_name", "zone_regime", "admin_code", "admin_name", "first_seen", "last_seen", "n_observations")
+CSV_COLUMNS = (
+    "kind",
+    "id",
+    "severity",
+    "status",
+    "activity",
+    "confidence",
+    "area_ha",
+    "area_mu",
+    "zone_layer",
+    "zone_name",
+    "zone_regime",
+    "admin_code",
+    "admin_name",
+    "first_seen",
+    "last_seen",
+    "n_observations",
+)
 
 
 def by_admin(flags: list[dict]) -> list[dict]:
@@ -71,23 +87,37 @@ def digest_context(store: Store | None, d: dict, csv_name: str | None = None) ->
     flags = _geometries(store, [f["id"] for f in new]) if store is not None else {}
     figures: dict = {}
     if flags:
+        assert store is not None  # flags come from the store
         geoms = [f["geometry"] for f in flags.values()]
         focus = shapely.box(*shapely.union_all([shapely.box(*g.bounds) for g in geoms]).bounds)
         around = focus.buffer(0.01).bounds
-        fig = map_figure(focus=focus, zones=store.zones(PROTECTION_LAYERS, bbox=around),
-                         admin=store.zones(("admin",), bbox=around), flags=list(flags.values()),
-                         min_span_m=2000, pad=0.08, size_in=(7.2, 5.4), label_flags=len(flags) <= MAX_LABELLED)
+        fig = map_figure(
+            focus=focus,
+            zones=store.zones(PROTECTION_LAYERS, bbox=around),
+            admin=store.zones(("admin",), bbox=around),
+            flags=list(flags.values()),
+            min_span_m=2000,
+            pad=0.08,
+            size_in=(7.2, 5.4),
+            label_flags=len(flags) <= MAX_LABELLED,
+        )
         figures["map"] = {"src": data_uri(fig.png), "legend": fig.legend}
     months = store.stats("month") if store is not None else []
     months = sorted((m for m in months if m.get("month")), key=lambda m: m["month"])[-24:]
     if months:
-        figures["months"] = data_uri(bar_chart([m["month"] for m in months], [m["count"] for m in months],
-                                               title="flags per month first seen (all flags) 每月新增图斑"))
+        figures["months"] = data_uri(
+            bar_chart(
+                [m["month"] for m in months],
+                [m["count"] for m in months],
+                title="flags per month first seen (all flags) 每月新增图斑",
+            )
+        )
     critical = []
     for f in [f for f in new if f.get("severity") == "critical"][:MAX_CRITICAL]:
         flag = flags.get(f["id"])
         if flag is None:
             continue
+        assert store is not None  # flags come from the store
         observations = store.observations(f["id"])
         scans = {s["id"]: s for s in store.scans(bbox=flag["geometry"].bounds)}
         critical.append({**f, "chips": image_chips(flag, observations, scans)[:2]})

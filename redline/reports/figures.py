@@ -12,6 +12,7 @@ import io
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any, cast
 
 import matplotlib
 
@@ -23,16 +24,24 @@ from matplotlib import font_manager, patheffects  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Circle, PathPatch, Rectangle  # noqa: E402
 from matplotlib.path import Path as MplPath  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 from pyproj import CRS, Transformer  # noqa: E402
 
 # Chinese names must render: Noto CJK (Debian's fonts-noto-cjk, scripts/provision_reports.sh)
 # first, the other CJK families a machine may have next, DejaVu for Latin fallback.
-CJK_FAMILIES = ("Noto Sans CJK SC", "Noto Sans CJK JP", "Noto Sans SC", "Source Han Sans SC",
-                "WenQuanYi Zen Hei", "WenQuanYi Micro Hei", "SimHei", "Microsoft YaHei")
+CJK_FAMILIES = (
+    "Noto Sans CJK SC",
+    "Noto Sans CJK JP",
+    "Noto Sans SC",
+    "Source Han Sans SC",
+    "WenQuanYi Zen Hei",
+    "WenQuanYi Micro Hei",
+    "SimHei",
+    "Microsoft YaHei",
+)
 
 # colours: one place for every figure (and the templates' legends, through the context)
-SEVERITY_COLOURS = {"critical": "#b3261e", "high": "#e8590c", "medium": "#f2b705", "low": "#1c7ed6",
-                    None: "#6c757d"}
+SEVERITY_COLOURS = {"critical": "#b3261e", "high": "#e8590c", "medium": "#f2b705", "low": "#1c7ed6", None: "#6c757d"}
 REGIME_STYLE = {  # facecolour, edgecolour, label
     "redline": ("#f4a6a6", "#c92a2a", "red line 生态保护红线"),
     "core": ("#2b8a3e", "#1b5e20", "core 核心区"),
@@ -42,8 +51,13 @@ REGIME_STYLE = {  # facecolour, edgecolour, label
     "general_control": ("#d3f9d8", "#2b8a3e", "general control 一般控制区"),
 }
 PERMIT_STYLE = ("none", "#1864ab", "permit 许可范围")
-SEVERITY_LABELS = {"critical": "critical 严重", "high": "high 高", "medium": "medium 中", "low": "low 低",
-                   None: "no severity"}
+SEVERITY_LABELS = {
+    "critical": "critical 严重",
+    "high": "high 高",
+    "medium": "medium 中",
+    "low": "low 低",
+    None: "no severity",
+}
 
 
 @lru_cache(maxsize=1)
@@ -54,8 +68,12 @@ def cjk_fonts() -> tuple[str, ...]:
 
 
 def _rc() -> dict:
-    return {"font.family": "sans-serif", "font.sans-serif": [*cjk_fonts(), "DejaVu Sans"],
-            "axes.unicode_minus": False, "font.size": 8}
+    return {
+        "font.family": "sans-serif",
+        "font.sans-serif": [*cjk_fonts(), "DejaVu Sans"],
+        "axes.unicode_minus": False,
+        "font.size": 8,
+    }
 
 
 @dataclass
@@ -72,8 +90,9 @@ class MapFigure:
 
     def pixel(self, lon: float, lat: float) -> tuple[int, int]:
         """Image (column, row) of a lon/lat point."""
-        x, y = Transformer.from_crs(CRS.from_epsg(4326), CRS.from_user_input(self.crs), always_xy=True) \
-            .transform(lon, lat)
+        x, y = Transformer.from_crs(CRS.from_epsg(4326), CRS.from_user_input(self.crs), always_xy=True).transform(
+            lon, lat
+        )
         minx, miny, maxx, maxy = self.extent
         left, top, right, bottom = self.axes_px
         col = left + (x - minx) / (maxx - minx) * (right - left)
@@ -117,8 +136,8 @@ def _path(geom) -> MplPath | None:
         elif g.geom_type in ("MultiPolygon", "MultiLineString", "GeometryCollection"):
             sub = _path(g)
             if sub is not None:
-                verts.extend(sub.vertices.tolist())
-                codes.extend(sub.codes.tolist())
+                verts.extend(sub.vertices.tolist())  # type: ignore[union-attr]  # stubs: ArrayLike, an ndarray here
+                codes.extend(sub.codes.tolist())  # type: ignore[union-attr]
     return MplPath(verts, codes) if verts else None
 
 
@@ -141,24 +160,62 @@ def _scale_bar(ax, extent) -> None:
     x0, y0 = minx + 0.04 * (maxx - minx), miny + 0.05 * (maxy - miny)
     h = 0.012 * (maxy - miny)
     for i in range(4):  # alternating black and white quarters
-        ax.add_patch(Rectangle((x0 + i * length / 4, y0), length / 4, h, facecolor="black" if i % 2 == 0 else "white",
-                               edgecolor="black", linewidth=0.6, zorder=20))
+        ax.add_patch(
+            Rectangle(
+                (x0 + i * length / 4, y0),
+                length / 4,
+                h,
+                facecolor="black" if i % 2 == 0 else "white",
+                edgecolor="black",
+                linewidth=0.6,
+                zorder=20,
+            )
+        )
     label = f"{length / 1000:g} km" if length >= 1000 else f"{length:g} m"
-    ax.text(x0, y0 + 1.8 * h, "0", ha="center", va="bottom", fontsize=7, zorder=20)
-    ax.text(x0 + length, y0 + 1.8 * h, label, ha="center", va="bottom", fontsize=7, zorder=20)
+    halo = [patheffects.withStroke(linewidth=2.5, foreground="white")]  # legible over any zone
+    ax.text(x0, y0 + 1.8 * h, "0", ha="center", va="bottom", fontsize=7, zorder=20, path_effects=halo)
+    ax.text(x0 + length, y0 + 1.8 * h, label, ha="center", va="bottom", fontsize=7, zorder=20, path_effects=halo)
 
 
 def _north_arrow(ax) -> None:
-    ax.annotate("", xy=(0.94, 0.95), xytext=(0.94, 0.84), xycoords="axes fraction",
-                arrowprops={"arrowstyle": "-|>,head_width=0.5,head_length=0.9", "color": "black", "linewidth": 1.6},
-                zorder=20)
-    ax.text(0.94, 0.965, "N 北", transform=ax.transAxes, ha="center", va="bottom", fontsize=9, fontweight="bold",
-            zorder=20)
+    ax.annotate(
+        "",
+        xy=(0.94, 0.95),
+        xytext=(0.94, 0.84),
+        xycoords="axes fraction",
+        arrowprops={"arrowstyle": "-|>,head_width=0.5,head_length=0.9", "color": "black", "linewidth": 1.6},
+        zorder=20,
+    )
+    ax.text(
+        0.94,
+        0.965,
+        "N 北",
+        transform=ax.transAxes,
+        ha="center",
+        va="bottom",
+        fontsize=9,
+        fontweight="bold",
+        zorder=20,
+        path_effects=[patheffects.withStroke(linewidth=2.5, foreground="white")],
+    )
 
 
-def map_figure(*, focus, zones=(), admin=(), flags=(), highlight=None, region=None, not_observed=None,
-               min_span_m: float = 1500.0, pad: float = 0.15, size_in: tuple[float, float] = (7.0, 5.2),
-               dpi: int = 110, title: str | None = None, label_flags: bool = True) -> MapFigure:
+def map_figure(
+    *,
+    focus,
+    zones=(),
+    admin=(),
+    flags=(),
+    highlight=None,
+    region=None,
+    not_observed=None,
+    min_span_m: float = 1500.0,
+    pad: float = 0.15,
+    size_in: tuple[float, float] = (7.0, 5.2),
+    dpi: int = 110,
+    title: str | None = None,
+    label_flags: bool = True,
+) -> MapFigure:
     """Draw a map around ``focus`` (lon/lat geometry).
 
     ``zones``: protection zones (objects with ``kind``, ``regime``, ``name``, ``geometry``), filled by
@@ -182,8 +239,15 @@ def map_figure(*, focus, zones=(), admin=(), flags=(), highlight=None, region=No
         fig = Figure(figsize=size_in, dpi=dpi)
         ax = fig.add_axes((0.01, 0.01, 0.98, 0.98 if title is None else 0.92))
         ax.set_facecolor("#f8f9fa")
-        order = {"experimental": 0, "general_control": 0, "buffer": 1, "core": 2, "core_protection": 2,
-                 "redline": 3, "permit": 4}
+        order = {
+            "experimental": 0,
+            "general_control": 0,
+            "buffer": 1,
+            "core": 2,
+            "core_protection": 2,
+            "redline": 3,
+            "permit": 4,
+        }
         for z in sorted(zones, key=lambda z: order.get(z.regime if z.kind != "permit" else "permit", 0)):
             g = proj(z.geometry).intersection(view.buffer(w))
             if g.is_empty or not g.intersects(view):  # only what the map shows gets a legend entry
@@ -194,25 +258,41 @@ def map_figure(*, focus, zones=(), admin=(), flags=(), highlight=None, region=No
             else:
                 face, edge, label = REGIME_STYLE.get(z.regime, ("#e9ecef", "#495057", z.regime))
                 alpha = 0.55 if z.kind == "redline" else 1.0  # red lines show what lies under them
-                _draw(ax, g, facecolor=face, edgecolor=edge, linewidth=1.0, alpha=alpha,
-                      zorder=2 + (z.kind == "redline"))
+                _draw(
+                    ax, g, facecolor=face, edgecolor=edge, linewidth=1.0, alpha=alpha, zorder=2 + (z.kind == "redline")
+                )
             legend.setdefault(label, face if face != "none" else edge)
         for a in admin:
             g = proj(a.geometry).intersection(view.buffer(w))
             if g.is_empty or not g.intersects(view):
                 continue
-            _draw(ax, g.boundary if hasattr(g, "boundary") else g, facecolor="none", edgecolor="#495057",
-                  linewidth=0.9, linestyle=(0, (6, 3)), zorder=5)
+            _draw(
+                ax,
+                g.boundary if hasattr(g, "boundary") else g,
+                facecolor="none",
+                edgecolor="#495057",
+                linewidth=0.9,
+                linestyle=(0, (6, 3)),
+                zorder=5,
+            )
             # the name where it does not cover what the map is about (its centre)
             inside = g.intersection(view).difference(shapely.Point(cx, cy).buffer(0.3 * min(w, h)))
             if not inside.is_empty and inside.area > 0.02 * view.area:
                 p = inside.representative_point()
-                ax.text(p.x, p.y, a.name, fontsize=9, color="#343a40", ha="center", va="center", zorder=6,
-                        path_effects=[patheffects.withStroke(linewidth=2.5, foreground="white")])
+                ax.text(
+                    p.x,
+                    p.y,
+                    a.name,
+                    fontsize=9,
+                    color="#343a40",
+                    ha="center",
+                    va="center",
+                    zorder=6,
+                    path_effects=[patheffects.withStroke(linewidth=2.5, foreground="white")],
+                )
             legend.setdefault("admin unit 行政区", "#495057")
         if not_observed is not None and not not_observed.is_empty:
-            _draw(ax, proj(not_observed), facecolor="none", edgecolor="#495057", hatch="////", linewidth=0,
-                  zorder=7)
+            _draw(ax, proj(not_observed), facecolor="none", edgecolor="#495057", hatch="////", linewidth=0, zorder=7)
             legend.setdefault("not observed 未观测", "hatch")
         if region is not None:
             _draw(ax, proj(region), facecolor="none", edgecolor="#212529", linewidth=1.8, zorder=8)
@@ -229,8 +309,7 @@ def map_figure(*, focus, zones=(), admin=(), flags=(), highlight=None, region=No
                 ax.plot([c.x], [c.y], marker="o", markersize=5, color=colour, markeredgecolor="#212529", zorder=9)
             if label_flags and f.get("id") is not None and f["geometry"] is not highlight:
                 b = g.bounds
-                ax.text(b[2], b[3], f" #{f['id']}", fontsize=7, color="#212529", zorder=10, va="bottom",
-                        clip_on=True)
+                ax.text(b[2], b[3], f" #{f['id']}", fontsize=7, color="#212529", zorder=10, va="bottom", clip_on=True)
             legend.setdefault(SEVERITY_LABELS.get(f.get("severity"), str(f.get("severity"))), colour)
         if highlight is not None:
             g = proj(highlight)
@@ -238,9 +317,17 @@ def map_figure(*, focus, zones=(), admin=(), flags=(), highlight=None, region=No
             # a ring around the site: a thin road or a small pit is found at a glance
             b = g.bounds
             radius = max(0.6 * math.hypot(b[2] - b[0], b[3] - b[1]), 0.06 * w)
-            ax.add_patch(Circle((g.centroid.x, g.centroid.y), radius, facecolor="none",
-                                                   edgecolor="#212529", linewidth=1.2, linestyle=(0, (4, 3)),
-                                                   zorder=11))
+            ax.add_patch(
+                Circle(
+                    (g.centroid.x, g.centroid.y),
+                    radius,
+                    facecolor="none",
+                    edgecolor="#212529",
+                    linewidth=1.2,
+                    linestyle=(0, (4, 3)),
+                    zorder=11,
+                )
+            )
         ax.set_xlim(extent[0], extent[2])
         ax.set_ylim(extent[1], extent[3])
         ax.set_aspect("equal")
@@ -254,22 +341,39 @@ def map_figure(*, focus, zones=(), admin=(), flags=(), highlight=None, region=No
         fig.savefig(buf, format="png", dpi=dpi)  # no bbox_inches: the axes stay where computed
         width, height = fig.canvas.get_width_height()
         x0, y0, x1, y1 = ax.get_window_extent().extents  # display pixels, origin bottom left
-    return MapFigure(buf.getvalue(), crs, extent, (x0, height - y1, x1, height - y0), (width, height),
-                     [(c, label) for label, c in legend.items()])
+    return MapFigure(
+        buf.getvalue(),
+        crs,
+        extent,
+        (x0, height - y1, x1, height - y0),
+        (width, height),
+        [(c, label) for label, c in legend.items()],
+    )
 
 
-def bar_chart(labels: list[str], values: list[int], *, title: str, colour: str = "#1c7ed6",
-              size_in: tuple[float, float] = (6.5, 2.2), dpi: int = 110) -> bytes:
+def bar_chart(
+    labels: list[str],
+    values: list[int],
+    *,
+    title: str,
+    colour: str = "#1c7ed6",
+    size_in: tuple[float, float] = (6.5, 2.2),
+    dpi: int = 110,
+) -> bytes:
     """A small bar chart (flags per month, say) as PNG bytes."""
     with matplotlib.rc_context(_rc()):
         fig = Figure(figsize=size_in, dpi=dpi)
         ax = fig.add_subplot()
         ax.bar(range(len(values)), values, color=colour, width=0.6 if len(values) > 3 else 0.35)
-        ax.set_xticks(range(len(labels)), labels, rotation=45 if len(labels) > 8 else 0, ha="right"
-                      if len(labels) > 8 else "center")
+        ax.set_xticks(
+            range(len(labels)),
+            labels,
+            rotation=45 if len(labels) > 8 else 0,
+            ha="right" if len(labels) > 8 else "center",
+        )
         ax.set_title(title, fontsize=9)
         ax.spines[["top", "right"]].set_visible(False)
-        ax.yaxis.get_major_locator().set_params(integer=True)
+        cast(MaxNLocator, ax.yaxis.get_major_locator()).set_params(integer=True)  # an AutoLocator
         fig.tight_layout()
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=dpi)
@@ -279,12 +383,24 @@ def bar_chart(labels: list[str], values: list[int], *, title: str, colour: str =
 # --- image chips --------------------------------------------------------------------------
 
 # ESA WorldCover classes (the land-cover pairs' usual coding): official colours
-WORLDCOVER = {10: "#006400", 20: "#ffbb22", 30: "#ffff4c", 40: "#f096ff", 50: "#fa0000", 60: "#b4b4b4",
-              70: "#f0f0f0", 80: "#0064c8", 90: "#0096a0", 95: "#00cf75", 100: "#fae6a0"}
+WORLDCOVER = {
+    10: "#006400",
+    20: "#ffbb22",
+    30: "#ffff4c",
+    40: "#f096ff",
+    50: "#fa0000",
+    60: "#b4b4b4",
+    70: "#f0f0f0",
+    80: "#0064c8",
+    90: "#0096a0",
+    95: "#00cf75",
+    100: "#fae6a0",
+}
 
 
-def chip_image(arr: np.ma.MaskedArray, outline_px, *, title: str, categorical: bool,
-               size_in: float = 3.0, dpi: int = 110) -> bytes:
+def chip_image(
+    arr: np.ma.MaskedArray, outline_px, *, title: str, categorical: bool, size_in: float = 3.0, dpi: int = 110
+) -> bytes:
     """A raster window as a small picture with the patch outline (``outline_px``: a shapely
     geometry in the window's pixel coordinates, column/row) on top."""
     from matplotlib.colors import ListedColormap
@@ -297,14 +413,21 @@ def chip_image(arr: np.ma.MaskedArray, outline_px, *, title: str, categorical: b
         extent = (0, cols, rows, 0)
         if categorical:
             values = np.unique(arr.compressed()) if arr.count() else np.array([0])
+            colours: list[Any]  # names or RGBA tuples
             if set(values.tolist()) <= set(WORLDCOVER) | {0}:
                 colours = [WORLDCOVER.get(int(v), "#ffffff") for v in values]
             else:
                 base = matplotlib.colormaps["tab20"]
                 colours = ["#ffffff" if v == 0 else base(i % 20) for i, v in enumerate(values)]
             index = np.ma.masked_array(np.searchsorted(values, arr.filled(values[0])), mask=np.ma.getmaskarray(arr))
-            ax.imshow(index, cmap=ListedColormap(colours), vmin=-0.5, vmax=len(values) - 0.5,
-                      interpolation="nearest", extent=extent)
+            ax.imshow(
+                index,
+                cmap=ListedColormap(colours),
+                vmin=-0.5,
+                vmax=len(values) - 0.5,
+                interpolation="nearest",
+                extent=extent,
+            )
         else:
             ax.imshow(arr, cmap="viridis", interpolation="nearest", extent=extent)
         if outline_px is not None and not outline_px.is_empty:

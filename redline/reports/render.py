@@ -48,15 +48,28 @@ def _dms(value: float, pos: str, neg: str) -> str:
 
 @lru_cache(maxsize=1)
 def environment() -> Environment:
-    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(("html",)),
-                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(num=_num, pct=_pct, data_uri=data_uri,
-                       mu=lambda ha: _num(None if ha is None else vocab.hectares_to_mu(ha), 1),
-                       lon=lambda v: _dms(v, "E", "W"), lat=lambda v: _dms(v, "N", "S"),
-                       when=lambda t: (t or "")[:16].replace("T", " "))  # an ISO timestamp, to the minute (UTC)
-    env.globals.update(severity_colours=SEVERITY_COLOURS, regime_labels={k: v[2] for k, v in REGIME_STYLE.items()},
-                       # our own stylesheet, inlined as it is (raw text inside <style>: never entity-escaped)
-                       css=Markup((TEMPLATES / "report.css").read_text(encoding="utf-8")))
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(("html",)),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        num=_num,
+        pct=_pct,
+        data_uri=data_uri,
+        mu=lambda ha: _num(None if ha is None else vocab.hectares_to_mu(ha), 1),
+        lon=lambda v: _dms(v, "E", "W"),
+        lat=lambda v: _dms(v, "N", "S"),
+        when=lambda t: (t or "")[:16].replace("T", " "),
+    )  # an ISO timestamp, to the minute (UTC)
+    env.globals.update(
+        severity_colours=SEVERITY_COLOURS,
+        regime_labels={k: v[2] for k, v in REGIME_STYLE.items()},
+        # our own stylesheet, inlined as it is (raw text inside <style>: never entity-escaped)
+        css=Markup((TEMPLATES / "report.css").read_text(encoding="utf-8")),
+    )
     return env
 
 

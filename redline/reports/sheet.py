@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import shapely
@@ -36,6 +37,7 @@ MAX_CHIPS = 4
 
 
 # --- image chips --------------------------------------------------------------------------
+
 
 def _chip(path: str, geom, title: str) -> dict:
     """A window of the raster at ``path`` around ``geom`` (lon/lat), drawn with the patch
@@ -75,30 +77,36 @@ def image_chips(flag: dict, observations: list[dict], scans_by_id: dict[int, dic
     and the last observation."""
     chips: list[dict] = []
     used: set[int] = set()
-    pair = next((o for o in reversed(observations)
-                 if scans_by_id.get(o["scan_id"], {}).get("mode") == "transition"), None)
+    pair = next(
+        (o for o in reversed(observations) if scans_by_id.get(o["scan_id"], {}).get("mode") == "transition"), None
+    )
     picks = [observations[0], observations[-1]] if observations else []
     if pair is not None:
         s = scans_by_id[pair["scan_id"]]
         files = s.get("files") or []
         if len(files) >= 2:
-            chips.append(_chip(files[0], flag["geometry"], f"before {s.get('acquired_before') or ''} · "
-                                                             f"{s['product_id']}"))
+            chips.append(
+                _chip(files[0], flag["geometry"], f"before {s.get('acquired_before') or ''} · {s['product_id']}")
+            )
             chips.append(_chip(files[-1], flag["geometry"], f"after {s['acquired_after']} · {s['product_id']}"))
             used.add(s["id"])
     for o in picks:
-        s = scans_by_id.get(o["scan_id"])
-        if s is None or s["id"] in used or len(chips) >= MAX_CHIPS:
+        scan = scans_by_id.get(o["scan_id"])
+        if scan is None or scan["id"] in used or len(chips) >= MAX_CHIPS:
             continue
-        used.add(s["id"])
-        files = s.get("files") or []
-        title = f"{s.get('acquired_before') or '?'} → {s['acquired_after']} · {s['product_id']}"
-        chips.append(_chip(files[-1], flag["geometry"], title) if files
-                     else {"title": title, "missing": "not available: the scan names no file"})
+        used.add(scan["id"])
+        files = scan.get("files") or []
+        title = f"{scan.get('acquired_before') or '?'} → {scan['acquired_after']} · {scan['product_id']}"
+        chips.append(
+            _chip(files[-1], flag["geometry"], title)
+            if files
+            else {"title": title, "missing": "not available: the scan names no file"}
+        )
     return chips
 
 
 # --- evidence -----------------------------------------------------------------------------
+
 
 def _thumbnail(path: Path) -> str | None:
     """A JPEG thumbnail of a photo as a data URI (None when it cannot be read)."""
@@ -109,22 +117,25 @@ def _thumbnail(path: Path) -> str | None:
             if im.format not in ("JPEG", "PNG") or im.width * im.height > MAX_PHOTO_PIXELS:
                 return None  # a small file may still decode to gigabytes: not on a report
             im.draft("RGB", (THUMB_PX, THUMB_PX))  # JPEG: decode at a reduced scale
-            im = im.convert("RGB")
-            im.thumbnail((THUMB_PX, THUMB_PX))
+            rgb = im.convert("RGB")
+            rgb.thumbnail((THUMB_PX, THUMB_PX))
             buf = io.BytesIO()
-            im.save(buf, "JPEG", quality=80)
+            rgb.save(buf, "JPEG", quality=80)
     except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError):
         return None
     return data_uri(buf.getvalue(), "image/jpeg")
 
 
 def evidence_items(store: Store, evidence_dir: Path | None, flag_id: int) -> list[dict]:
-    out = []
+    out: list[dict[str, Any]] = []
     for e in store.evidence(flag_id):
         item = {k: e.get(k) for k in ("id", "original_name", "content_type", "lon", "lat", "note", "actor", "at")}
         item["src"] = None
-        if evidence_dir is not None and e["content_type"] in ("image/jpeg", "image/png") \
-                and sum(1 for i in out if i["src"]) < MAX_PHOTOS:
+        if (
+            evidence_dir is not None
+            and e["content_type"] in ("image/jpeg", "image/png")
+            and sum(1 for i in out if i["src"]) < MAX_PHOTOS
+        ):
             path = Path(evidence_dir) / str(int(flag_id)) / e["stored_name"]
             if path.is_file():
                 item["src"] = _thumbnail(path)
@@ -133,6 +144,7 @@ def evidence_items(store: Store, evidence_dir: Path | None, flag_id: int) -> lis
 
 
 # --- the sheet ----------------------------------------------------------------------------
+
 
 def _location(geom) -> dict:
     c = geom.centroid if geom.geom_type != "Point" else geom
@@ -149,8 +161,9 @@ def _summary(entry: dict) -> str:
     return ", ".join(f"{k} {v}" for k, v in d.items() if v is not None and v != "")
 
 
-def sheet_context(store: Store, flag_id: int, *, principal: Principal = OPERATOR,
-                  evidence_dir: Path | None = None) -> dict:
+def sheet_context(
+    store: Store, flag_id: int, *, principal: Principal = OPERATOR, evidence_dir: Path | None = None
+) -> dict:
     """What one problem sheet shows (``principal`` must be allowed to see the flag)."""
     flag = store.flag(flag_id)
     principal.require_flag(flag)
@@ -162,8 +175,16 @@ def sheet_context(store: Store, flag_id: int, *, principal: Principal = OPERATOR
     admin = store.zones(("admin",), bbox=around.bounds)
     # neighbours on the map: only flags this principal may see
     others = [f for f in store.flags(principal.scope(FlagFilter(bbox=around.bounds))) if f["id"] != flag_id]
-    fig = map_figure(focus=geom, zones=zones, admin=admin, flags=[*others, flag], highlight=geom, min_span_m=3000,
-                     pad=0.6, size_in=(7.0, 6.0))
+    fig = map_figure(
+        focus=geom,
+        zones=zones,
+        admin=admin,
+        flags=[*others, flag],
+        highlight=geom,
+        min_span_m=3000,
+        pad=0.6,
+        size_in=(7.0, 6.0),
+    )
     history = [{**h, "summary": _summary(h)} for h in store.history(flag_id)]
     return {
         "flag": {k: v for k, v in flag.items() if k != "geometry"},

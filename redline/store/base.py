@@ -54,6 +54,11 @@ class FlagFilter:
 class Store(ABC):
     """One persistence interface for layers, scans, flags, observations and audit."""
 
+    @property
+    @abstractmethod
+    def identity(self) -> str:
+        """Names the database (a process-wide cache keys on it, never shows it)."""
+
     # lifecycle -------------------------------------------------------------------------
     @abstractmethod
     def close(self) -> None: ...
@@ -75,8 +80,9 @@ class Store(ABC):
         whatever layer version it belongs to (a flag keeps the permit it matched)."""
 
     @abstractmethod
-    def zones(self, kinds: tuple[str, ...], bbox: tuple[float, float, float, float] | None = None,
-              region=None, cql=None) -> list[Zone]:
+    def zones(
+        self, kinds: tuple[str, ...], bbox: tuple[float, float, float, float] | None = None, region=None, cql=None
+    ) -> list[Zone]:
         """Zones of the current version of each kind; optionally only candidates for a lon/lat
         bbox (by bounding box), or exactly those intersecting a lon/lat ``region`` geometry, and
         those matching a checked CQL2 filter (``cql``, redline.cql.parse)."""
@@ -213,3 +219,55 @@ class Store(ABC):
     @abstractmethod
     def ledger_mark_reported(self, keys: list[str], digest_id: str) -> None: ...
 
+    # area subscriptions and their deliveries (redline.notify) ---------------------------
+    @abstractmethod
+    def add_subscription(self, row: dict) -> dict:
+        """Add a subscription (ConflictError when an active one has the same name); the row."""
+
+    @abstractmethod
+    def subscriptions(self, owner_name: str | None = None) -> list[dict]:
+        """Active subscriptions (not removed), by id; only ``owner_name``'s when given."""
+
+    @abstractmethod
+    def subscription(self, name: str) -> dict: ...
+
+    @abstractmethod
+    def remove_subscription(self, name: str) -> None:
+        """Mark the active subscription ``name`` removed (its deliveries stay listed)."""
+
+    @abstractmethod
+    def add_delivery(self, row: dict) -> tuple[dict, bool]:
+        """Write a pending delivery unless one with its ``key`` exists: (the row, whether new)."""
+
+    @abstractmethod
+    def deliveries(
+        self,
+        run_id: str | None = None,
+        states: tuple[str, ...] | None = None,
+        subscription_ids: list[int] | None = None,
+    ) -> list[dict]:
+        """Deliveries by id, with their subscription's name and channel."""
+
+    @abstractmethod
+    def update_delivery(self, delivery_id: int, fields: dict) -> None: ...
+
+    # rectification ledger (台账, redline.ledger): one entry per problem, dated progress notes
+    @abstractmethod
+    def rectification(self, flag_id: int) -> dict | None:
+        """The ledger entry of a flag, None when it has none."""
+
+    @abstractmethod
+    def save_rectification(self, flag_id: int, fields: dict) -> dict:
+        """Create the flag's ledger entry or update the ``fields`` given; the entry."""
+
+    @abstractmethod
+    def rectifications(self) -> list[dict]:
+        """Every ledger entry, by flag id."""
+
+    @abstractmethod
+    def add_rectification_note(self, row: dict) -> int:
+        """A dated progress note (flag_id, noted_on, note, actor, at); its id."""
+
+    @abstractmethod
+    def rectification_notes(self, flag_id: int) -> list[dict]:
+        """A flag's progress notes by date, then id."""

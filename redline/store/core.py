@@ -38,9 +38,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 
 from ..clock import now
+from ..cql import SORT_RANKS
 from ..errors import NotFoundError
 from ..layers import LoadReport, Zone
-from ..cql import SORT_RANKS
 from . import schema as S
 from .base import FLAG_FIELDS, STATS_GROUPS, FlagFilter, Store
 from .cql import Compiler, order_by
@@ -56,8 +56,10 @@ def _value(v):
 def encode(table: sa.Table, row: dict) -> dict:
     """A row as the database takes it: JSON columns as text, dates as ISO text."""
     js = S.JSON_COLUMNS[table.name]
-    return {k: json.dumps(v, ensure_ascii=False, default=str) if k in js and v is not None else _value(v)
-            for k, v in row.items()}
+    return {
+        k: json.dumps(v, ensure_ascii=False, default=str) if k in js and v is not None else _value(v)
+        for k, v in row.items()
+    }
 
 
 def _padded(values) -> list:
@@ -85,8 +87,13 @@ def _binds(table: sa.Table, names) -> dict:
 def _cell_params(spec) -> dict:
     """A vector tile's grid (redline.tiles.TileSpec) as parameters: Web Mercator origin and scale."""
     minx, miny, maxx, maxy = spec.mercator_bounds
-    return {"mx0": minx, "my1": maxy, "sx": spec.extent / (maxx - minx), "sy": spec.extent / (maxy - miny),
-            "cell": spec.cell}
+    return {
+        "mx0": minx,
+        "my1": maxy,
+        "sx": spec.extent / (maxx - minx),
+        "sy": spec.extent / (maxy - miny),
+        "cell": spec.cell,
+    }
 
 
 class SQLStore(Store):
@@ -150,7 +157,7 @@ class SQLStore(Store):
         raise NotImplementedError
 
     # running statements ----------------------------------------------------------------
-    def _statement(self, key, build: Callable[[], sa.sql.Executable]) -> tuple[str, dict]:
+    def _statement(self, key, build: Callable[[], sa.sql.ClauseElement]) -> tuple[str, dict]:
         if key is None:  # a statement of a shape not worth keeping (a user's CQL2 filter)
             compiled = build().compile(dialect=self.dialect)
             return compiled.string, dict(compiled.params)
@@ -170,6 +177,12 @@ class SQLStore(Store):
     def _first(self, key, build, params: dict | None = None) -> dict | None:
         rows = self._all(key, build, params)
         return rows[0] if rows else None
+
+    def _one(self, key, build, params: dict | None = None) -> dict:
+        """The row of a statement that always yields one (an aggregate)."""
+        row = self._first(key, build, params)
+        assert row is not None
+        return row
 
     def _insert(self, table: sa.Table, row: dict, geometry=None, returning: bool = True):
         """Insert ``row`` (and the geometry, if the table has one and it is given); its id."""
@@ -233,24 +246,61 @@ class SQLStore(Store):
     def add_layer_version(self, report: LoadReport) -> dict:
         lv, z = S.layer_versions, S.zones
         with self.transaction():
-            version = self._first(
+            version = self._one(
                 "next_layer_version",
                 lambda: select((func.coalesce(func.max(lv.c.version), 0) + 1).label("v")).where(
-                    lv.c.kind == bindparam("kind")),
-                {"kind": report.kind})["v"]
-            lv_id = self._insert(lv, {
-                "kind": report.kind, "version": version, "source": report.source, "source_sha256": report.sha256,
-                "source_crs": report.source_crs, "loaded_at": now(),
-                "report": {**report.summary(), "field_map": report.field_map},
-            })
-            cols = ("layer_version_id", "kind", "name", "regime", "code", "attrs", "valid_from", "valid_to",
-                    "activity", "area_ha", "geom")
+                    lv.c.kind == bindparam("kind")
+                ),
+                {"kind": report.kind},
+            )["v"]
+            lv_id = self._insert(
+                lv,
+                {
+                    "kind": report.kind,
+                    "version": version,
+                    "source": report.source,
+                    "source_sha256": report.sha256,
+                    "source_crs": report.source_crs,
+                    "loaded_at": now(),
+                    "report": {**report.summary(), "field_map": report.field_map},
+                },
+            )
+            cols = (
+                "layer_version_id",
+                "kind",
+                "name",
+                "regime",
+                "code",
+                "attrs",
+                "valid_from",
+                "valid_to",
+                "activity",
+                "area_ha",
+                "geom",
+            )
             sql, _ = self._statement("insert_zones", lambda: sa.insert(z).values(_binds(z, cols)).inline())
-            self._executemany(sql, [encode(z, {
-                "layer_version_id": lv_id, "kind": zone.kind, "name": zone.name, "regime": zone.regime,
-                "code": zone.code, "attrs": zone.attrs, "valid_from": zone.valid_from, "valid_to": zone.valid_to,
-                "activity": zone.activity, "area_ha": zone.area_ha, "geom": shapely.to_wkb(zone.geometry),
-            }) for zone in report.zones])
+            self._executemany(
+                sql,
+                [
+                    encode(
+                        z,
+                        {
+                            "layer_version_id": lv_id,
+                            "kind": zone.kind,
+                            "name": zone.name,
+                            "regime": zone.regime,
+                            "code": zone.code,
+                            "attrs": zone.attrs,
+                            "valid_from": zone.valid_from,
+                            "valid_to": zone.valid_to,
+                            "activity": zone.activity,
+                            "area_ha": zone.area_ha,
+                            "geom": shapely.to_wkb(zone.geometry),
+                        },
+                    )
+                    for zone in report.zones
+                ],
+            )
             self._zones_indexed(lv_id, report.zones)
         self._zones_loaded()
         return {"id": lv_id, "kind": report.kind, "version": version}
@@ -273,10 +323,11 @@ class SQLStore(Store):
             return {}
         ids = _padded(ids)
         z = S.zones
-        rows = self._all(("zone_refs", len(ids)),
-                         lambda: select(z.c.id, func.coalesce(z.c.code, z.c.name).label("ref")).where(
-                             _in(z.c.id, "id", len(ids))),
-                         _in_params("id", ids))
+        rows = self._all(
+            ("zone_refs", len(ids)),
+            lambda: select(z.c.id, func.coalesce(z.c.code, z.c.name).label("ref")).where(_in(z.c.id, "id", len(ids))),
+            _in_params("id", ids),
+        )
         return {r["id"]: r["ref"] for r in rows}
 
     def zones(self, kinds, bbox=None, region=None, cql=None) -> list[Zone]:
@@ -289,19 +340,38 @@ class SQLStore(Store):
         where, cql_params = Compiler(self, z).compile(cql) if cql is not None else (None, {})
 
         def build():
-            return (select(z, lv.c.version).join(lv, lv.c.id == z.c.layer_version_id)
-                    .where(_in(z.c.layer_version_id, "lv", len(ids)), *self._spatial(z, has_bbox, has_region),
-                           *([where] if where is not None else []))
-                    .order_by(z.c.id))
+            return (
+                select(z, lv.c.version)
+                .join(lv, lv.c.id == z.c.layer_version_id)
+                .where(
+                    _in(z.c.layer_version_id, "lv", len(ids)),
+                    *self._spatial(z, has_bbox, has_region),
+                    *([where] if where is not None else []),
+                )
+                .order_by(z.c.id)
+            )
 
-        rows = self._all(None if cql is not None else ("zones", len(ids), has_bbox, has_region), build,
-                         {**_in_params("lv", ids), **self._spatial_params(bbox, region), **cql_params})
+        rows = self._all(
+            None if cql is not None else ("zones", len(ids), has_bbox, has_region),
+            build,
+            {**_in_params("lv", ids), **self._spatial_params(bbox, region), **cql_params},
+        )
         out = []
         for r in self._decoded(z, rows, geometry="geometry"):
-            zone = Zone(r["kind"], r["name"], r["regime"], r["geometry"], r["code"], r["attrs"],
-                        date.fromisoformat(r["valid_from"]) if r["valid_from"] else None,
-                        date.fromisoformat(r["valid_to"]) if r["valid_to"] else None,
-                        r["activity"], r["id"], r["layer_version_id"], r["area_ha"])
+            zone = Zone(
+                r["kind"],
+                r["name"],
+                r["regime"],
+                r["geometry"],
+                r["code"],
+                r["attrs"],
+                date.fromisoformat(r["valid_from"]) if r["valid_from"] else None,
+                date.fromisoformat(r["valid_to"]) if r["valid_to"] else None,
+                r["activity"],
+                r["id"],
+                r["layer_version_id"],
+                r["area_ha"],
+            )
             zone.attrs["layer_version"] = r["version"]
             out.append(zone)
         return out
@@ -321,12 +391,17 @@ class SQLStore(Store):
 
             def conditions() -> list:
                 return [S.zones.c.layer_version_id == bindparam("lv")]
+
         joins, bounds = self._bounds(table)
 
         def build():
-            stmt = select(*[func.min(b).label(n) for b, n in zip(bounds[:2], ("minx", "miny"))],
-                          *[func.max(b).label(n) for b, n in zip(bounds[2:], ("maxx", "maxy"))],
-                          func.min(start).label("start"), func.max(end).label("end"), func.count().label("n"))
+            stmt = select(
+                *[func.min(b).label(n) for b, n in zip(bounds[:2], ("minx", "miny"))],
+                *[func.max(b).label(n) for b, n in zip(bounds[2:], ("maxx", "maxy"))],
+                func.min(start).label("start"),
+                func.max(end).label("end"),
+                func.count().label("n"),
+            )
             stmt = stmt.select_from(table)
             for t, on in joins:
                 stmt = stmt.join(t, on)
@@ -340,24 +415,42 @@ class SQLStore(Store):
 
     def change_stamp(self) -> list:
         def build():
-            return select(*[select(func.max(t.c.id)).scalar_subquery().label(t.name)
-                            for t in (S.layer_versions, S.scans, S.flags, S.audit)])
+            return select(
+                *[
+                    select(func.max(t.c.id)).scalar_subquery().label(t.name)
+                    for t in (S.layer_versions, S.scans, S.flags, S.audit)
+                ]
+            )
 
-        row = self._first("change_stamp", build)
+        row = self._one("change_stamp", build)
         return [row[t] for t in ("layer_versions", "scans", "flags", "audit")]
 
     # scans -----------------------------------------------------------------------------
     def scan_by_checksum(self, checksum: str) -> dict | None:
         s = S.scans
-        rows = self._all("scan_by_checksum",
-                         lambda: select(*[c for c in s.c if c.name != "footprint"]).where(
-                             s.c.checksum == bindparam("checksum")),
-                         {"checksum": checksum})
+        rows = self._all(
+            "scan_by_checksum",
+            lambda: select(*[c for c in s.c if c.name != "footprint"]).where(s.c.checksum == bindparam("checksum")),
+            {"checksum": checksum},
+        )
         return self._decoded(s, rows)[0] if rows else None
 
-    _SCAN_COLUMNS = ("checksum", "product_id", "mode", "sensor", "acquired_before", "acquired_after", "files",
-                     "started_at", "finished_at", "state", "stats", "layer_versions", "rules_version",
-                     "observed_fraction")
+    _SCAN_COLUMNS = (
+        "checksum",
+        "product_id",
+        "mode",
+        "sensor",
+        "acquired_before",
+        "acquired_after",
+        "files",
+        "started_at",
+        "finished_at",
+        "state",
+        "stats",
+        "layer_versions",
+        "rules_version",
+        "observed_fraction",
+    )
 
     def insert_scan(self, scan: dict, footprint) -> int:
         with self.transaction():
@@ -378,21 +471,30 @@ class SQLStore(Store):
                 stmt = stmt.where(s.c.acquired_after <= bindparam("until"))
             return stmt.order_by(s.c.acquired_after, s.c.id)
 
-        rows = self._all(("scans", *shape), build,
-                         {**self._spatial_params(bbox, region), "since": _value(since), "until": _value(until)})
+        rows = self._all(
+            ("scans", *shape),
+            build,
+            {**self._spatial_params(bbox, region), "since": _value(since), "until": _value(until)},
+        )
         return self._decoded(s, rows, geometry="footprint")
 
     # flags -----------------------------------------------------------------------------
-    def _where(self, flt: FlagFilter | None) -> tuple[tuple, Callable[[], list], dict]:
+    def _where(self, flt: FlagFilter | None) -> tuple[tuple | None, Callable[[], list], dict]:
         """A flag filter as (shape, conditions builder, parameters)."""
         if flt is None:
             return (), list, {}
         f = S.flags
         lists = {c: _padded(getattr(flt, c)) if getattr(flt, c) else [] for c in _FILTER_LISTS}
-        shape = (flt.bbox is not None, flt.region is not None, *(len(v) for v in lists.values()),
-                 bool(flt.since), bool(flt.until), flt.after_id is not None)
+        shape = (
+            flt.bbox is not None,
+            flt.region is not None,
+            *(len(v) for v in lists.values()),
+            bool(flt.since),
+            bool(flt.until),
+            flt.after_id is not None,
+        )
         where, cql_params = Compiler(self, f).compile(flt.cql) if flt.cql is not None else (None, {})
-        spatial = shape[:2]
+        spatial = (flt.bbox is not None, flt.region is not None)  # shape[:2]
 
         def conditions() -> list:
             out = self._spatial(f, *spatial)
@@ -428,8 +530,11 @@ class SQLStore(Store):
             return stmt.offset(bindparam("offset", type_=sa.Integer)) if offset else stmt
 
         key = None if shape is None else ("flags", shape, with_geometry, limit, offset, sortby)
-        rows = self._all(key, build, {**params, "limit": int(flt.limit) if limit else None,
-                                      "offset": int(flt.offset) if offset else None})
+        rows = self._all(
+            key,
+            build,
+            {**params, "limit": int(flt.limit) if limit else None, "offset": int(flt.offset) if offset else None},
+        )
         return self._decoded(f, rows, geometry="geometry" if with_geometry else None)
 
     _R = 6378137.0  # the Web Mercator sphere
@@ -439,10 +544,13 @@ class SQLStore(Store):
         f = S.flags
         joins, (minx, miny, maxx, maxy) = self._bounds(f)
         cx, cy = (minx + maxx) / 2, (miny + maxy) / 2
-        px = func.round((func.radians(cx) * self._R - bindparam("mx0", type_=sa.Float))
-                        * bindparam("sx", type_=sa.Float))
-        py = func.round((bindparam("my1", type_=sa.Float) - func.ln(func.tan(func.pi() / 4 + func.radians(cy) / 2))
-                         * self._R) * bindparam("sy", type_=sa.Float))
+        px = func.round(
+            (func.radians(cx) * self._R - bindparam("mx0", type_=sa.Float)) * bindparam("sx", type_=sa.Float)
+        )
+        py = func.round(
+            (bindparam("my1", type_=sa.Float) - func.ln(func.tan(func.pi() / 4 + func.radians(cy) / 2)) * self._R)
+            * bindparam("sy", type_=sa.Float)
+        )
         t = select(f.c.id, f.c.severity, f.c.last_seen, px.label("px"), py.label("py")).select_from(f)
         for table, on in joins:
             t = t.join(table, on)
@@ -451,31 +559,45 @@ class SQLStore(Store):
         part = [func.floor(t.c.px / cell), func.floor(t.c.py / cell)]
         rank = sa.case({v: i for i, v in enumerate(SORT_RANKS["severity"])}, value=t.c.severity, else_=-1)
         lo, hi = -spec.buffer, spec.extent + spec.buffer
-        c = select(t.c.id, t.c.px, t.c.py,
-                   func.row_number().over(partition_by=part, order_by=[rank.desc(), t.c.last_seen.is_(None),
-                                                                       t.c.last_seen.desc(), t.c.id]).label("rn"),
-                   func.count().over(partition_by=part).label("pixel_flags")).where(
-            t.c.px.between(lo, hi), t.c.py.between(lo, hi)).subquery("c")
+        c = (
+            select(
+                t.c.id,
+                t.c.px,
+                t.c.py,
+                func.row_number()
+                .over(partition_by=part, order_by=[rank.desc(), t.c.last_seen.is_(None), t.c.last_seen.desc(), t.c.id])
+                .label("rn"),
+                func.count().over(partition_by=part).label("pixel_flags"),
+            )
+            .where(t.c.px.between(lo, hi), t.c.py.between(lo, hi))
+            .subquery("c")
+        )
         return f, c
 
     def flag_cells(self, flt, spec) -> list[dict]:
-        flt = replace(flt or FlagFilter(), bbox=spec.lonlat_bounds, region=None, limit=None, after_id=None,
-                      offset=None, sortby=())
+        flt = replace(
+            flt or FlagFilter(), bbox=spec.lonlat_bounds, region=None, limit=None, after_id=None, offset=None, sortby=()
+        )
         shape, conditions, params = self._where(flt)
 
         def build():
             f, c = self._cells(spec, conditions)
-            return (select(*[f.c[k] for k in FLAG_FIELDS if k != "layer_versions"], c.c.px, c.c.py, c.c.pixel_flags)
-                    .select_from(c.join(f, f.c.id == c.c.id)).where(c.c.rn == 1).order_by(f.c.id))
+            return (
+                select(*[f.c[k] for k in FLAG_FIELDS if k != "layer_versions"], c.c.px, c.c.py, c.c.pixel_flags)
+                .select_from(c.join(f, f.c.id == c.c.id))
+                .where(c.c.rn == 1)
+                .order_by(f.c.id)
+            )
 
-        return self._all(None if shape is None else ("flag_cells", shape), build,
-                         {**params, **_cell_params(spec)})
+        return self._all(None if shape is None else ("flag_cells", shape), build, {**params, **_cell_params(spec)})
 
     def count_flags(self, flt=None) -> int:
         shape, conditions, params = self._where(flt)
-        return self._first(None if shape is None else ("count_flags", shape),
-                           lambda: select(func.count().label("n")).select_from(S.flags).where(*conditions()),
-                           params)["n"]
+        return self._one(
+            None if shape is None else ("count_flags", shape),
+            lambda: select(func.count().label("n")).select_from(S.flags).where(*conditions()),
+            params,
+        )["n"]
 
     def flag(self, flag_id: int) -> dict:
         f = S.flags
@@ -505,33 +627,54 @@ class SQLStore(Store):
 
     def observations(self, flag_id: int) -> list[dict]:
         o, s = S.observations, S.scans
-        rows = self._all("observations",
-                         lambda: select(o, s.c.product_id, s.c.sensor).join(s, s.c.id == o.c.scan_id)
-                         .where(o.c.flag_id == bindparam("flag_id")).order_by(o.c.observed_on, o.c.id),
-                         {"flag_id": flag_id})
+        rows = self._all(
+            "observations",
+            lambda: (
+                select(o, s.c.product_id, s.c.sensor)
+                .join(s, s.c.id == o.c.scan_id)
+                .where(o.c.flag_id == bindparam("flag_id"))
+                .order_by(o.c.observed_on, o.c.id)
+            ),
+            {"flag_id": flag_id},
+        )
         return self._decoded(o, rows, geometry="geometry")
 
     def replace_conflicts(self, flag_id: int, conflicts: list[dict]) -> None:
         c = S.conflicts
         with self.transaction():
-            self._run("delete_conflicts", lambda: sa.delete(c).where(c.c.flag_id == bindparam("flag_id")),
-                      {"flag_id": flag_id})
+            self._run(
+                "delete_conflicts",
+                lambda: sa.delete(c).where(c.c.flag_id == bindparam("flag_id")),
+                {"flag_id": flag_id},
+            )
             for row in conflicts:
                 self._insert(c, {"flag_id": flag_id, **row}, returning=False)
 
     def conflicts(self, flag_id: int) -> list[dict]:
         c = S.conflicts
-        return self._all("conflicts", lambda: select(c).where(c.c.flag_id == bindparam("flag_id"))
-                         .order_by(c.c.overlap_ha.desc(), c.c.id), {"flag_id": flag_id})
+        return self._all(
+            "conflicts",
+            lambda: select(c).where(c.c.flag_id == bindparam("flag_id")).order_by(c.c.overlap_ha.desc(), c.c.id),
+            {"flag_id": flag_id},
+        )
 
     def audit(self, flag_id, actor, action, detail) -> None:
-        self._insert(S.audit, {"flag_id": flag_id, "at": now(), "actor": actor, "action": action, "detail": detail},
-                     returning=False)
+        self._insert(
+            S.audit,
+            {"flag_id": flag_id, "at": now(), "actor": actor, "action": action, "detail": detail},
+            returning=False,
+        )
 
     def history(self, flag_id: int) -> list[dict]:
         a = S.audit
-        return self._decoded(a, self._all("history", lambda: select(a).where(a.c.flag_id == bindparam("flag_id"))
-                                          .order_by(a.c.id), {"flag_id": flag_id}))
+        return self._decoded(
+            a,
+            self._all(
+                "history",
+                lambda: select(a).where(a.c.flag_id == bindparam("flag_id")).order_by(a.c.id),
+                {"flag_id": flag_id},
+            ),
+        )
 
     # statistics ------------------------------------------------------------------------
     def stats(self, group_by: str, flt=None) -> list[dict]:
@@ -542,10 +685,16 @@ class SQLStore(Store):
         def build():
             exprs = [S.YearMonth(f.c.first_seen, sa.Text()) if c == "month" else f.c[c] for c in cols]
             # SQLite's order: binary collation, NULLs first
-            return (select(*[e.label(c) for e, c in zip(exprs, cols)], func.count().label("count"),
-                           func.sum(f.c.area_ha).label("area_ha"))
-                    .where(*conditions()).group_by(*exprs)
-                    .order_by(sa.desc(sa.literal_column("count")), *[S.Binary(e).nulls_first() for e in exprs]))
+            return (
+                select(
+                    *[e.label(c) for e, c in zip(exprs, cols)],
+                    func.count().label("count"),
+                    func.sum(f.c.area_ha).label("area_ha"),
+                )
+                .where(*conditions())
+                .group_by(*exprs)
+                .order_by(sa.desc(sa.literal_column("count")), *[S.Binary(e).nulls_first() for e in exprs])
+            )
 
         rows = self._all(None if shape is None else ("stats", group_by, shape), build, params)
         for d in rows:
@@ -556,8 +705,16 @@ class SQLStore(Store):
     # access tokens ---------------------------------------------------------------------
     def add_token(self, name, role, jurisdiction, token_hash) -> int:
         with self.transaction():
-            return self._insert(S.tokens, {"name": name, "role": role, "jurisdiction": list(jurisdiction),
-                                           "token_hash": token_hash, "created_at": now()})
+            return self._insert(
+                S.tokens,
+                {
+                    "name": name,
+                    "role": role,
+                    "jurisdiction": list(jurisdiction),
+                    "token_hash": token_hash,
+                    "created_at": now(),
+                },
+            )
 
     def _tokens(self, key, build, params=None) -> list[dict]:
         rows = self._decoded(S.tokens, self._all(key, build, params))
@@ -567,9 +724,11 @@ class SQLStore(Store):
 
     def token_by_hash(self, token_hash: str) -> dict | None:
         t = S.tokens
-        rows = self._tokens("token_by_hash", lambda: select(t).where(t.c.token_hash == bindparam("token_hash"),
-                                                                     t.c.revoked_at.is_(None)),
-                            {"token_hash": token_hash})
+        rows = self._tokens(
+            "token_by_hash",
+            lambda: select(t).where(t.c.token_hash == bindparam("token_hash"), t.c.revoked_at.is_(None)),
+            {"token_hash": token_hash},
+        )
         return rows[0] if rows else None
 
     def tokens(self) -> list[dict]:
@@ -587,8 +746,11 @@ class SQLStore(Store):
 
     def evidence(self, flag_id: int) -> list[dict]:
         e = S.evidence
-        return self._all("evidence", lambda: select(e).where(e.c.flag_id == bindparam("flag_id")).order_by(e.c.id),
-                         {"flag_id": flag_id})
+        return self._all(
+            "evidence",
+            lambda: select(e).where(e.c.flag_id == bindparam("flag_id")).order_by(e.c.id),
+            {"flag_id": flag_id},
+        )
 
     def evidence_item(self, evidence_id: int) -> dict:
         e = S.evidence
@@ -600,8 +762,11 @@ class SQLStore(Store):
     # jobs ------------------------------------------------------------------------------
     def add_job(self, job: dict) -> None:
         with self.transaction():
-            self._insert(S.jobs, {**job, "request": job.get("request", {}), "created_at": now(), "updated_at": now()},
-                         returning=False)
+            self._insert(
+                S.jobs,
+                {**job, "request": job.get("request", {}), "created_at": now(), "updated_at": now()},
+                returning=False,
+            )
 
     def update_job(self, job_id: str, fields: dict) -> None:
         with self.transaction():
@@ -636,8 +801,11 @@ class SQLStore(Store):
 
     def ledger_by_stamp(self, stamp: str) -> dict | None:
         b = S.batch_ledger
-        rows = self._ledger("ledger_by_stamp", lambda: select(b).where(b.c.stamp == bindparam("stamp"))
-                            .order_by(b.c.updated_at.desc()).limit(1), {"stamp": stamp})
+        rows = self._ledger(
+            "ledger_by_stamp",
+            lambda: select(b).where(b.c.stamp == bindparam("stamp")).order_by(b.c.updated_at.desc()).limit(1),
+            {"stamp": stamp},
+        )
         return rows[0] if rows else None
 
     def ledger_start(self, entry: dict) -> dict:
@@ -646,16 +814,26 @@ class SQLStore(Store):
 
         def build():
             insert = _UPSERT[self.dialect.name](b).values({**_binds(b, cols), "state": "running", "attempts": 1})
-            return insert.on_conflict_do_update(index_elements=[b.c.key], set_={
-                "state": "running", "reason": None, "attempts": b.c.attempts + 1,
-                **{c: insert.excluded[c] for c in ("source", "item_id", "location", "stamp", "run_id")},
-                "reported_in": None, "updated_at": insert.excluded.updated_at})
+            return insert.on_conflict_do_update(
+                index_elements=[b.c.key],
+                set_={
+                    "state": "running",
+                    "reason": None,
+                    "attempts": b.c.attempts + 1,
+                    **{c: insert.excluded[c] for c in ("source", "item_id", "location", "stamp", "run_id")},
+                    "reported_in": None,
+                    "updated_at": insert.excluded.updated_at,
+                },
+            )
 
         at = now()
         with self.transaction():
-            self._run("ledger_start", build, {**{c: entry.get(c) for c in cols[:6]}, "first_seen_at": at,
-                                              "updated_at": at})
-        return self.ledger_entry(entry["key"])
+            self._run(
+                "ledger_start", build, {**{c: entry.get(c) for c in cols[:6]}, "first_seen_at": at, "updated_at": at}
+            )
+        written = self.ledger_entry(entry["key"])
+        assert written is not None  # just written
+        return written
 
     def ledger_update(self, key: str, fields: dict) -> None:
         with self.transaction():
@@ -677,7 +855,130 @@ class SQLStore(Store):
 
     def ledger_mark_reported(self, keys: list[str], digest_id: str) -> None:
         b = S.batch_ledger
-        sql, _ = self._statement("ledger_mark_reported", lambda: sa.update(b).where(b.c.key == bindparam("_key"))
-                                 .values(reported_in=bindparam("reported_in")))
+        sql, _ = self._statement(
+            "ledger_mark_reported",
+            lambda: sa.update(b).where(b.c.key == bindparam("_key")).values(reported_in=bindparam("reported_in")),
+        )
         with self.transaction():
             self._executemany(sql, [{"_key": k, "reported_in": digest_id} for k in keys])
+
+    # area subscriptions and their deliveries -------------------------------------------
+    def add_subscription(self, row: dict) -> dict:
+        from ..errors import ConflictError
+
+        with self.transaction():
+            if any(s["name"] == row["name"] for s in self.subscriptions()):
+                raise ConflictError(f"a subscription named {row['name']!r} exists")
+            sid = self._insert(S.subscriptions, {**row, "created_at": now()})
+        return next(s for s in self.subscriptions() if s["id"] == sid)
+
+    def subscriptions(self, owner_name: str | None = None) -> list[dict]:
+        s = S.subscriptions
+
+        def build():
+            stmt = select(s).where(s.c.removed_at.is_(None))
+            if owner_name is not None:
+                stmt = stmt.where(s.c.owner_name == bindparam("owner"))
+            return stmt.order_by(s.c.id)
+
+        return self._decoded(s, self._all(("subscriptions", owner_name is not None), build, {"owner": owner_name}))
+
+    def subscription(self, name: str) -> dict:
+        for row in self.subscriptions():
+            if row["name"] == name:
+                return row
+        raise NotFoundError(f"subscription {name!r} does not exist")
+
+    def remove_subscription(self, name: str) -> None:
+        with self.transaction():
+            self._update(S.subscriptions, "id", self.subscription(name)["id"], {"removed_at": now()})
+
+    def add_delivery(self, row: dict) -> tuple[dict, bool]:
+        d = S.deliveries
+        at = now()
+        row = encode(d, {**row, "state": "pending", "attempts": 0, "created_at": at, "updated_at": at})
+        cols = tuple(row)
+
+        def build():
+            return (
+                _UPSERT[self.dialect.name](d).values(_binds(d, cols)).on_conflict_do_nothing(index_elements=[d.c.key])
+            )
+
+        with self.transaction():
+            new = self._run(("add_delivery", cols), build, row).rowcount == 1
+            got = self._decoded(
+                d,
+                self._all("delivery_by_key", lambda: select(d).where(d.c.key == bindparam("key")), {"key": row["key"]}),
+            )
+        return got[0], new
+
+    def deliveries(self, run_id=None, states=None, subscription_ids=None) -> list[dict]:
+        d, s = S.deliveries, S.subscriptions
+        states = _padded(states) if states else []
+        ids = _padded(subscription_ids) if subscription_ids else []
+        if subscription_ids is not None and not subscription_ids:
+            return []
+
+        def build():
+            stmt = select(d, s.c.name.label("subscription"), s.c.channel, s.c.target).join(
+                s, s.c.id == d.c.subscription_id
+            )
+            if run_id is not None:
+                stmt = stmt.where(d.c.run_id == bindparam("run_id"))
+            if states:
+                stmt = stmt.where(_in(d.c.state, "state", len(states)))
+            if ids:
+                stmt = stmt.where(_in(d.c.subscription_id, "sub", len(ids)))
+            return stmt.order_by(d.c.id)
+
+        return self._decoded(
+            d,
+            self._all(
+                ("deliveries", run_id is not None, len(states), len(ids)),
+                build,
+                {"run_id": run_id, **_in_params("state", states), **_in_params("sub", ids)},
+            ),
+        )
+
+    def update_delivery(self, delivery_id: int, fields: dict) -> None:
+        with self.transaction():
+            if self._update(S.deliveries, "id", delivery_id, {**fields, "updated_at": now()}) == 0:
+                raise NotFoundError(f"delivery {delivery_id} does not exist")
+
+    # rectification ledger ----------------------------------------------------------------
+    def rectification(self, flag_id: int) -> dict | None:
+        r = S.rectifications
+        return self._first(
+            "rectification", lambda: select(r).where(r.c.flag_id == bindparam("flag_id")), {"flag_id": flag_id}
+        )
+
+    def save_rectification(self, flag_id: int, fields: dict) -> dict:
+        at = now()
+        with self.transaction():
+            if self.rectification(flag_id) is None:
+                self._insert(
+                    S.rectifications,
+                    {**fields, "flag_id": flag_id, "created_at": at, "updated_at": at},
+                    returning=False,
+                )
+            else:
+                self._update(S.rectifications, "flag_id", flag_id, {**fields, "updated_at": at})
+            written = self.rectification(flag_id)
+            assert written is not None  # just written
+            return written
+
+    def rectifications(self) -> list[dict]:
+        r = S.rectifications
+        return self._all("rectifications", lambda: select(r).order_by(r.c.flag_id))
+
+    def add_rectification_note(self, row: dict) -> int:
+        with self.transaction():
+            return self._insert(S.rectification_notes, row)
+
+    def rectification_notes(self, flag_id: int) -> list[dict]:
+        n = S.rectification_notes
+        return self._all(
+            "rectification_notes",
+            lambda: select(n).where(n.c.flag_id == bindparam("flag_id")).order_by(n.c.noted_on, n.c.id),
+            {"flag_id": flag_id},
+        )

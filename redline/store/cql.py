@@ -6,7 +6,8 @@ LIKE is case-sensitive on both (CQL2's semantics: GLOB on SQLite, LIKE on Postgr
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
+from typing import Any
 
 import shapely
 import sqlalchemy as sa
@@ -19,8 +20,8 @@ from . import schema as S
 
 def _literal(value):
     if isinstance(value, datetime):
-        value = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc).isoformat()
+        value = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return value.astimezone(UTC).isoformat()
     if isinstance(value, date):
         return value.isoformat()
     return value
@@ -45,7 +46,8 @@ class Compiler:
     """One filter → (condition, parameters) for ``table`` on ``store``'s backend."""
 
     def __init__(self, store, table: sa.Table, columns: dict | None = None):
-        self.store, self.table, self.params, self.n = store, table, {}, 0
+        self.store, self.table, self.n = store, table, 0
+        self.params: dict[str, Any] = {}
         self.columns = columns or {}
 
     def _bind(self, value, type_=None):
@@ -97,12 +99,21 @@ class Compiler:
             return sa.not_(cond) if node.not_ else cond
         if isinstance(node, ast.TimeDuring):
             start, end = node.rhs.start, node.rhs.end
-            conds = ([col >= self._bind(start)] if start is not None else []) + \
-                    ([col <= self._bind(end)] if end is not None else [])
+            conds = ([col >= self._bind(start)] if start is not None else []) + (
+                [col <= self._bind(end)] if end is not None else []
+            )
             return sa.and_(col.is_not(None), *conds)
-        ops = {ast.Equal: "__eq__", ast.NotEqual: "__ne__", ast.LessThan: "__lt__", ast.LessEqual: "__le__",
-               ast.GreaterThan: "__gt__", ast.GreaterEqual: "__ge__", ast.TimeAfter: "__gt__",
-               ast.TimeBefore: "__lt__", ast.TimeEquals: "__eq__"}
+        ops = {
+            ast.Equal: "__eq__",
+            ast.NotEqual: "__ne__",
+            ast.LessThan: "__lt__",
+            ast.LessEqual: "__le__",
+            ast.GreaterThan: "__gt__",
+            ast.GreaterEqual: "__ge__",
+            ast.TimeAfter: "__gt__",
+            ast.TimeBefore: "__lt__",
+            ast.TimeEquals: "__eq__",
+        }
         op = ops.get(type(node))
         if op is None:
             raise TypeError(f"unchecked filter node {type(node).__name__}")

@@ -31,6 +31,7 @@ import weakref
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
 import psycopg
 import shapely
@@ -80,7 +81,7 @@ class _IsoTimestampLoader(Loader):
 
 # Idle connections, per process and URL. The API opens a store per request: a new
 # PostgreSQL backend each time would cost a fork and loading PostGIS into it (~20 ms).
-_IDLE: dict[tuple[int, str], list[psycopg.Connection]] = {}
+_IDLE: dict[tuple[int, str], list[psycopg.Connection[dict[str, Any]]]] = {}
 _IDLE_MAX = 8
 _IDLE_LOCK = threading.Lock()
 _LIVE: weakref.WeakSet = weakref.WeakSet()  # every connection this process opened
@@ -103,7 +104,7 @@ def _forget_parent_connections() -> None:
 os.register_at_fork(after_in_child=_forget_parent_connections)
 
 
-def _pooled(url: str) -> psycopg.Connection | None:
+def _pooled(url: str) -> psycopg.Connection[dict[str, Any]] | None:
     while True:
         with _IDLE_LOCK:
             idle = _IDLE.get((os.getpid(), url))
@@ -117,7 +118,7 @@ def _pooled(url: str) -> psycopg.Connection | None:
             conn.close()
 
 
-def _release(url: str, conn: psycopg.Connection) -> None:
+def _release(url: str, conn: psycopg.Connection[dict[str, Any]]) -> None:
     if not conn.closed and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
         with _IDLE_LOCK:
             idle = _IDLE.setdefault((os.getpid(), url), [])
@@ -133,13 +134,14 @@ class PostGISStore(SQLStore):
 
     def __init__(self, url: str):
         self.url = url
-        self.conn = _pooled(url)
+        self.conn: psycopg.Connection[dict[str, Any]] | None = _pooled(url)
         if self.conn is not None:  # checked and adapted when it was opened
             return
         try:
-            timeout = {} if "connect_timeout" in url else {"connect_timeout": CONNECT_TIMEOUT}
-            self.conn = psycopg.connect(conninfo(url), autocommit=True, row_factory=dict_row,
-                                        application_name="redline", **timeout)
+            timeout: dict[str, Any] = {} if "connect_timeout" in url else {"connect_timeout": CONNECT_TIMEOUT}
+            self.conn = psycopg.connect(
+                conninfo(url), autocommit=True, row_factory=dict_row, application_name="redline", **timeout
+            )
         except psycopg.Error as exc:
             raise StoreError(f"cannot connect to {redact(url)}: {oneline(exc)}") from None
         _LIVE.add(self.conn)
@@ -152,16 +154,20 @@ class PostGISStore(SQLStore):
 
     def _prepare(self) -> None:
         """Session settings, schema check, type adapters: once per new connection."""
-        self.conn.execute("SET TIME ZONE 'UTC'")
-        self.conn.execute("SET DateStyle TO ISO")
+        conn = self.conn
+        assert conn is not None  # just opened
+        conn.execute("SET TIME ZONE 'UTC'")
+        conn.execute("SET DateStyle TO ISO")
         self._check_schema()
         # rows as the SQLite store gives them: dates as 'YYYY-MM-DD' (DateStyle ISO), timestamps
         # in Python's ISO form, JSON as its text (decoded by the core, as SQLite's); geometries
         # stay hex EWKB text until a whole result is parsed at once (core._decoded)
-        self.conn.adapters.register_loader("date", TextLoader)
-        self.conn.adapters.register_loader("json", TextLoader)
-        self.conn.adapters.register_loader("timestamptz", _IsoTimestampLoader)
-        self.conn.adapters.register_loader(TypeInfo.fetch(self.conn, "geometry").oid, TextLoader)
+        conn.adapters.register_loader("date", TextLoader)
+        conn.adapters.register_loader("json", TextLoader)
+        conn.adapters.register_loader("timestamptz", _IsoTimestampLoader)
+        geometry = TypeInfo.fetch(conn, "geometry")
+        assert geometry is not None  # the schema check has made sure PostGIS is there
+        conn.adapters.register_loader(geometry.oid, TextLoader)
 
     def _check_schema(self) -> None:
         revision = postgres_revision(self.conn)
@@ -170,20 +176,30 @@ class PostGISStore(SQLStore):
         where = redact(self.url)
         if revision is None:
             with _available(self.url):
-                tables = self.conn.execute("SELECT to_regclass('flags') AS t").fetchone()["t"]
+                assert self.conn is not None  # checked while open
+                row = self.conn.execute("SELECT to_regclass('flags') AS t").fetchone()
+                assert row is not None  # a SELECT without FROM: one row
+                tables = row["t"]
             if tables is not None:
                 raise StoreError(f"{where}: not a redline store (tables but no schema revision)")
             try:  # an empty database: create the schema, as a fresh SQLite file does
                 upgrade_postgres(self.url)
             except Exception as exc:
-                raise StoreError(f"{where}: cannot create the redline schema "
-                                 f"(the PostGIS extension must be installed, or the role allowed to create it): "
-                                 f"{oneline(getattr(exc, 'orig', None) or exc)}") from None
+                raise StoreError(
+                    f"{where}: cannot create the redline schema "
+                    f"(the PostGIS extension must be installed, or the role allowed to create it): "
+                    f"{oneline(getattr(exc, 'orig', None) or exc)}"
+                ) from None
         elif revision not in REVISIONS:
             raise StoreError(f"{where}: store schema {revision} is newer than this redline ({HEAD})")
         else:
-            raise StoreError(f"{where}: store schema {revision} is older than this redline ({HEAD}); "
-                             "run `redline db upgrade`")
+            raise StoreError(
+                f"{where}: store schema {revision} is older than this redline ({HEAD}); run `redline db upgrade`"
+            )
+
+    @property
+    def identity(self) -> str:
+        return self.url
 
     def close(self) -> None:
         """Give the connection back to this process's idle pool (or close it)."""
@@ -226,8 +242,11 @@ class PostGISStore(SQLStore):
             parts = S.zone_parts
             for shape, wanted in ((func.ST_Envelope(envelope), bbox), (given, region)):
                 if wanted:
-                    out.append(table.c.id.in_(select(parts.c.zone_id).where(
-                        func.ST_Intersects(parts.c.geom, shape, type_=sa.Boolean))))
+                    out.append(
+                        table.c.id.in_(
+                            select(parts.c.zone_id).where(func.ST_Intersects(parts.c.geom, shape, type_=sa.Boolean))
+                        )
+                    )
             return out
         geom = table.c[S.GEOMETRY_COLUMN[table.name]]
         if bbox:
@@ -258,11 +277,21 @@ class PostGISStore(SQLStore):
         """The tile built by ST_AsMVT with the engine's rules (redline.tiles): the same clip,
         simplification, properties and point thinning as the engine's own encoder gives."""
         if collection == "flags":
-            flt = replace(flt or FlagFilter(), bbox=spec.lonlat_bounds, region=None, limit=None, after_id=None,
-                          offset=None, sortby=())
+            flt = replace(
+                flt or FlagFilter(),
+                bbox=spec.lonlat_bounds,
+                region=None,
+                limit=None,
+                after_id=None,
+                offset=None,
+                sortby=(),
+            )
             shape, conditions, params = self._where(flt)
-            build = (lambda: self._mvt_points(spec, conditions)) if spec.points else \
-                (lambda: self._mvt_flags(spec, conditions))
+            build = (
+                (lambda: self._mvt_points(spec, conditions))
+                if spec.points
+                else (lambda: self._mvt_flags(spec, conditions))
+            )
             key = ("mvt_flags", spec.points, shape)
         else:
             current = [r for r in self.layer_versions() if r["kind"] == collection]
@@ -281,27 +310,56 @@ class PostGISStore(SQLStore):
         return bytes(row["mvt"]) if row and row["mvt"] else b""
 
     def _mvt_geom(self, spec, geom):
-        env = func.ST_TileEnvelope(bindparam("z", type_=sa.Integer), bindparam("x", type_=sa.Integer),
-                                   bindparam("y", type_=sa.Integer), type_=S.GEOMETRY)
-        clipped = func.ST_ClipByBox2D(geom, func.ST_MakeEnvelope(
-            *(bindparam(f"bbox_{k}") for k in ("minx", "miny", "maxx", "maxy")), S.SRID), type_=S.GEOMETRY)
-        merc = func.ST_SimplifyPreserveTopology(func.ST_Transform(clipped, 3857, type_=S.GEOMETRY),
-                                                bindparam("tol", type_=sa.Float), type_=S.GEOMETRY)
+        env = func.ST_TileEnvelope(
+            bindparam("z", type_=sa.Integer),
+            bindparam("x", type_=sa.Integer),
+            bindparam("y", type_=sa.Integer),
+            type_=S.GEOMETRY,
+        )
+        clipped = func.ST_ClipByBox2D(
+            geom,
+            func.ST_MakeEnvelope(*(bindparam(f"bbox_{k}") for k in ("minx", "miny", "maxx", "maxy")), S.SRID),
+            type_=S.GEOMETRY,
+        )
+        merc = func.ST_SimplifyPreserveTopology(
+            func.ST_Transform(clipped, 3857, type_=S.GEOMETRY), bindparam("tol", type_=sa.Float), type_=S.GEOMETRY
+        )
         return func.ST_AsMVTGeom(merc, env, spec.extent, spec.buffer, True, type_=S.GEOMETRY)
 
     @staticmethod
     def _mvt(inner, name: str, spec):
         q = inner.subquery("q")
-        return select(func.ST_AsMVT(sa.literal_column("q"), name, spec.extent, "geom", "fid",
-                                    type_=sa.LargeBinary).label("mvt")).select_from(q).where(
-            sa.literal_column("q.geom").is_not(None))
+        return (
+            select(
+                func.ST_AsMVT(sa.literal_column("q"), name, spec.extent, "geom", "fid", type_=sa.LargeBinary).label(
+                    "mvt"
+                )
+            )
+            .select_from(q)
+            .where(sa.literal_column("q.geom").is_not(None))
+        )
 
-    _FLAG_TILE = ("id", "severity", "status", "activity", "admin_code", "admin_name", "zone_name", "first_seen",
-                  "last_seen", "area_ha")
+    _FLAG_TILE = (
+        "id",
+        "severity",
+        "status",
+        "activity",
+        "admin_code",
+        "admin_name",
+        "zone_name",
+        "first_seen",
+        "last_seen",
+        "area_ha",
+    )
 
     def _flag_columns(self, f):
-        return [f.c.id.label("fid"), *[sa.cast(f.c[c], sa.Text).label(c) if c in ("first_seen", "last_seen")
-                                       else f.c[c] for c in self._FLAG_TILE]]
+        return [
+            f.c.id.label("fid"),
+            *[
+                sa.cast(f.c[c], sa.Text).label(c) if c in ("first_seen", "last_seen") else f.c[c]
+                for c in self._FLAG_TILE
+            ],
+        ]
 
     def _mvt_flags(self, spec, conditions):
         f = S.flags
@@ -310,26 +368,43 @@ class PostGISStore(SQLStore):
 
     def _mvt_points(self, spec, conditions):
         f, c = self._cells(spec, conditions)
-        inner = (select(*self._flag_columns(f), c.c.pixel_flags,
-                        func.ST_MakePoint(c.c.px, c.c.py, type_=S.GEOMETRY).label("geom"))
-                 .select_from(c.join(f, f.c.id == c.c.id)).where(c.c.rn == 1))
+        inner = (
+            select(
+                *self._flag_columns(f),
+                c.c.pixel_flags,
+                func.ST_MakePoint(c.c.px, c.c.py, type_=S.GEOMETRY).label("geom"),
+            )
+            .select_from(c.join(f, f.c.id == c.c.id))
+            .where(c.c.rn == 1)
+        )
         return self._mvt(inner, "flags", spec)
 
     def _mvt_zones(self, spec, kind, where):
         z = S.zones
         box = func.ST_MakeEnvelope(*(bindparam(f"bbox_{k}") for k in ("minx", "miny", "maxx", "maxy")), S.SRID)
         # the GiST box test only (not the exact test on zone_parts): the clip drops what stays outside
-        inner = select(z.c.id.label("fid"), z.c.id, z.c.name, z.c.regime, z.c.code, z.c.kind.label("layer"),
-                       self._mvt_geom(spec, z.c.geom).label("geom")).where(
-            z.c.layer_version_id == bindparam("lv"), z.c.geom.op("&&", return_type=sa.Boolean)(box),
-            *([where] if where is not None else []))
+        inner = select(
+            z.c.id.label("fid"),
+            z.c.id,
+            z.c.name,
+            z.c.regime,
+            z.c.code,
+            z.c.kind.label("layer"),
+            self._mvt_geom(spec, z.c.geom).label("geom"),
+        ).where(
+            z.c.layer_version_id == bindparam("lv"),
+            z.c.geom.op("&&", return_type=sa.Boolean)(box),
+            *([where] if where is not None else []),
+        )
         return self._mvt(inner, kind, spec)
 
     def _zones_indexed(self, layer_version_id, zones):
         self.conn.execute(
             "INSERT INTO zone_parts (zone_id, geom)"
             " SELECT id, ST_Subdivide(CASE WHEN ST_IsValid(geom) THEN geom ELSE ST_MakeValid(geom) END, %s)"
-            " FROM zones WHERE layer_version_id = %s", (PART_VERTICES, layer_version_id))
+            " FROM zones WHERE layer_version_id = %s",
+            (PART_VERTICES, layer_version_id),
+        )
 
     def _zones_loaded(self):
         with _available(self.url):

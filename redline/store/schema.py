@@ -14,6 +14,8 @@ The migrations build exactly this (tests/test_migrations.py compares them).
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement
@@ -83,12 +85,20 @@ class YearMonth(PerDialect):
 ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # a row id, or a reference to one
 INT = sa.Integer()
 TEXT = sa.Text()
-REAL = sa.Double().with_variant(sa.REAL(), "sqlite")
+REAL: sa.types.TypeEngine[float] = sa.Double().with_variant(sa.REAL(), "sqlite")
 DATE = sa.Date().with_variant(sa.Text(), "sqlite")
 TIMESTAMP = sa.DateTime(timezone=True).with_variant(sa.Text(), "sqlite")
 JSON = sa.JSON().with_variant(sa.Text(), "sqlite")
 GEOMETRY = Geometry()
-TYPES = {"int": INT, "bigint": ID, "float": REAL, "str": TEXT, "date": DATE, "timestamp": TIMESTAMP, "json": JSON}
+TYPES: dict[str, sa.types.TypeEngine[Any]] = {
+    "int": INT,
+    "bigint": ID,
+    "float": REAL,
+    "str": TEXT,
+    "date": DATE,
+    "timestamp": TIMESTAMP,
+    "json": JSON,
+}
 
 metadata = sa.MetaData()
 
@@ -111,26 +121,41 @@ def req(name: str, type_, **kw) -> sa.Column:
 
 
 layer_versions = sa.Table(
-    "layer_versions", metadata,
+    "layer_versions",
+    metadata,
     _id(),
-    req("kind", TEXT), req("version", INT), req("source", TEXT), req("source_sha256", TEXT), col("source_crs", TEXT),
-    req("loaded_at", TIMESTAMP), req("report", JSON),
+    req("kind", TEXT),
+    req("version", INT),
+    req("source", TEXT),
+    req("source_sha256", TEXT),
+    col("source_crs", TEXT),
+    req("loaded_at", TIMESTAMP),
+    req("report", JSON),
     sa.UniqueConstraint("kind", "version"),
 )
 
 zones = sa.Table(
-    "zones", metadata,
+    "zones",
+    metadata,
     _id(),
     _ref("layer_version_id", "layer_versions.id"),
-    req("kind", TEXT), req("name", TEXT), req("regime", TEXT), col("code", TEXT),
-    req("attrs", JSON, server_default="{}"), col("valid_from", DATE), col("valid_to", DATE), col("activity", TEXT),
-    req("area_ha", REAL), req("geom", GEOMETRY),
+    req("kind", TEXT),
+    req("name", TEXT),
+    req("regime", TEXT),
+    col("code", TEXT),
+    req("attrs", JSON, server_default="{}"),
+    col("valid_from", DATE),
+    col("valid_to", DATE),
+    col("activity", TEXT),
+    req("area_ha", REAL),
+    req("geom", GEOMETRY),
     sa.Index("zones_version", "layer_version_id"),
 )
 
 # PostGIS only: the zones cut into pieces of at most 255 vertices, for spatial queries
 zone_parts = sa.Table(
-    "zone_parts", metadata,
+    "zone_parts",
+    metadata,
     _ref("zone_id", "zones.id", ondelete="CASCADE"),
     req("geom", GEOMETRY),
     sa.Index("zone_parts_zone", "zone_id"),
@@ -138,17 +163,29 @@ zone_parts = sa.Table(
 )
 
 scans = sa.Table(
-    "scans", metadata,
+    "scans",
+    metadata,
     _id(),
-    req("checksum", TEXT, unique=True), req("product_id", TEXT), req("mode", TEXT), col("sensor", TEXT),
-    col("acquired_before", DATE), req("acquired_after", DATE), req("files", JSON),
-    req("started_at", TIMESTAMP), req("finished_at", TIMESTAMP), req("state", TEXT), req("stats", JSON),
-    req("layer_versions", JSON), req("rules_version", TEXT), col("observed_fraction", REAL),
+    req("checksum", TEXT, unique=True),
+    req("product_id", TEXT),
+    req("mode", TEXT),
+    col("sensor", TEXT),
+    col("acquired_before", DATE),
+    req("acquired_after", DATE),
+    req("files", JSON),
+    req("started_at", TIMESTAMP),
+    req("finished_at", TIMESTAMP),
+    req("state", TEXT),
+    req("stats", JSON),
+    req("layer_versions", JSON),
+    req("rules_version", TEXT),
+    col("observed_fraction", REAL),
     col("footprint", GEOMETRY),
 )
 
 flags = sa.Table(
-    "flags", metadata,
+    "flags",
+    metadata,
     _id(),
     *(sa.Column(f.name, TYPES[f.kind], nullable=f.nullable) for f in FLAG_SPECS if f.name != "id"),
     req("geom", GEOMETRY),
@@ -156,78 +193,215 @@ flags = sa.Table(
 )
 
 observations = sa.Table(
-    "observations", metadata,
+    "observations",
+    metadata,
     _id(),
-    _ref("flag_id", "flags.id"), _ref("scan_id", "scans.id"),
-    req("observed_on", DATE), req("activity", TEXT), req("confidence", TEXT), col("score", REAL),
-    req("area_ha", REAL), req("pixels", ID), req("geom", GEOMETRY),
+    _ref("flag_id", "flags.id"),
+    _ref("scan_id", "scans.id"),
+    req("observed_on", DATE),
+    req("activity", TEXT),
+    req("confidence", TEXT),
+    col("score", REAL),
+    req("area_ha", REAL),
+    req("pixels", ID),
+    req("geom", GEOMETRY),
     sa.Index("observations_flag", "flag_id"),
 )
 
 conflicts = sa.Table(
-    "conflicts", metadata,
+    "conflicts",
+    metadata,
     _id(),
-    _ref("flag_id", "flags.id"), _ref("zone_id", "zones.id"),
-    req("layer", TEXT), req("layer_version", INT), req("zone_name", TEXT), req("regime", TEXT),
-    req("overlap_ha", REAL), req("overlap_mu", REAL), col("severity", TEXT), col("rule", TEXT),
+    _ref("flag_id", "flags.id"),
+    _ref("zone_id", "zones.id"),
+    req("layer", TEXT),
+    req("layer_version", INT),
+    req("zone_name", TEXT),
+    req("regime", TEXT),
+    req("overlap_ha", REAL),
+    req("overlap_mu", REAL),
+    col("severity", TEXT),
+    col("rule", TEXT),
     sa.Index("conflicts_flag", "flag_id"),
 )
 
 audit = sa.Table(
-    "audit", metadata,
+    "audit",
+    metadata,
     _id(),
     _ref("flag_id", "flags.id", nullable=True),
-    req("at", TIMESTAMP), req("actor", TEXT), req("action", TEXT), req("detail", JSON),
+    req("at", TIMESTAMP),
+    req("actor", TEXT),
+    req("action", TEXT),
+    req("detail", JSON),
     sa.Index("audit_flag", "flag_id"),
 )
 
 tokens = sa.Table(
-    "tokens", metadata,
+    "tokens",
+    metadata,
     _id(),
-    req("name", TEXT), req("role", TEXT), req("jurisdiction", JSON, server_default="[]"),
-    req("token_hash", TEXT, unique=True), req("created_at", TIMESTAMP), col("revoked_at", TIMESTAMP),
+    req("name", TEXT),
+    req("role", TEXT),
+    req("jurisdiction", JSON, server_default="[]"),
+    req("token_hash", TEXT, unique=True),
+    req("created_at", TIMESTAMP),
+    col("revoked_at", TIMESTAMP),
 )
 
 evidence = sa.Table(
-    "evidence", metadata,
+    "evidence",
+    metadata,
     _id(),
     _ref("flag_id", "flags.id"),
-    req("stored_name", TEXT), col("original_name", TEXT), req("content_type", TEXT), req("size", ID),
-    req("sha256", TEXT), col("lon", REAL), col("lat", REAL), col("note", TEXT), req("actor", TEXT),
+    req("stored_name", TEXT),
+    col("original_name", TEXT),
+    req("content_type", TEXT),
+    req("size", ID),
+    req("sha256", TEXT),
+    col("lon", REAL),
+    col("lat", REAL),
+    col("note", TEXT),
+    req("actor", TEXT),
     req("at", TIMESTAMP),
     sa.Index("evidence_flag", "flag_id"),
 )
 
 jobs = sa.Table(
-    "jobs", metadata,
+    "jobs",
+    metadata,
     req("id", TEXT, primary_key=True),
-    req("kind", TEXT), req("state", TEXT), req("progress", INT, server_default="0"), col("message", TEXT),
-    req("request", JSON, server_default="{}"), col("result", JSON), col("actor", TEXT),
-    req("created_at", TIMESTAMP), req("updated_at", TIMESTAMP),
+    req("kind", TEXT),
+    req("state", TEXT),
+    req("progress", INT, server_default="0"),
+    col("message", TEXT),
+    req("request", JSON, server_default="{}"),
+    col("result", JSON),
+    col("actor", TEXT),
+    req("created_at", TIMESTAMP),
+    req("updated_at", TIMESTAMP),
 )
 
 batch_ledger = sa.Table(
-    "batch_ledger", metadata,
+    "batch_ledger",
+    metadata,
     req("key", TEXT, primary_key=True),
-    req("source", TEXT), req("item_id", TEXT), req("location", TEXT), req("stamp", TEXT), req("state", TEXT),
-    col("reason", TEXT), col("checksum", TEXT), _ref("scan_id", "scans.id", nullable=True), col("result", JSON),
-    req("attempts", INT, server_default="0"), col("run_id", TEXT), col("reported_in", TEXT),
-    req("first_seen_at", TIMESTAMP), req("updated_at", TIMESTAMP),
+    req("source", TEXT),
+    req("item_id", TEXT),
+    req("location", TEXT),
+    req("stamp", TEXT),
+    req("state", TEXT),
+    col("reason", TEXT),
+    col("checksum", TEXT),
+    _ref("scan_id", "scans.id", nullable=True),
+    col("result", JSON),
+    req("attempts", INT, server_default="0"),
+    col("run_id", TEXT),
+    col("reported_in", TEXT),
+    req("first_seen_at", TIMESTAMP),
+    req("updated_at", TIMESTAMP),
     sa.Index("batch_ledger_stamp", "stamp"),
     sa.Index("batch_ledger_state", "state", "reported_in"),
 )
 
+# the rectification ledger (台账): one entry per verified violation, with its dated progress notes
+rectifications = sa.Table(
+    "rectifications",
+    metadata,
+    _id(),
+    sa.Column("flag_id", ID, sa.ForeignKey("flags.id"), nullable=False, unique=True),
+    col("responsible_unit", TEXT),
+    col("responsible_person", TEXT),
+    col("measures", TEXT),
+    col("deadline", DATE),
+    col("plan_ref", TEXT),
+    col("verified_on", DATE),
+    col("override_reason", TEXT),
+    col("approved_by", TEXT),
+    col("approved_at", TIMESTAMP),
+    col("closed_on", DATE),
+    req("created_at", TIMESTAMP),
+    req("updated_at", TIMESTAMP),
+)
+
+rectification_notes = sa.Table(
+    "rectification_notes",
+    metadata,
+    _id(),
+    _ref("flag_id", "flags.id"),
+    req("noted_on", DATE),
+    req("note", TEXT),
+    req("actor", TEXT),
+    req("at", TIMESTAMP),
+    sa.Index("rectification_notes_flag", "flag_id"),
+)
+
+# area subscriptions (redline.notify): an area (admin codes and/or a GeoJSON polygon in lon/lat),
+# filters, a channel (webhook URL + secret, or an e-mail address) and the owner whose jurisdiction
+# bounds what it may carry; removed ones are kept (their deliveries refer to them)
+subscriptions = sa.Table(
+    "subscriptions",
+    metadata,
+    _id(),
+    req("name", TEXT),
+    req("owner_name", TEXT),
+    req("owner_role", TEXT),
+    req("owner_jurisdiction", JSON, server_default="[]"),
+    req("admin_codes", JSON, server_default="[]"),
+    col("region", JSON),
+    col("min_severity", TEXT),
+    req("activities", JSON, server_default="[]"),
+    req("kinds", JSON),
+    req("channel", TEXT),
+    req("target", TEXT),
+    col("secret", TEXT),
+    req("created_at", TIMESTAMP),
+    col("removed_at", TIMESTAMP),
+    sa.Index("subscriptions_name", "name"),
+)
+
+# one delivery per subscription per nightly run with something new; written (pending) before it
+# is sent, marked sent after: ``key`` (subscription + run) makes a re-run send nothing again
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    _id(),
+    _ref("subscription_id", "subscriptions.id"),
+    req("run_id", TEXT),
+    req("key", TEXT, unique=True),
+    req("state", TEXT),
+    req("attempts", INT, server_default="0"),
+    col("last_error", TEXT),
+    req("flags", INT),
+    req("payload", JSON),
+    req("payload_sha256", TEXT),
+    req("created_at", TIMESTAMP),
+    req("updated_at", TIMESTAMP),
+    col("sent_at", TIMESTAMP),
+    sa.Index("deliveries_run", "run_id"),
+    sa.Index("deliveries_state", "state"),
+)
+
 # PostGIS's spatial indexes (SQLite has R*Tree tables instead; see sqlite.py)
 for _table, _column in (("zones", "geom"), ("zone_parts", "geom"), ("scans", "footprint"), ("flags", "geom")):
-    sa.Index(f"{_table}_{_column}", metadata.tables[_table].c[_column], postgresql_using="gist",
-             info={"dialects": ("postgresql",)})
+    sa.Index(
+        f"{_table}_{_column}",
+        metadata.tables[_table].c[_column],
+        postgresql_using="gist",
+        info={"dialects": ("postgresql",)},
+    )
 
 # the geometry column of each table that has one
-GEOMETRY_COLUMN = {t.name: c.name for t in metadata.tables.values() for c in t.columns
-                   if isinstance(c.type, Geometry) and t.name != "zone_parts"}
+GEOMETRY_COLUMN = {
+    t.name: c.name
+    for t in metadata.tables.values()
+    for c in t.columns
+    if isinstance(c.type, Geometry) and t.name != "zone_parts"
+}
 # JSON columns, decoded when read and encoded when written
-JSON_COLUMNS = {t.name: frozenset(c.name for c in t.columns if isinstance(c.type, sa.JSON))
-                for t in metadata.tables.values()}
+JSON_COLUMNS = {
+    t.name: frozenset(c.name for c in t.columns if isinstance(c.type, sa.JSON)) for t in metadata.tables.values()
+}
 
 
 def on(dialect: str, item) -> bool:

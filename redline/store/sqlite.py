@@ -95,6 +95,10 @@ class SQLiteStore(SQLStore):
             # so a half-migrated schema is never left behind
             upgrade_sqlite(self.db)
 
+    @property
+    def identity(self) -> str:
+        return f"sqlite:{self.path.resolve()}" if str(self.path) != ":memory:" else f"sqlite:memory:{id(self)}"
+
     def close(self) -> None:
         self.db.close()
 
@@ -131,12 +135,20 @@ class SQLiteStore(SQLStore):
         for prefix, wanted in (("bbox", bbox), ("region", region)):  # a region: its bounds first
             if not wanted:
                 continue
-            out.append(table.c.id.in_(select(rtree.c.id).where(
-                rtree.c.maxx >= bindparam(f"{prefix}_minx"), rtree.c.minx <= bindparam(f"{prefix}_maxx"),
-                rtree.c.maxy >= bindparam(f"{prefix}_miny"), rtree.c.miny <= bindparam(f"{prefix}_maxy"))))
+            out.append(
+                table.c.id.in_(
+                    select(rtree.c.id).where(
+                        rtree.c.maxx >= bindparam(f"{prefix}_minx"),
+                        rtree.c.minx <= bindparam(f"{prefix}_maxx"),
+                        rtree.c.maxy >= bindparam(f"{prefix}_miny"),
+                        rtree.c.miny <= bindparam(f"{prefix}_maxy"),
+                    )
+                )
+            )
         if region:
-            out.append(func.rl_intersects(table.c[S.GEOMETRY_COLUMN[table.name]], bindparam("region"),
-                                          type_=sa.Boolean))
+            out.append(
+                func.rl_intersects(table.c[S.GEOMETRY_COLUMN[table.name]], bindparam("region"), type_=sa.Boolean)
+            )
         return out
 
     def _spatial_params(self, bbox, region) -> dict:
@@ -147,10 +159,17 @@ class SQLiteStore(SQLStore):
 
     def _intersects(self, table, prefix):
         rtree = _rtree(table)
-        return [table.c.id.in_(select(rtree.c.id).where(
-                    rtree.c.maxx >= bindparam(f"{prefix}_minx"), rtree.c.minx <= bindparam(f"{prefix}_maxx"),
-                    rtree.c.maxy >= bindparam(f"{prefix}_miny"), rtree.c.miny <= bindparam(f"{prefix}_maxy"))),
-                func.rl_intersects(table.c[S.GEOMETRY_COLUMN[table.name]], bindparam(prefix), type_=sa.Boolean)]
+        return [
+            table.c.id.in_(
+                select(rtree.c.id).where(
+                    rtree.c.maxx >= bindparam(f"{prefix}_minx"),
+                    rtree.c.minx <= bindparam(f"{prefix}_maxx"),
+                    rtree.c.maxy >= bindparam(f"{prefix}_miny"),
+                    rtree.c.miny <= bindparam(f"{prefix}_maxy"),
+                )
+            ),
+            func.rl_intersects(table.c[S.GEOMETRY_COLUMN[table.name]], bindparam(prefix), type_=sa.Boolean),
+        ]
 
     def _intersects_params(self, prefix, geom):
         return {**_box_params(prefix, shapely.bounds(geom)), prefix: shapely.to_wkb(geom)}
@@ -163,11 +182,16 @@ class SQLiteStore(SQLStore):
         if new:
             self.db.execute(f"INSERT INTO {table.name}_rtree VALUES (?,?,?,?,?)", (row_id, *_bbox(geometry)))
         else:
-            self.db.execute(f"UPDATE {table.name}_rtree SET minx=?, maxx=?, miny=?, maxy=? WHERE id = ?",
-                            (*_bbox(geometry), row_id))
+            self.db.execute(
+                f"UPDATE {table.name}_rtree SET minx=?, maxx=?, miny=?, maxy=? WHERE id = ?", (*_bbox(geometry), row_id)
+            )
 
     def _zones_indexed(self, layer_version_id, zones):
-        ids = [r[0] for r in self.db.execute("SELECT id FROM zones WHERE layer_version_id = ? ORDER BY id",
-                                             (layer_version_id,))]
-        self.db.executemany("INSERT INTO zones_rtree VALUES (?,?,?,?,?)",
-                            [(i, *_bbox(z.geometry)) for i, z in zip(ids, zones, strict=True)])
+        ids = [
+            r[0]
+            for r in self.db.execute("SELECT id FROM zones WHERE layer_version_id = ? ORDER BY id", (layer_version_id,))
+        ]
+        self.db.executemany(
+            "INSERT INTO zones_rtree VALUES (?,?,?,?,?)",
+            [(i, *_bbox(z.geometry)) for i, z in zip(ids, zones, strict=True)],
+        )

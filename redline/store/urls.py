@@ -8,7 +8,7 @@ import re
 
 def sqlite_path(url: str) -> str:
     """sqlite:///relative.db, sqlite:////absolute.db, sqlite:// (in memory)."""
-    path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else url[len("sqlite://"):]
+    path = url[len("sqlite:///") :] if url.startswith("sqlite:///") else url[len("sqlite://") :]
     return path or ":memory:"
 
 

@@ -36,12 +36,25 @@ def env(request, tmp_path_factory):
         "admin": create_token(store, "root", "admin"),
     }
     store.close()
-    settings = Settings(database_url=url, data_dir=data, evidence_dir=out / "evidence", max_body_bytes=5_000_000, max_evidence_bytes=1_000_000,
-                        max_region_vertices=50_000)
+    settings = Settings(
+        database_url=url,
+        data_dir=data,
+        evidence_dir=out / "evidence",
+        max_body_bytes=5_000_000,
+        max_evidence_bytes=1_000_000,
+        max_region_vertices=50_000,
+    )
     app = create_app(settings)
     with TestClient(app) as client:
-        yield {"client": client, "tokens": tokens, "truth": truth, "out": out, "url": url, "settings": settings,
-               "app": app}
+        yield {
+            "client": client,
+            "tokens": tokens,
+            "truth": truth,
+            "out": out,
+            "url": url,
+            "settings": settings,
+            "app": app,
+        }
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from .conftest import assert_problem
 def test_export_formats_round_trip(client, auth, tmp_path, fmt):
     r = client.get(f"/exports?format={fmt}", headers=auth("analyst"))
     assert r.status_code == 200, r.text
-    path = tmp_path / f"flags.{ 'zip' if fmt == 'shp' else fmt}"
+    path = tmp_path / f"flags.{'zip' if fmt == 'shp' else fmt}"
     path.write_bytes(r.content)
     if fmt == "parquet":
         gdf = gpd.read_parquet(path)
@@ -26,8 +26,9 @@ def test_export_formats_round_trip(client, auth, tmp_path, fmt):
         gdf = pyogrio.read_dataframe(path)
         assert "WKT" in gdf.columns or gdf.geometry is not None
     else:
-        gdf = pyogrio.read_dataframe(path, driver="KML" if fmt == "kml" else None,
-                                     layer="flags" if fmt == "gpkg" else None)
+        gdf = pyogrio.read_dataframe(
+            path, driver="KML" if fmt == "kml" else None, layer="flags" if fmt == "gpkg" else None
+        )
     assert len(gdf) == 8
     if fmt in ("gpkg", "fgb", "parquet", "shp"):  # typed dates; the permit's own number
         assert str(gdf["first_seen"].dtype).startswith(("datetime64", "date32")), gdf.dtypes
@@ -55,8 +56,16 @@ def test_export_filters_and_cgcs2000(client, auth, tmp_path):
     assert leftovers == []
 
 
-@pytest.mark.parametrize("group_by,key", [("severity", "severity"), ("activity", "activity"),
-                                          ("region", "admin_code"), ("zone", "zone_name"), ("month", "month")])
+@pytest.mark.parametrize(
+    "group_by,key",
+    [
+        ("severity", "severity"),
+        ("activity", "activity"),
+        ("region", "admin_code"),
+        ("zone", "zone_name"),
+        ("month", "month"),
+    ],
+)
 def test_stats(client, auth, group_by, key):
     body = client.get(f"/stats?group_by={group_by}", headers=auth("analyst")).json()
     assert body["group_by"] == group_by
@@ -66,8 +75,14 @@ def test_stats(client, auth, group_by, key):
 
 def test_stats_filtered(client, auth):
     body = client.get("/stats?group_by=severity&status=permitted", headers=auth("analyst")).json()
-    assert body["groups"] == [{"severity": "high", "count": 1, "area_ha": pytest.approx(20.0, rel=2e-3),
-                               "area_mu": pytest.approx(300.0, rel=2e-3)}]
+    assert body["groups"] == [
+        {
+            "severity": "high",
+            "count": 1,
+            "area_ha": pytest.approx(20.0, rel=2e-3),
+            "area_mu": pytest.approx(300.0, rel=2e-3),
+        }
+    ]
 
 
 def _wait(client, headers, location, timeout=60):
@@ -81,7 +96,6 @@ def _wait(client, headers, location, timeout=60):
 
 
 def test_scan_job_runs_and_reports(client, auth, env, write_raster, class_table):
-    import numpy as np
 
     h = auth("admin")
     data = env["settings"].data_dir
@@ -94,8 +108,12 @@ def test_scan_job_runs_and_reports(client, auth, env, write_raster, class_table)
     arr[0:5, 0:5] = 0
     with rasterio.open(data / "june_v2.tif", "w", **profile) as dst:
         dst.write(arr, 1)
-    body = {"product": "june_v2.tif", "class_table": "change_classes.csv", "acquired_after": "2026-06-21",
-            "product_id": "HJ-CHG-2026-06-v2"}
+    body = {
+        "product": "june_v2.tif",
+        "class_table": "change_classes.csv",
+        "acquired_after": "2026-06-21",
+        "product_id": "HJ-CHG-2026-06-v2",
+    }
     r = client.post("/scans", json=body, headers=h)
     assert r.status_code == 201, r.text
     assert r.headers["location"].startswith("/jobs/")
@@ -127,11 +145,23 @@ def test_scan_job_failure_says_why(client, auth, env):
     h = auth("admin")
     arr = np.zeros((300, 300), dtype=np.uint8)
     arr[10, 10] = 99  # not in the class table: found while scanning, after the job started
-    with rasterio.open(env["settings"].data_dir / "odd.tif", "w", driver="GTiff", width=300, height=300, count=1,
-                       dtype="uint8", crs="EPSG:32649", transform=from_origin(300000, 4410000, 10, 10)) as ds:
+    with rasterio.open(
+        env["settings"].data_dir / "odd.tif",
+        "w",
+        driver="GTiff",
+        width=300,
+        height=300,
+        count=1,
+        dtype="uint8",
+        crs="EPSG:32649",
+        transform=from_origin(300000, 4410000, 10, 10),
+    ) as ds:
         ds.write(arr, 1)
-    r = client.post("/scans", json={"product": "odd.tif", "class_table": "change_classes.csv",
-                                    "acquired_after": "2026-10-01"}, headers=h)
+    r = client.post(
+        "/scans",
+        json={"product": "odd.tif", "class_table": "change_classes.csv", "acquired_after": "2026-10-01"},
+        headers=h,
+    )
     assert r.status_code == 201, r.text
     job = _wait(client, h, r.headers["location"])
     assert job["state"] == "failed" and "99" in job["message"] and "not in" in job["message"]

@@ -19,8 +19,10 @@ GEOM = REGION["features"][0]["geometry"]
 
 
 def test_check_geojson_geometry_feature_and_collection(client, auth):
-    answers = [client.post("/checks", json=body, headers=auth("inspector")).json()
-               for body in (GEOM, REGION["features"][0], REGION)]
+    answers = [
+        client.post("/checks", json=body, headers=auth("inspector")).json()
+        for body in (GEOM, REGION["features"][0], REGION)
+    ]
     assert answers[0] == answers[1] == answers[2]
     a = answers[0]
     # the inspector of 锡尼镇 sees its 6 conflicts, not the farmland flag of 伊和乌素苏木
@@ -78,15 +80,21 @@ def test_check_uploaded_file(client, auth, tmp_path, fmt):
 
 def test_check_bad_input(client, auth):
     h = auth("inspector")
-    utm = {"type": "Polygon", "coordinates": [[[300000, 4410000], [301000, 4410000], [301000, 4411000],
-                                               [300000, 4410000]]]}
+    utm = {
+        "type": "Polygon",
+        "coordinates": [[[300000, 4410000], [301000, 4410000], [301000, 4411000], [300000, 4410000]]],
+    }
     assert_problem(client.post("/checks", json=utm, headers=h), 422, "not longitude/latitude")
     assert client.post("/checks?crs=EPSG:32649", json=utm, headers=h).status_code == 200
     assert_problem(client.post("/checks", json={"type": "Polygon", "coordinates": "x"}, headers=h), 422, "GeoJSON")
-    assert_problem(client.post("/checks", json={"type": "Point", "coordinates": [108.7, 39.8]}, headers=h), 422,
-                   "no polygon")
-    assert_problem(client.post("/checks", content=b"{not json", headers={**h, "content-type": "application/json"}),
-                   422, "not valid JSON")
+    assert_problem(
+        client.post("/checks", json={"type": "Point", "coordinates": [108.7, 39.8]}, headers=h), 422, "no polygon"
+    )
+    assert_problem(
+        client.post("/checks", content=b"{not json", headers={**h, "content-type": "application/json"}),
+        422,
+        "not valid JSON",
+    )
     assert_problem(client.post("/checks", content=b"x", headers={**h, "content-type": "text/plain"}), 422)
     assert_problem(client.post("/checks?crs=EPSG:99999", json=GEOM, headers=h), 422, "unknown CRS")
     assert_problem(client.post("/checks", files={"file": ("r.exe", b"MZ")}, headers=h), 422, "r.exe: unsupported file")
@@ -112,8 +120,11 @@ def test_screening_verdicts(client, auth, env):
     a = client.post("/screenings", json={"footprint": box, "activity": "mining"}, headers=h).json()
     assert a["verdict"] == "prohibited" and a["zones"][0]["regime"] == "core" and a["nearest_redline"]
     exp = next(p for p in truth["patches"] if p["name"] == "grass_to_builtup")["centroid_lonlat"]
-    b = client.post("/screenings", json={"footprint": shapely.geometry.mapping(shapely.Point(exp).buffer(0.001)),
-                                         "activity": "tourism"}, headers=h).json()
+    b = client.post(
+        "/screenings",
+        json={"footprint": shapely.geometry.mapping(shapely.Point(exp).buffer(0.001)), "activity": "tourism"},
+        headers=h,
+    ).json()
     assert b["verdict"] == "needs_approval" and b["zones"][0]["severity"] == "medium"
     far = shapely.geometry.mapping(shapely.box(108.60, 39.78, 108.605, 39.785))
     c = client.post("/screenings", json={"footprint": far, "activity": "energy"}, headers=h).json()

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import httpx
-import pyogrio
 import pytest
 
 from redline.safeio import HARDENED_CONFIG
@@ -20,7 +19,7 @@ from .conftest import assert_problem
 
 
 def test_landing_conformance_collections(client, auth):
-    assert {l["rel"] for l in client.get("/").json()["links"]} >= {"self", "conformance", "data", "service-desc"}
+    assert {link["rel"] for link in client.get("/").json()["links"]} >= {"self", "conformance", "data", "service-desc"}
     assert any(c.endswith("/geojson") for c in client.get("/conformance").json()["conformsTo"])
     ids = [c["id"] for c in client.get("/collections", headers=auth("viewer")).json()["collections"]]
     assert ids == ["flags", "redline", "reserve", "permit", "admin"]
@@ -36,7 +35,7 @@ def test_keyset_paging_with_next_links(client, auth):
         page = r.json()
         assert page["numberMatched"] == 5 and page["numberReturned"] == len(page["features"]) <= 3
         seen += [f["id"] for f in page["features"]]
-        nxt = [l["href"] for l in page["links"] if l["rel"] == "next"]
+        nxt = [link["href"] for link in page["links"] if link["rel"] == "next"]
         url = nxt[0].split("testserver", 1)[1] if nxt else None
         pages += 1
     assert pages == 2 and len(seen) == len(set(seen)) == 5 and seen == sorted(seen)
@@ -70,8 +69,9 @@ def live_server(env, tmp_path_factory):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     redline = str(Path(sys.executable).with_name("redline"))
-    proc = subprocess.Popen([redline, "--db", env["url"], "serve", "--port", str(port)],
-                            stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [redline, "--db", env["url"], "serve", "--port", str(port)], stdout=open(log, "w"), stderr=subprocess.STDOUT
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(200):
@@ -111,8 +111,13 @@ def test_gdal_oapif_client_reads_flags(live_server, env):
     # the OAPIF driver sets its own headers, so the token goes through GDAL's bearer auth
     client_env.update(GDAL_HTTP_AUTH="BEARER", GDAL_HTTP_BEARER=env["tokens"]["viewer"])
     before = log.read_text().count("GET /collections/flags/items")
-    run = subprocess.run([sys.executable, "-c", OAPIF_CLIENT, live_server, ",".join(map(str, box))],
-                         env=client_env, capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-c", OAPIF_CLIENT, live_server, ",".join(map(str, box))],
+        env=client_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stderr
     got = json.loads(run.stdout)
     assert {"flags", "redline", "reserve"} <= set(got["layers"])
@@ -143,8 +148,9 @@ def test_gdal_pushes_where_to_the_server_as_cql2(live_server, env, client, auth)
     live_server, log = live_server
     client_env = {k: v for k, v in os.environ.items() if k not in HARDENED_CONFIG}
     client_env.update(GDAL_HTTP_AUTH="BEARER", GDAL_HTTP_BEARER=env["tokens"]["viewer"])
-    run = subprocess.run([sys.executable, "-c", OAPIF_WHERE, live_server], env=client_env, capture_output=True,
-                         text=True, timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-c", OAPIF_WHERE, live_server], env=client_env, capture_output=True, text=True, timeout=120
+    )
     assert run.returncode == 0, run.stderr
     got = json.loads(run.stdout)
     h = auth("viewer")

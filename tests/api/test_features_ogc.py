@@ -39,6 +39,7 @@ def flags(env):
 
 # --- Part 1 ------------------------------------------------------------------------------
 
+
 def test_unknown_parameters_are_400_naming_them(client, auth):
     h = auth("viewer")
     assert_problem(client.get("/collections/flags/items?colour=red", headers=h), 400, "'colour'")
@@ -83,6 +84,7 @@ def test_extents_come_from_the_data(client, auth, flags):
 
 # --- Part 3: queryables, filter, sortby ---------------------------------------------------
 
+
 def test_queryables_are_json_schema(client, auth):
     h = auth("viewer")
     r = client.get("/collections/flags/queryables", headers=h)
@@ -110,8 +112,9 @@ def test_cql2_text_operators(client, auth, flags):
         "severity NOT IN ('high', 'critical')": lambda p: p["severity"] not in ("high", "critical", None),
         "area_ha BETWEEN 1 AND 5": lambda p: 1 <= p["area_ha"] <= 5,
         "area_ha > 2.5 AND NOT activity = 'mining'": lambda p: p["area_ha"] > 2.5 and p["activity"] != "mining",
-        "activity = 'transport' OR n_observations >= 2": lambda p: p["activity"] == "transport"
-        or p["n_observations"] >= 2,
+        "activity = 'transport' OR n_observations >= 2": lambda p: (
+            p["activity"] == "transport" or p["n_observations"] >= 2
+        ),
         "admin_name LIKE '锡%'": lambda p: (p["admin_name"] or "").startswith("锡"),
         "zone_name IS NULL": lambda p: p["zone_name"] is None,
         "severity IS NOT NULL": lambda p: p["severity"] is not None,
@@ -119,15 +122,19 @@ def test_cql2_text_operators(client, auth, flags):
         "first_seen < DATE('2026-07-01')": lambda p: p["first_seen"] < "2026-07-01",
         "last_seen T_AFTER DATE('2026-08-31')": lambda p: p["last_seen"] > "2026-08-31",
         "first_seen T_BEFORE DATE('2026-07-01')": lambda p: p["first_seen"] < "2026-07-01",
+        "created_at > TIMESTAMP('2000-01-01T00:00:00Z')": lambda p: True,
+        "created_at < TIMESTAMP('2000-01-01T00:00:00Z')": lambda p: False,
     }
     for text, pred in cases.items():
         assert sorted(_ids(client, h, _cql(text))) == _expected(flags, pred), text
     assert any(_expected(flags, pred) for pred in cases.values())
     # the same as the plain parameters
     assert sorted(_ids(client, h, _cql("severity IN ('high','critical')"))) == sorted(
-        _ids(client, h, "severity=high&severity=critical"))
+        _ids(client, h, "severity=high&severity=critical")
+    )
     assert _items(client, h, _cql("severity = 'critical'"))["numberMatched"] == len(
-        _expected(flags, lambda p: p["severity"] == "critical"))
+        _expected(flags, lambda p: p["severity"] == "critical")
+    )
 
 
 def test_cql2_spatial_and_json(client, auth, flags, env):
@@ -138,9 +145,13 @@ def test_cql2_spatial_and_json(client, auth, flags, env):
     near = sorted(i for i in near if shapely.geometry.shape(flags[i]["geometry"]).intersects(box))
     assert 0 < len(near) < len(flags)
     assert sorted(_ids(client, h, _cql(f"S_INTERSECTS(geometry, {box.wkt})"))) == near
-    as_json = {"op": "and", "args": [
-        {"op": "s_intersects", "args": [{"property": "geometry"}, shapely.geometry.mapping(box)]},
-        {"op": "in", "args": [{"property": "severity"}, ["low", "medium", "high", "critical"]]}]}
+    as_json = {
+        "op": "and",
+        "args": [
+            {"op": "s_intersects", "args": [{"property": "geometry"}, shapely.geometry.mapping(box)]},
+            {"op": "in", "args": [{"property": "severity"}, ["low", "medium", "high", "critical"]]},
+        ],
+    }
     got = _ids(client, h, f"filter-lang=cql2-json&filter={quote(json.dumps(as_json))}")
     assert sorted(got) == [i for i in near if flags[i]["properties"]["severity"] is not None]
     # a geometry given in EPSG:4490 (lat first)
@@ -167,11 +178,16 @@ def test_jurisdiction_applies_on_top_of_a_filter(client, auth, flags):
 
 def test_bad_filters_are_400(client, auth):
     h = auth("viewer")
-    for text in ("colour = 'red'", "severity = ", "severity = 3", "area_ha = 'big'", "geometry = 'x'",
-                 "last_seen > DATE('yesterday')"):
+    for text in (
+        "colour = 'red'",
+        "severity = ",
+        "severity = 3",
+        "area_ha = 'big'",
+        "geometry = 'x'",
+        "last_seen > DATE('yesterday')",
+    ):
         assert_problem(client.get("/collections/flags/items?" + _cql(text), headers=h), 400)
-    assert_problem(client.get("/collections/flags/items?filter-lang=sql&" + _cql("1=1"), headers=h), 422,
-                   "filter-lang")
+    assert_problem(client.get("/collections/flags/items?filter-lang=sql&" + _cql("1=1"), headers=h), 422, "filter-lang")
     assert_problem(client.get("/collections/flags/items?filter-lang=cql2-json&filter={nope", headers=h), 400)
     assert_problem(client.get("/collections/flags/items?filter-lang=cql2-text", headers=h), 400, "filter")
 
@@ -190,11 +206,12 @@ def test_sortby(client, auth, flags):
     while url:
         page = client.get(url, headers=h).json()
         seen += [f["id"] for f in page["features"]]
-        nxt = [l["href"] for l in page["links"] if l["rel"] == "next"]
+        nxt = [link["href"] for link in page["links"] if link["rel"] == "next"]
         url = nxt[0].split("testserver", 1)[1] if nxt else None
     assert sorted(seen) == sorted(flags) and len(seen) == len(flags)
-    assert [flags[i]["properties"]["last_seen"] for i in seen] == sorted(f["properties"]["last_seen"]
-                                                                       for f in flags.values())
+    assert [flags[i]["properties"]["last_seen"] for i in seen] == sorted(
+        f["properties"]["last_seen"] for f in flags.values()
+    )
     zones = _items(client, h, "sortby=-name", cid="redline")["features"]
     assert [z["properties"]["name"] for z in zones] == sorted((z["properties"]["name"] for z in zones), reverse=True)
     assert_problem(client.get("/collections/flags/items?sortby=colour", headers=h), 400, "colour")
@@ -203,6 +220,7 @@ def test_sortby(client, auth, flags):
 
 
 # --- Part 2: CRS --------------------------------------------------------------------------
+
 
 def test_crs_content_crs_and_axis_order(client, auth, flags):
     h = auth("viewer")

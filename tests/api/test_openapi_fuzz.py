@@ -20,8 +20,9 @@ def test_no_server_errors(env):
     for operation in operations:
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=50, deadline=None, derandomize=True, database=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=50, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+        )
         def no_5xx(case):
             case.call_and_validate(headers=headers, checks=[not_a_server_error])
 

@@ -38,8 +38,10 @@ def test_process_list_and_description(client, auth):
     assert scan["inputs"]["product"]["minOccurs"] == 1 and scan["inputs"]["product"]["schema"]["type"] == "string"
     assert scan["inputs"]["acquired_after"]["minOccurs"] == 0
     assert "result" in scan["outputs"]
-    assert any(l["rel"].endswith("/execute") and l["href"].endswith("/processes/scan/execution")
-               for l in scan["links"])
+    assert any(
+        link["rel"].endswith("/execute") and link["href"].endswith("/processes/scan/execution")
+        for link in scan["links"]
+    )
     r = client.get("/processes/nope", headers=h)
     assert_problem(r, 404, "nope")
     assert r.json()["type"].endswith("no-such-process")
@@ -55,17 +57,26 @@ def test_execute_scan_async_job_and_results(env, client, auth):
     arr[0:4, 0:4] = np.uint8(0)
     with rasterio.open(data / "june_proc.tif", "w", **profile) as dst:
         dst.write(arr, 1)
-    body = {"inputs": {"product": "june_proc.tif", "class_table": "change_classes.csv",
-                       "acquired_after": "2026-06-22", "product_id": "HJ-PROC"}}
+    body = {
+        "inputs": {
+            "product": "june_proc.tif",
+            "class_table": "change_classes.csv",
+            "acquired_after": "2026-06-22",
+            "product_id": "HJ-PROC",
+        }
+    }
     r = client.post("/processes/scan/execution", json=body, headers=h)
     assert r.status_code == 201, r.text
     info = r.json()
-    assert info["type"] == "process" and info["processID"] == "scan" and info["status"] in ("accepted", "running",
-                                                                                          "successful")
+    assert (
+        info["type"] == "process"
+        and info["processID"] == "scan"
+        and info["status"] in ("accepted", "running", "successful")
+    )
     assert r.headers["location"].endswith(f"/jobs/{info['jobID']}") and info["jobID"] == info["id"]
     job = _wait(client, h, _path(r.headers["location"]))
     assert job["status"] == job["state"] == "successful", job
-    results_link = next(l["href"] for l in job["links"] if l["rel"] == RESULTS)
+    results_link = next(link["href"] for link in job["links"] if link["rel"] == RESULTS)
     results = client.get(_path(results_link), headers=h).json()
     assert results["result"] == job["result"] and "observed_flags" in results["result"]
     # the job is listed for the admin; the /scans shortcut answers the same document
@@ -82,8 +93,11 @@ def test_execute_refusals(client, auth):
     h = auth("admin")
     assert_problem(client.post("/processes/scan/execution", json={"product": "x.tif"}, headers=h), 422)
     assert_problem(client.post("/processes/scan/execution", json={**body, "mode": "sync"}, headers=h), 422)
-    assert_problem(client.post("/processes/scan/execution", json={"inputs": {"product": "../store.db"}}, headers=h),
-                   403, "data folder")
+    assert_problem(
+        client.post("/processes/scan/execution", json={"inputs": {"product": "../store.db"}}, headers=h),
+        403,
+        "data folder",
+    )
     assert_problem(client.post("/processes/scan/execution", json=body, headers=h), 404)
 
 
@@ -120,5 +134,5 @@ def test_results_of_an_unfinished_or_failed_job(env, client, auth):
     assert r.json()["type"].endswith("result-not-ready")
     assert_problem(client.get(f"/jobs/{failed}/results", headers=h), 404, "not a readable raster")
     status = client.get(f"/jobs/{waiting}", headers=h).json()
-    assert status["status"] == "accepted" and not any(l["rel"] == RESULTS for l in status["links"])
+    assert status["status"] == "accepted" and not any(link["rel"] == RESULTS for link in status["links"])
     assert_problem(client.get("/jobs/nope/results", headers=h), 404)

@@ -25,8 +25,15 @@ def make_client(tmp_path_factory):
 
     def _make(**settings) -> TestClient:
         out = tmp_path_factory.mktemp("svc")
-        app = create_app(Settings(database_url=f"sqlite:///{out / 'store.db'}", data_dir=out,
-                                  evidence_dir=out / "evidence", work_processes=1, **settings))
+        app = create_app(
+            Settings(
+                database_url=f"sqlite:///{out / 'store.db'}",
+                data_dir=out,
+                evidence_dir=out / "evidence",
+                work_processes=1,
+                **settings,
+            )
+        )
         client = TestClient(app)
         client.__enter__()
         clients.append(client)
@@ -71,9 +78,14 @@ def test_no_cors_by_default(client):
 
 def test_cors_for_configured_origins(make_client):
     c = make_client(cors_origins=[ORIGIN, "http://localhost:5173"])
-    pre = c.options("/collections/flags/items", headers={
-        "Origin": ORIGIN, "Access-Control-Request-Method": "GET",
-        "Access-Control-Request-Headers": "authorization"})
+    pre = c.options(
+        "/collections/flags/items",
+        headers={
+            "Origin": ORIGIN,
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "authorization",
+        },
+    )
     assert pre.status_code == 200
     assert pre.headers["access-control-allow-origin"] == ORIGIN
     assert "authorization" in pre.headers["access-control-allow-headers"].lower()

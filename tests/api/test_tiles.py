@@ -15,8 +15,18 @@ from .conftest import XIN, YIHE, assert_problem
 
 TMS = morecantile.tms.get("WebMercatorQuad")
 MVT = "application/vnd.mapbox-vector-tile"
-FLAG_KEYS = {"id", "severity", "status", "activity", "admin_code", "admin_name", "zone_name", "first_seen",
-             "last_seen", "area_ha"}
+FLAG_KEYS = {
+    "id",
+    "severity",
+    "status",
+    "activity",
+    "admin_code",
+    "admin_name",
+    "zone_name",
+    "first_seen",
+    "last_seen",
+    "area_ha",
+}
 
 
 def _url(cid: str, t, query: str = "") -> str:
@@ -74,7 +84,7 @@ def test_tileset_metadata_is_ogc_and_tilejson(client, auth):
         ts = client.get(f"/collections/{cid}/tiles/WebMercatorQuad", headers=h).json()
         assert ts["tiles"] == [f"http://testserver/collections/{cid}/tiles/WebMercatorQuad/{{z}}/{{y}}/{{x}}"]
         assert 0 <= ts["minzoom"] < ts["maxzoom"] and ts["vector_layers"][0]["id"] == cid
-        item = next(l for l in ts["links"] if l["rel"] == "item")
+        item = next(link for link in ts["links"] if link["rel"] == "item")
         assert item["type"] == MVT and item["href"].endswith("/{tileMatrix}/{tileRow}/{tileCol}")
         assert ts["layers"][0]["id"] == cid
     ts = client.get("/collections/flags/tiles/WebMercatorQuad?severity=critical&status=new", headers=h).json()
@@ -131,8 +141,11 @@ def test_jurisdiction_applies_to_tiles(client, auth, flags, overview):
         expected = [f for f in flags if f["properties"]["admin_code"] == code]
         assert {g["properties"]["admin_code"] for g in feats} == {code}
         assert sum(g["properties"]["pixel_flags"] for g in feats) == len(expected)
-    assert_problem(client.get(_url("flags", overview, f"admin={XIN}"), headers=auth("inspector_yihe")), 403,
-                   "outside your jurisdiction")
+    assert_problem(
+        client.get(_url("flags", overview, f"admin={XIN}"), headers=auth("inspector_yihe")),
+        403,
+        "outside your jurisdiction",
+    )
     # the same tile, another jurisdiction: another ETag (a shared cache must not mix them)
     a = client.get(_url("flags", overview), headers=auth("inspector")).headers["etag"]
     b = client.get(_url("flags", overview), headers=auth("inspector_yihe")).headers["etag"]
@@ -142,8 +155,11 @@ def test_jurisdiction_applies_to_tiles(client, auth, flags, overview):
 @pytest.mark.parametrize("cid", ["redline", "reserve", "permit", "admin"])
 def test_zone_tiles(client, auth, cid):
     h = auth("viewer")
-    zones = client.get(f"/collections/{cid}/items?limit=1000", headers=h).json()["features"] if cid in (
-        "redline", "reserve") else None
+    zones = (
+        client.get(f"/collections/{cid}/items?limit=1000", headers=h).json()["features"]
+        if cid in ("redline", "reserve")
+        else None
+    )
     store_zones = open_store(client.app.state.settings.database_url)
     try:
         rows = store_zones.zones((cid,))
@@ -174,6 +190,20 @@ def test_empty_and_out_of_range_tiles(client, auth):
     assert_problem(client.get("/collections/flags/tiles/WebMercatorQuad/-1/0/0", headers=h), 404)
     assert_problem(client.get("/collections/roads/tiles/WebMercatorQuad/3/0/0", headers=h), 404)
     assert_problem(client.get("/collections/flags/tiles/WebMercatorQuad/3/0/0"), 401)
+
+
+def test_zone_tiles_are_kept_per_layer_version(client, auth, overview):
+    from redline import tiles
+
+    tiles.ZONE_TILES.clear()
+    h = auth("viewer")
+    first = client.get(_url("reserve", overview), headers=h)
+    assert first.status_code == 200 and len(tiles.ZONE_TILES.entries) == 1
+    again = client.get(_url("reserve", overview), headers=h)
+    assert again.content == first.content and len(tiles.ZONE_TILES.entries) == 1  # served from the cache
+    filtered = client.get(_url("reserve", overview, "filter=" + "regime%3D%27core%27"), headers=h)
+    assert len(tiles.ZONE_TILES.entries) == 2 and filtered.content != first.content
+    assert {g["properties"]["regime"] for g in _decode(filtered, "reserve")} == {"core"}
 
 
 def test_etag_304_and_changes(env, client, auth, flags, overview):
@@ -210,11 +240,25 @@ def test_etag_304_and_changes(env, client, auth, flags, overview):
     tag = client.get(url, headers=h).headers["etag"]
     store = open_store(env["url"])
     try:
-        store.insert_scan({
-            "checksum": "etag-test", "product_id": "P", "mode": "class", "sensor": None,
-            "acquired_before": "2026-10-01", "acquired_after": "2026-10-02", "files": [],
-            "started_at": "2026-10-02T00:00:00+00:00", "finished_at": "2026-10-02T00:00:00+00:00", "state": "done",
-            "stats": {}, "layer_versions": {}, "rules_version": "t", "observed_fraction": 0.0}, None)
+        store.insert_scan(
+            {
+                "checksum": "etag-test",
+                "product_id": "P",
+                "mode": "class",
+                "sensor": None,
+                "acquired_before": "2026-10-01",
+                "acquired_after": "2026-10-02",
+                "files": [],
+                "started_at": "2026-10-02T00:00:00+00:00",
+                "finished_at": "2026-10-02T00:00:00+00:00",
+                "state": "done",
+                "stats": {},
+                "layer_versions": {},
+                "rules_version": "t",
+                "observed_fraction": 0.0,
+            },
+            None,
+        )
     finally:
         store.close()
     r = client.get(url, headers=h | {"If-None-Match": tag})
@@ -237,8 +281,9 @@ def test_database_tiles_match_the_engine(env, flags, overview):
         for cid in ("flags", "redline", "reserve", "admin"):
             for ref in refs:
                 a, b = (tiles.render(store, cid, ref, in_database=d) for d in (True, False))
-                fa, fb = ({g["id"]: g for g in (mapbox_vector_tile.decode(x)[cid]["features"] if x else [])}
-                          for x in (a, b))
+                fa, fb = (
+                    {g["id"]: g for g in (mapbox_vector_tile.decode(x)[cid]["features"] if x else [])} for x in (a, b)
+                )
                 assert fa.keys() == fb.keys(), (cid, ref)
                 for i in fa:
                     pa, pb = fa[i]["properties"], fb[i]["properties"]

@@ -28,8 +28,15 @@ from ..scenario import build
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("REDLINE_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 ARTEFACTS = Path(os.environ.get("REDLINE_TEST_ARTEFACTS", ROOT / "test-artefacts")) / "browser"
 XIN = "150625100"  # 锡尼镇: every flag but one
 YIHE = "150625201"  # 伊和乌素苏木: the farmland flag
@@ -70,12 +77,23 @@ def server(tmp_path_factory):
     finally:
         store.close()
     port = _free_port()
-    env = {**os.environ, "REDLINE_DATABASE_URL": url, "REDLINE_EVIDENCE_DIR": str(out / "evidence"),
-           "REDLINE_DATA_DIR": str(out / "data"), "REDLINE_WORK_PROCESSES": "1"}
+    env = {
+        **os.environ,
+        "REDLINE_DATABASE_URL": url,
+        "REDLINE_EVIDENCE_DIR": str(out / "evidence"),
+        "REDLINE_DATA_DIR": str(out / "data"),
+        "REDLINE_WORK_PROCESSES": "1",
+    }
     env.pop("REDLINE_WEB_BASEMAP", None)
     log = open(out / "server.log", "wb")
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "redline"), "serve", "--port", str(port)], cwd=ROOT, env=env,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "redline"), "serve", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -91,8 +109,12 @@ def server(tmp_path_factory):
         admin = {"Authorization": f"Bearer {tokens['admin']}"}
         flags = httpx.get(f"{base}/collections/flags/items?limit=1000", headers=admin).json()["features"]
         # a photo on one flag, so that the panel shows a thumbnail
-        httpx.post(f"{base}/flags/{flags[0]['id']}/evidence", headers=admin,
-                   files={"file": ("site.jpg", _photo(), "image/jpeg")}, data={"note": "现场照片"}).raise_for_status()
+        httpx.post(
+            f"{base}/flags/{flags[0]['id']}/evidence",
+            headers=admin,
+            files={"file": ("site.jpg", _photo(), "image/jpeg")},
+            data={"note": "现场照片"},
+        ).raise_for_status()
         yield {"base": base, "tokens": tokens, "flags": flags, "out": out}
     finally:
         if proc.poll() is None:
@@ -153,7 +175,9 @@ class Page:
         """The map is loaded, its tiles are in, and (unless told) flags are drawn."""
         self.page.wait_for_function(
             """(flags) => { const r = window.redline; return r && r.map.loaded() && r.map.areTilesLoaded()
-                 && !r.map.isMoving() && (!flags || r.flagMap.renderedFlagIds().length > 0); }""", arg=flags)
+                 && !r.map.isMoving() && (!flags || r.flagMap.renderedFlagIds().length > 0); }""",
+            arg=flags,
+        )
 
     def rendered(self) -> list[int]:
         return self.page.evaluate("() => window.redline.flagMap.renderedFlagIds()")
@@ -184,8 +208,9 @@ def pytest_runtest_makereport(item, call):
 
 
 def api(server, role: str, path: str, **params) -> dict:
-    r = httpx.get(f"{server['base']}{path}", params=params,
-                  headers={"Authorization": f"Bearer {server['tokens'][role]}"})
+    r = httpx.get(
+        f"{server['base']}{path}", params=params, headers={"Authorization": f"Bearer {server['tokens'][role]}"}
+    )
     r.raise_for_status()
     return r.json()
 

@@ -104,7 +104,9 @@ def test_clicking_a_flag_opens_its_panel(app_page, server):
 def test_an_inspector_dispatches_a_flag_and_the_history_shows_it(app_page, server):
     p, page = app_page, app_page.page
     p.sign_in(server["tokens"]["inspector"])
-    fid = next(f["id"] for f in api(server, "inspector", "/collections/flags/items", status="new", limit=100)["features"])
+    fid = next(
+        f["id"] for f in api(server, "inspector", "/collections/flags/items", status="new", limit=100)["features"]
+    )
     page.locator(f".flag-list a[data-flag='{fid}']").click()
     panel = page.locator(".panel")
     panel.locator(f"text=图斑 #{fid}").wait_for()
@@ -123,7 +125,8 @@ def test_an_inspector_dispatches_a_flag_and_the_history_shows_it(app_page, serve
     from .conftest import _photo
 
     panel.locator("form.upload input[type=file]").set_input_files(
-        files=[{"name": "现场.jpg", "mimeType": "image/jpeg", "buffer": _photo()}])
+        files=[{"name": "现场.jpg", "mimeType": "image/jpeg", "buffer": _photo()}]
+    )
     panel.locator("form.upload input[name=note]").fill("挖掘机两台")
     panel.locator("form.upload button").click()
     panel.locator(".thumbs figcaption", has_text="挖掘机两台").wait_for()
@@ -151,7 +154,12 @@ def test_a_drawn_region_runs_a_check_and_a_screening(app_page, server):
     p.sign_in(server["tokens"]["admin"])
     page.locator("details.checks summary").click()
     flags = shapely.geometry.MultiPolygon(
-        [g for f in server["flags"] for g in getattr(shapely.geometry.shape(f["geometry"]), "geoms", [shapely.geometry.shape(f["geometry"])])])
+        [
+            g
+            for f in server["flags"]
+            for g in getattr(shapely.geometry.shape(f["geometry"]), "geoms", [shapely.geometry.shape(f["geometry"])])
+        ]
+    )
     minx, miny, maxx, maxy = flags.buffer(0.003).bounds
     page.evaluate("() => window.redline.map.jumpTo({zoom: window.redline.map.getZoom() - 1})")
     p.wait_idle()
@@ -189,15 +197,26 @@ def test_an_uploaded_region_runs_a_check(app_page, server, tmp_path):
     flag = next(f for f in server["flags"] if f["properties"]["severity"] == "critical")
     region = shapely.geometry.mapping(shapely.geometry.shape(flag["geometry"]).buffer(0.002))
     path = tmp_path / "巡查区域.geojson"
-    path.write_text(json.dumps({"type": "FeatureCollection", "features": [
-        {"type": "Feature", "properties": {"name": "巡查区域"}, "geometry": region}]}), encoding="utf-8")
+    path.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [{"type": "Feature", "properties": {"name": "巡查区域"}, "geometry": region}],
+            }
+        ),
+        encoding="utf-8",
+    )
     page.locator(".check-tool input.region-file").set_input_files(str(path))
     page.locator(".check-tool button.run-check").click()
     result = page.locator(".check-tool .result")
     result.locator(".zones table").wait_for()
-    expected = httpx.post(f"{server['base']}/checks", json=region,
-                          headers={"Authorization": f"Bearer {server['tokens']['admin']}"}).json()
-    names = [r.inner_text().split("\n")[0].rsplit(" ", 1)[0].strip() for r in result.locator(".zones tbody td:first-child").all()]
+    expected = httpx.post(
+        f"{server['base']}/checks", json=region, headers={"Authorization": f"Bearer {server['tokens']['admin']}"}
+    ).json()
+    names = [
+        r.inner_text().split("\n")[0].rsplit(" ", 1)[0].strip()
+        for r in result.locator(".zones tbody td:first-child").all()
+    ]
     assert sorted(names) == sorted(z["name"] for z in expected["zones"])
     assert [int(a.inner_text()) for a in result.locator("a[data-flag]").all()] == [f["id"] for f in expected["flags"]]
     p.shot("upload-check")
@@ -214,8 +233,9 @@ def test_a_filter_changes_what_is_drawn_and_lives_in_the_url(app_page, server):
     assert critical and critical != everything
     start = time.perf_counter()
     page.locator("fieldset[data-key=severity] label", has_text="严重").locator("input").check()
-    page.wait_for_function("(ids) => JSON.stringify(window.redline.flagMap.renderedFlagIds()) === JSON.stringify(ids)",
-                           arg=critical)
+    page.wait_for_function(
+        "(ids) => JSON.stringify(window.redline.flagMap.renderedFlagIds()) === JSON.stringify(ids)", arg=critical
+    )
     redraw = time.perf_counter() - start
     assert "severity=critical" in page.url
     assert page.locator(".flag-list li").count() == len(critical)
@@ -232,12 +252,15 @@ def test_a_filter_changes_what_is_drawn_and_lives_in_the_url(app_page, server):
     months = sorted(g["month"] for g in api(server, "admin", "/stats", group_by="month")["groups"])
     slider = page.locator("input.month")
     assert slider.get_attribute("max") == str(len(months))
-    slider.evaluate("(el) => { el.value = '2'; el.dispatchEvent(new Event('input')); el.dispatchEvent(new Event('change')); }")
+    slider.evaluate(
+        "(el) => { el.value = '2'; el.dispatchEvent(new Event('input')); el.dispatchEvent(new Event('change')); }"
+    )
     month = months[1]
     expected = _ids(server, datetime=f"{month}-01/{page.locator('input.to').input_value()}")
     assert page.locator("input.from").input_value() == f"{month}-01"
-    page.wait_for_function("(ids) => JSON.stringify(window.redline.flagMap.renderedFlagIds()) === JSON.stringify(ids)",
-                           arg=expected)
+    page.wait_for_function(
+        "(ids) => JSON.stringify(window.redline.flagMap.renderedFlagIds()) === JSON.stringify(ids)", arg=expected
+    )
     assert page.locator(".months output").inner_text() == month
     p.shot("one-month")
     # the layer switch hides the flags; the zones stay
@@ -279,8 +302,10 @@ def test_the_overview_charts_come_from_stats(app_page, server):
     p.sign_in(server["tokens"]["inspector"], query="?view=overview")
     for key in ("month", "severity", "activity", "region", "status"):
         page.locator(f".chart[data-key={key}] canvas").wait_for()
-    page.wait_for_function("() => document.querySelectorAll('.chart canvas').length === 5 && "
-                           "[...document.querySelectorAll('.chart canvas')].every(c => c.width > 0)")
+    page.wait_for_function(
+        "() => document.querySelectorAll('.chart canvas').length === 5 && "
+        "[...document.querySelectorAll('.chart canvas')].every(c => c.width > 0)"
+    )
     assert page.locator(".chart .error").count() == 0
     p.shot("overview")
 
@@ -293,8 +318,12 @@ def test_json_clients_keep_the_landing_page(server):
     r = httpx.get(f"{server['base']}/", headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
     assert r.headers["content-type"].startswith("text/html") and "/app/assets/" in r.text
     assert "default-src 'self'" in r.headers["content-security-policy"]
-    for bad in ("/app/../pyproject.toml", "/app/%2e%2e/pyproject.toml", "/app/assets/..%2f..%2fpackage.json",
-                "/app/node_modules/maplibre-gl/package.json"):
+    for bad in (
+        "/app/../pyproject.toml",
+        "/app/%2e%2e/pyproject.toml",
+        "/app/assets/..%2f..%2fpackage.json",
+        "/app/node_modules/maplibre-gl/package.json",
+    ):
         assert httpx.get(f"{server['base']}{bad}").status_code == 404, bad
 
 

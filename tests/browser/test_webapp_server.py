@@ -10,11 +10,17 @@ from api.webapp import WebSettings, _csp, wants_html
 from .conftest import XIN
 
 
-@pytest.mark.parametrize("accept,html", [
-    ("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", True),  # a browser navigating
-    ("application/json", False), ("*/*", False), ("", False),
-    ("application/json, text/html", False), ("text/html, application/json", True),
-])
+@pytest.mark.parametrize(
+    "accept,html",
+    [
+        ("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", True),  # a browser navigating
+        ("application/json", False),
+        ("*/*", False),
+        ("", False),
+        ("application/json, text/html", False),
+        ("text/html, application/json", True),
+    ],
+)
 def test_only_browsers_get_the_page_at_the_root(accept, html):
     from starlette.requests import Request
 

@@ -39,6 +39,7 @@ def deadly(*args, **kwargs):
 
 
 if name == "transaction":
+
     @contextmanager
     def deadly(*args, **kwargs):  # noqa: F811
         global calls
@@ -49,6 +50,7 @@ if name == "transaction":
             yield value
             if calls == int(nth) and when == "after":
                 _die()
+
 
 setattr(owner, name, deadly)
 

@@ -36,15 +36,15 @@ def ogr_vrt(source: str, layer: str | None = None, *, x: str = "x", y: str = "y"
     """An OGR VRT whose only layer reads ``source`` (a path, ``CSV:path``, ``/vsicurl/...``, a URL)."""
     src_layer = f"<SrcLayer>{escape(layer)}</SrcLayer>" if layer else ""
     return (
-        '<OGRVRTDataSource>\n'
+        "<OGRVRTDataSource>\n"
         '  <OGRVRTLayer name="region">\n'
-        f'    <SrcDataSource>{escape(source)}</SrcDataSource>\n'
-        f'    {src_layer}\n'
-        '    <GeometryType>wkbPoint</GeometryType>\n'
-        '    <LayerSRS>EPSG:4326</LayerSRS>\n'
+        f"    <SrcDataSource>{escape(source)}</SrcDataSource>\n"
+        f"    {src_layer}\n"
+        "    <GeometryType>wkbPoint</GeometryType>\n"
+        "    <LayerSRS>EPSG:4326</LayerSRS>\n"
         f'    <GeometryField encoding="PointFromColumns" x="{x}" y="{y}"/>\n'
-        '  </OGRVRTLayer>\n'
-        '</OGRVRTDataSource>\n'
+        "  </OGRVRTLayer>\n"
+        "</OGRVRTDataSource>\n"
     ).encode()
 
 
@@ -52,20 +52,22 @@ def ogr_vrt_sql(source: str, sql: str, wkt_field: str = "wkt") -> bytes:
     """An OGR VRT whose layer is an SQL query on ``source`` (e.g. the service's own SQLite store),
     its geometry a WKT column: a working region built out of another database's rows."""
     return (
-        '<OGRVRTDataSource>\n'
+        "<OGRVRTDataSource>\n"
         '  <OGRVRTLayer name="region">\n'
-        f'    <SrcDataSource>{escape(source)}</SrcDataSource>\n'
-        f'    <SrcSQL>{escape(sql)}</SrcSQL>\n'
-        '    <GeometryType>wkbPolygon</GeometryType>\n'
-        '    <LayerSRS>EPSG:4326</LayerSRS>\n'
+        f"    <SrcDataSource>{escape(source)}</SrcDataSource>\n"
+        f"    <SrcSQL>{escape(sql)}</SrcSQL>\n"
+        "    <GeometryType>wkbPolygon</GeometryType>\n"
+        "    <LayerSRS>EPSG:4326</LayerSRS>\n"
         f'    <GeometryField encoding="WKT" field="{wkt_field}"/>\n'
-        '  </OGRVRTLayer>\n'
-        '</OGRVRTDataSource>\n'
+        "  </OGRVRTLayer>\n"
+        "</OGRVRTDataSource>\n"
     ).encode()
 
 
-STORE_SQL = ("SELECT 'POLYGON ((108.64 39.86,108.66 39.86,108.66 39.875,108.64 39.875,108.64 39.86))' AS wkt, "
-             "name, role, token_hash FROM tokens")
+STORE_SQL = (
+    "SELECT 'POLYGON ((108.64 39.86,108.66 39.86,108.66 39.875,108.64 39.875,108.64 39.86))' AS wkt, "
+    "name, role, token_hash FROM tokens"
+)
 
 
 def raster_vrt(source: str, *, crs_wkt: str, transform, width: int, height: int, raw: bool) -> bytes:
@@ -74,27 +76,34 @@ def raster_vrt(source: str, *, crs_wkt: str, transform, width: int, height: int,
     ``raw=True`` makes a VRTRawRasterBand: the bytes of any file become pixel values (the way a
     renamed VRT leaks a local file through a scan's messages); otherwise a SimpleSource (which
     may be ``/vsicurl/...``)."""
-    gt = ", ".join(repr(float(v)) for v in (transform.c, transform.a, transform.b, transform.f, transform.d,
-                                            transform.e))
+    gt = ", ".join(
+        repr(float(v)) for v in (transform.c, transform.a, transform.b, transform.f, transform.d, transform.e)
+    )
     if raw:
-        band = (f'  <VRTRasterBand dataType="Byte" band="1" subClass="VRTRawRasterBand">\n'
-                f'    <SourceFilename relativeToVRT="0">{escape(source)}</SourceFilename>\n'
-                f'    <ImageOffset>0</ImageOffset><PixelOffset>1</PixelOffset><LineOffset>{width}</LineOffset>\n'
-                f'  </VRTRasterBand>\n')
+        band = (
+            f'  <VRTRasterBand dataType="Byte" band="1" subClass="VRTRawRasterBand">\n'
+            f'    <SourceFilename relativeToVRT="0">{escape(source)}</SourceFilename>\n'
+            f"    <ImageOffset>0</ImageOffset><PixelOffset>1</PixelOffset><LineOffset>{width}</LineOffset>\n"
+            f"  </VRTRasterBand>\n"
+        )
     else:
-        band = (f'  <VRTRasterBand dataType="Byte" band="1">\n'
-                f'    <SimpleSource>\n'
-                f'      <SourceFilename relativeToVRT="0">{escape(source)}</SourceFilename>\n'
-                f'      <SourceBand>1</SourceBand>\n'
-                f'      <SrcRect xOff="0" yOff="0" xSize="{width}" ySize="{height}"/>\n'
-                f'      <DstRect xOff="0" yOff="0" xSize="{width}" ySize="{height}"/>\n'
-                f'    </SimpleSource>\n'
-                f'  </VRTRasterBand>\n')
-    return (f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">\n'
-            f'  <SRS>{escape(crs_wkt)}</SRS>\n'
-            f'  <GeoTransform>{gt}</GeoTransform>\n'
-            f'{band}'
-            f'</VRTDataset>\n').encode()
+        band = (
+            f'  <VRTRasterBand dataType="Byte" band="1">\n'
+            f"    <SimpleSource>\n"
+            f'      <SourceFilename relativeToVRT="0">{escape(source)}</SourceFilename>\n'
+            f"      <SourceBand>1</SourceBand>\n"
+            f'      <SrcRect xOff="0" yOff="0" xSize="{width}" ySize="{height}"/>\n'
+            f'      <DstRect xOff="0" yOff="0" xSize="{width}" ySize="{height}"/>\n'
+            f"    </SimpleSource>\n"
+            f"  </VRTRasterBand>\n"
+        )
+    return (
+        f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">\n'
+        f"  <SRS>{escape(crs_wkt)}</SRS>\n"
+        f"  <GeoTransform>{gt}</GeoTransform>\n"
+        f"{band}"
+        f"</VRTDataset>\n"
+    ).encode()
 
 
 # ---------------------------------------------------------------------------------------
@@ -120,12 +129,34 @@ def _raw_zip(members: list[tuple[str, bytes, int, int]]) -> bytes:
     for name, data, crc, usize in members:
         fname = name.encode()
         offset = out.tell()
-        out.write(struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, 8, dostime, dosdate, crc, len(data), usize,
-                              len(fname), 0))
+        out.write(
+            struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, 8, dostime, dosdate, crc, len(data), usize, len(fname), 0)
+        )
         out.write(fname)
         out.write(data)
-        central.append(struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20 | 3 << 8, 20, 0, 8, dostime, dosdate, crc,
-                                   len(data), usize, len(fname), 0, 0, 0, 0, 0o100644 << 16, offset) + fname)
+        central.append(
+            struct.pack(
+                "<4s6H3L5H2L",
+                b"PK\x01\x02",
+                20 | 3 << 8,
+                20,
+                0,
+                8,
+                dostime,
+                dosdate,
+                crc,
+                len(data),
+                usize,
+                len(fname),
+                0,
+                0,
+                0,
+                0,
+                0o100644 << 16,
+                offset,
+            )
+            + fname
+        )
     cd_offset = out.tell()
     for c in central:
         out.write(c)
@@ -168,8 +199,12 @@ SAMPLE_BOX = (108.64, 39.86, 108.66, 39.875)
 
 
 def region_geojson(bounds=SAMPLE_BOX) -> dict:
-    return {"type": "FeatureCollection", "features": [
-        {"type": "Feature", "properties": {"name": "r"}, "geometry": shapely.geometry.mapping(shapely.box(*bounds))}]}
+    return {
+        "type": "FeatureCollection",
+        "features": [
+            {"type": "Feature", "properties": {"name": "r"}, "geometry": shapely.geometry.mapping(shapely.box(*bounds))}
+        ],
+    }
 
 
 def shapefile_members(folder: Path, bounds=SAMPLE_BOX) -> dict[str, bytes]:
@@ -177,8 +212,7 @@ def shapefile_members(folder: Path, bounds=SAMPLE_BOX) -> dict[str, bytes]:
     import geopandas as gpd
 
     folder.mkdir(parents=True, exist_ok=True)
-    gpd.GeoDataFrame({"name": ["r"]}, geometry=[shapely.box(*bounds)], crs="EPSG:4326").to_file(
-        folder / "region.shp")
+    gpd.GeoDataFrame({"name": ["r"]}, geometry=[shapely.box(*bounds)], crs="EPSG:4326").to_file(folder / "region.shp")
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.stem == "region"}
 
 
@@ -194,26 +228,32 @@ def gpkg_without_geometry(path: Path) -> Path:
 # ---------------------------------------------------------------------------------------
 # XML entity attacks
 
-KML_POLYGON = ("<Polygon><outerBoundaryIs><LinearRing><coordinates>"
-               "108.64,39.86 108.66,39.86 108.66,39.875 108.64,39.875 108.64,39.86"
-               "</coordinates></LinearRing></outerBoundaryIs></Polygon>")
+KML_POLYGON = (
+    "<Polygon><outerBoundaryIs><LinearRing><coordinates>"
+    "108.64,39.86 108.66,39.86 108.66,39.875 108.64,39.875 108.64,39.86"
+    "</coordinates></LinearRing></outerBoundaryIs></Polygon>"
+)
 
 
 def kml_xxe(target: str) -> bytes:
     """A KML whose placemark name is an external entity reading ``target`` (a path or URL)."""
     uri = target if "://" in target else f"file://{target}"
-    return (f'<?xml version="1.0" encoding="UTF-8"?>\n'
-            f'<!DOCTYPE kml [<!ENTITY x SYSTEM "{uri}">]>\n'
-            f'<kml xmlns="http://www.opengis.net/kml/2.2"><Document><Placemark><name>&x;</name>'
-            f'<description>&x;</description>{KML_POLYGON}</Placemark></Document></kml>\n').encode()
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n'
+        f'<!DOCTYPE kml [<!ENTITY x SYSTEM "{uri}">]>\n'
+        f'<kml xmlns="http://www.opengis.net/kml/2.2"><Document><Placemark><name>&x;</name>'
+        f"<description>&x;</description>{KML_POLYGON}</Placemark></Document></kml>\n"
+    ).encode()
 
 
 def kml_billion_laughs(levels: int = 10) -> bytes:
     ents = ['<!ENTITY lol0 "lollollollollollollollollollol">']
     ents += [f'<!ENTITY lol{i} "{("&lol%d;" % (i - 1)) * 10}">' for i in range(1, levels)]
-    return (f'<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE kml [\n' + "\n".join(ents) + "\n]>\n"
-            f'<kml xmlns="http://www.opengis.net/kml/2.2"><Document><Placemark><name>&lol{levels - 1};</name>'
-            f'{KML_POLYGON}</Placemark></Document></kml>\n').encode()
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE kml [\n' + "\n".join(ents) + "\n]>\n"
+        f'<kml xmlns="http://www.opengis.net/kml/2.2"><Document><Placemark><name>&lol{levels - 1};</name>'
+        f"{KML_POLYGON}</Placemark></Document></kml>\n"
+    ).encode()
 
 
 # ---------------------------------------------------------------------------------------
@@ -222,8 +262,10 @@ def kml_billion_laughs(levels: int = 10) -> bytes:
 
 def nan_polygon(value: str = "NaN") -> bytes:
     """A GeoJSON polygon with a non-finite coordinate, as Python's json writes (and reads) it."""
-    return ('{"type": "Polygon", "coordinates": [[[108.64, 39.86], [%s, 39.86], [108.66, 39.875], '
-            '[108.64, 39.875], [108.64, 39.86]]]}' % value).encode()
+    return (
+        '{"type": "Polygon", "coordinates": [[[108.64, 39.86], [%s, 39.86], [108.66, 39.875], '
+        "[108.64, 39.875], [108.64, 39.86]]]}" % value
+    ).encode()
 
 
 def deep_json(depth: int = 5_000, *, key: str | None = None) -> str:
@@ -243,8 +285,13 @@ def star_polygon(n: int, center=(108.65, 39.87), radius: float = 0.02) -> dict:
     while math.gcd(n, k) != 1:
         k -= 1
     cx, cy = center
-    pts = [[round(cx + radius * math.cos(2 * math.pi * (i * k % n) / n), 6),
-            round(cy + radius * math.sin(2 * math.pi * (i * k % n) / n), 6)] for i in range(n)]
+    pts = [
+        [
+            round(cx + radius * math.cos(2 * math.pi * (i * k % n) / n), 6),
+            round(cy + radius * math.sin(2 * math.pi * (i * k % n) / n), 6),
+        ]
+        for i in range(n)
+    ]
     return {"type": "Polygon", "coordinates": [pts + [pts[0]]]}
 
 
@@ -289,7 +336,6 @@ def ellipsoid_area_m2(a: float = 6378137.0, f: float = 1 / 298.257223563) -> flo
 # - ``Server``: the API under uvicorn in a subprocess on a free port, with its own TMPDIR and
 #   settings (REDLINE_* environment); requests carry client time-outs, so a server stuck on a
 #   hostile input fails a test instead of hanging the suite, and ``ensure`` restarts it.
-
 
 
 def free_port() -> int:
@@ -388,7 +434,7 @@ class Listener:
         while not self._stop:
             try:
                 conn, addr = self.sock.accept()
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 continue
             except OSError:
                 return
@@ -426,8 +472,13 @@ def store_counts(url: str) -> dict:
     if url.startswith("sqlite:///"):
         con = sqlite3.connect(f"file:{url.removeprefix('sqlite:///')}?mode=ro", uri=True)
         try:
-            tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table' "
-                                                "AND name NOT LIKE 'sqlite_%' AND sql NOT LIKE '%VIRTUAL%'")]
+            tables = [
+                r[0]
+                for r in con.execute(
+                    "SELECT name FROM sqlite_master WHERE type='table' "
+                    "AND name NOT LIKE 'sqlite_%' AND sql NOT LIKE '%VIRTUAL%'"
+                )
+            ]
             for t in tables:
                 counts[f"table:{t}"] = con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]
         finally:
@@ -461,8 +512,14 @@ class Server:
         self.folder = folder
         self.tmp = folder / "tmp"  # the server's TMPDIR: uploads are unpacked under it
         self.tmp.mkdir(parents=True, exist_ok=True)
-        self.settings = {"database_url": url, "data_dir": data_dir, "evidence_dir": folder / "evidence",
-                         "max_body_bytes": 5_000_000, "max_region_vertices": 50_000, **settings}
+        self.settings = {
+            "database_url": url,
+            "data_dir": data_dir,
+            "evidence_dir": folder / "evidence",
+            "max_body_bytes": 5_000_000,
+            "max_region_vertices": 50_000,
+            **settings,
+        }
         self.proc = None
         self.start()
 
@@ -477,9 +534,25 @@ class Server:
         self.log_path = self.folder / f"server-{self.port}.log"
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host", "127.0.0.1",
-             "--port", str(self.port), "--log-level", "warning", "--no-access-log"],
-            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "api.app:create_app",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

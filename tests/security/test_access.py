@@ -21,16 +21,29 @@ import morecantile
 import pytest
 import shapely
 
-from redline.auth import create_token
+from redline.auth import OPERATOR, create_token
 from redline.jobs import new_job
+from redline.notify import new_subscription
 from redline.store import open_store
+from redline.workflow import move
 
 from .conftest import XIN, YIHE, assert_problem
 
 ROLES = ("viewer", "inspector", "analyst", "admin")
 PUBLIC = None  # a row's ``roles`` for endpoints that need no token
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
-TABLES = ("flags", "observations", "conflicts", "audit", "evidence", "jobs", "tokens", "scans")
+TABLES = (
+    "flags",
+    "observations",
+    "conflicts",
+    "audit",
+    "evidence",
+    "jobs",
+    "tokens",
+    "scans",
+    "subscriptions",
+    "deliveries",
+)
 
 
 @dataclass(frozen=True)
@@ -82,54 +95,132 @@ ROWS = (
     # OGC API - Features
     Row("GET", "/collections", ROLES),
     Row("GET", "/collections/{collection_id}", ROLES, call=_get(lambda w: "/collections/flags")),
-    Row("GET", "/collections/{collectionId}/items", ROLES, "list",
-        call=_get(lambda w: "/collections/flags/items?limit=1000")),
-    Row("GET", "/collections/{collectionId}/items/{featureId}", ROLES, "flag",
-        call=_get(lambda w: f"/collections/flags/items/{w['xin']}")),
+    Row(
+        "GET",
+        "/collections/{collectionId}/items",
+        ROLES,
+        "list",
+        call=_get(lambda w: "/collections/flags/items?limit=1000"),
+    ),
+    Row(
+        "GET",
+        "/collections/{collectionId}/items/{featureId}",
+        ROLES,
+        "flag",
+        call=_get(lambda w: f"/collections/flags/items/{w['xin']}"),
+    ),
     Row("GET", "/collections/{collection_id}/queryables", ROLES, call=_get(lambda w: "/collections/flags/queryables")),
     # OGC API - Tiles (the flag tile at zoom 11 that holds every flag of the scenario: polygons)
     Row("GET", "/tileMatrixSets", ROLES),
     Row("GET", "/tileMatrixSets/{tile_matrix_set_id}", ROLES, call=_get(lambda w: "/tileMatrixSets/WebMercatorQuad")),
     Row("GET", "/collections/{collection_id}/tiles", ROLES, call=_get(lambda w: "/collections/flags/tiles")),
-    Row("GET", "/collections/{collection_id}/tiles/{tile_matrix_set_id}", ROLES,
-        call=_get(lambda w: "/collections/flags/tiles/WebMercatorQuad")),
-    Row("GET", "/collections/{collection_id}/tiles/{tile_matrix_set_id}/{tile_matrix}/{tile_row}/{tile_col}", ROLES,
-        "list", call=_get(lambda w: w["tile"])),
+    Row(
+        "GET",
+        "/collections/{collection_id}/tiles/{tile_matrix_set_id}",
+        ROLES,
+        call=_get(lambda w: "/collections/flags/tiles/WebMercatorQuad"),
+    ),
+    Row(
+        "GET",
+        "/collections/{collection_id}/tiles/{tile_matrix_set_id}/{tile_matrix}/{tile_row}/{tile_col}",
+        ROLES,
+        "list",
+        call=_get(lambda w: w["tile"]),
+    ),
     # inspectors
     Row("POST", "/checks", ROLES, "list", call=lambda w: {"json": w["region"]}),
     Row("POST", "/screenings", ROLES, call=lambda w: {"json": {"footprint": w["region"], "activity": "mining"}}),
     # workflow
     Row("GET", "/flags/{flag_id}", ROLES, "flag", call=_get(lambda w: f"/flags/{w['xin']}")),
-    Row("PATCH", "/flags/{flag_id}", ("inspector", "admin"), "flag",
+    Row(
+        "PATCH",
+        "/flags/{flag_id}",
+        ("inspector", "admin"),
+        "flag",
         call=lambda w: {"url": f"/flags/{w['xin']}", "json": {"status": "dispatched", "note": "on my way"}},
-        harmless=lambda w: {"url": f"/flags/{w['xin']}", "json": {"status": "closed"}}, ok=409),
+        harmless=lambda w: {"url": f"/flags/{w['xin']}", "json": {"status": "closed"}},
+        ok=409,
+    ),
     Row("GET", "/flags/{flag_id}/history", ROLES, "flag", call=_get(lambda w: f"/flags/{w['xin']}/history")),
     Row("GET", "/flags/{flag_id}/report", ROLES, "flag", call=_get(lambda w: f"/flags/{w['xin']}/report?f=html")),
-    Row("POST", "/flags/{flag_id}/evidence", ("inspector", "admin"), "flag",
-        call=lambda w: {"url": f"/flags/{w['xin']}/evidence", "files": {"file": ("site.jpg", JPEG, "image/jpeg")},
-                        "data": {"note": "excavator"}},
+    Row(
+        "POST",
+        "/flags/{flag_id}/evidence",
+        ("inspector", "admin"),
+        "flag",
+        call=lambda w: {
+            "url": f"/flags/{w['xin']}/evidence",
+            "files": {"file": ("site.jpg", JPEG, "image/jpeg")},
+            "data": {"note": "excavator"},
+        },
         harmless=lambda w: {"url": f"/flags/{w['xin']}/evidence", "files": {"file": ("x.html", b"<html>")}},
-        ok=422),
+        ok=422,
+    ),
     Row("GET", "/flags/{flag_id}/evidence", ROLES, "flag", call=_get(lambda w: f"/flags/{w['xin']}/evidence")),
     Row("GET", "/evidence/{evidence_id}", ROLES, "flag", call=_get(lambda w: f"/evidence/{w['evidence_xin']}")),
     # analysts
     Row("GET", "/exports", ("analyst", "admin"), "list", call=_get(lambda w: "/exports?format=geojson")),
     Row("GET", "/stats", ROLES, "list", call=_get(lambda w: "/stats?group_by=region")),
+    # the rectification ledger (one problem in each township: see ``world``)
+    Row("GET", "/ledger", ROLES, "list", call=_get(lambda w: "/ledger")),
     # scans
-    Row("POST", "/scans", ("admin",),
-        call=lambda w: {"json": {"product": "again.tif", "class_table": "change_classes.csv",
-                                 "acquired_after": "2026-06-21", "product_id": "again"}},
-        harmless=lambda w: {"json": {"product": "missing.tif", "acquired_after": "2026-06-21"}}, ok=404),
+    Row(
+        "POST",
+        "/scans",
+        ("admin",),
+        call=lambda w: {
+            "json": {
+                "product": "again.tif",
+                "class_table": "change_classes.csv",
+                "acquired_after": "2026-06-21",
+                "product_id": "again",
+            }
+        },
+        harmless=lambda w: {"json": {"product": "missing.tif", "acquired_after": "2026-06-21"}},
+        ok=404,
+    ),
     Row("GET", "/jobs/{job_id}", ROLES, call=_get(lambda w: f"/jobs/{w['job']}")),
     # OGC API - Processes (the world's job is only accepted: its results are not ready, 404)
     Row("GET", "/processes", ROLES),
     Row("GET", "/processes/{process_id}", ROLES, call=_get(lambda w: "/processes/scan")),
-    Row("POST", "/processes/scan/execution", ("admin",),
-        call=lambda w: {"json": {"inputs": {"product": "again.tif", "class_table": "change_classes.csv",
-                                            "acquired_after": "2026-06-21", "product_id": "again"}}},
-        harmless=lambda w: {"json": {"inputs": {"product": "missing.tif", "acquired_after": "2026-06-21"}}}, ok=404),
+    Row(
+        "POST",
+        "/processes/scan/execution",
+        ("admin",),
+        call=lambda w: {
+            "json": {
+                "inputs": {
+                    "product": "again.tif",
+                    "class_table": "change_classes.csv",
+                    "acquired_after": "2026-06-21",
+                    "product_id": "again",
+                }
+            }
+        },
+        harmless=lambda w: {"json": {"inputs": {"product": "missing.tif", "acquired_after": "2026-06-21"}}},
+        ok=404,
+    ),
     Row("GET", "/jobs", ROLES),
     Row("GET", "/jobs/{job_id}/results", ROLES, call=_get(lambda w: f"/jobs/{w['job']}/results"), ok=404),
+    # area subscriptions (redline.notify): inspectors within their jurisdiction, admins all
+    Row("GET", "/subscriptions", ("inspector", "admin")),
+    Row(
+        "POST",
+        "/subscriptions",
+        ("inspector", "admin"),
+        call=lambda w: {"json": {"name": "new-hook", "admin_codes": [XIN], "webhook": "https://hooks.example.cn/x"}},
+        harmless=lambda w: {"json": {"name": "bad", "region": w["region"], "webhook": "ftp://hooks.example.cn/x"}},
+        ok=422,
+    ),
+    Row(
+        "DELETE",
+        "/subscriptions/{name}",
+        ("inspector", "admin"),
+        call=_get(lambda w: "/subscriptions/doomed"),
+        harmless=_get(lambda w: "/subscriptions/no-such-subscription"),
+        ok=404,
+    ),
+    Row("GET", "/deliveries", ("inspector", "admin")),
 )
 PROTECTED = [r for r in ROWS if r.roles is not PUBLIC]
 
@@ -168,6 +259,11 @@ def world(env):
         # written around create_token, which refuses them: must never mean "everywhere"
         store.add_token("nowhere", "inspector", [], _hash(tokens["empty"]))
         store.add_token("blanks", "inspector", ["", "  "], _hash(tokens["blank"]))
+        store.add_subscription(new_subscription(OPERATOR, "doomed", admin_codes=[XIN], email="a@example.cn"))
+        # one problem on the rectification ledger in each township (GET /ledger)
+        for fid in (next(i for i in by_unit[XIN] if i != xin), by_unit[YIHE][0]):
+            for to in ("dispatched", "verified_violation"):
+                move(store, fid, to, "root")
     finally:
         store.close()
     shutil.copy(env["out"] / "change_2026-06.tif", env["settings"].data_dir / "again.tif")
@@ -184,8 +280,10 @@ def snapshot(env) -> dict:
         if hasattr(store, "db"):  # SQLite
             rows = {t: [tuple(r) for r in store.db.execute(f"SELECT * FROM {t} ORDER BY 1")] for t in TABLES}
         else:  # PostGIS
-            rows = {t: [tuple(sorted(r.items())) for r in store.conn.execute(f"SELECT * FROM {t} ORDER BY 1")]
-                    for t in TABLES}
+            rows = {
+                t: [tuple(sorted(r.items())) for r in store.conn.execute(f"SELECT * FROM {t} ORDER BY 1")]
+                for t in TABLES
+            }
     finally:
         store.close()
     root = env["settings"].evidence_dir
@@ -220,18 +318,24 @@ def admin_codes(env, row: Row, response) -> list[str]:
         return [f["admin_code"] for f in body["flags"]]
     if row.path == "/stats":
         return [g["admin_code"] for g in response.json()["groups"]]
+    if row.path == "/ledger":
+        return [r["admin_code"] for r in response.json()["items"]]
     if "/tiles/" in row.path:  # a vector tile: its flags' units, in id order
         layers = mapbox_vector_tile.decode(response.content) if response.content else {}
-        return [f["properties"]["admin_code"] for f in sorted(layers.get("flags", {}).get("features", []),
-                                                              key=lambda f: f["id"])]
+        return [
+            f["properties"]["admin_code"]
+            for f in sorted(layers.get("flags", {}).get("features", []), key=lambda f: f["id"])
+        ]
     return [f["properties"]["admin_code"] for f in response.json()["features"]]  # items, geojson export
 
 
 # --- the table covers the app ------------------------------------------------------------
 
+
 def _app_routes(app) -> set[tuple[str, str]]:
     try:  # FastAPI >= 0.120 keeps included routers unflattened
         from fastapi.routing import iter_route_contexts
+
         routes = [c.original_route for c in iter_route_contexts(app.routes)]
     except ImportError:
         routes = list(app.routes)
@@ -247,6 +351,7 @@ def test_every_route_has_a_row(env):
 
 
 # --- the matrix ----------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("row", ROWS, ids=lambda r: r.id)
 def test_no_token(env, world, row):
@@ -288,8 +393,14 @@ def test_malformed_token(env, world, row):
 @pytest.mark.parametrize("row", PROTECTED, ids=lambda r: r.id)
 def test_revoked_token(env, world, row):
     before = snapshot(env)
-    refused(env, row, send(env["client"], row, world, _bearer(world["tokens"]["revoked"])), 401,
-            "invalid or revoked", before=before)
+    refused(
+        env,
+        row,
+        send(env["client"], row, world, _bearer(world["tokens"]["revoked"])),
+        401,
+        "invalid or revoked",
+        before=before,
+    )
 
 
 @pytest.mark.parametrize("row", PROTECTED, ids=lambda r: r.id)
@@ -330,8 +441,14 @@ def test_inspector_with_an_empty_jurisdiction_is_refused(env, world, row, which)
     """A stored inspector token bound to no unit ([] or blank codes) is refused everywhere,
     never shown everything."""
     before = snapshot(env)
-    refused(env, row, send(env["client"], row, world, _bearer(world["tokens"][which])), 403, "no jurisdiction",
-            before=before)
+    refused(
+        env,
+        row,
+        send(env["client"], row, world, _bearer(world["tokens"][which])),
+        403,
+        "no jurisdiction",
+        before=before,
+    )
 
 
 # --- listings: an inspector's answers hold exactly their township's flags ------------------
@@ -367,10 +484,13 @@ def test_analyst_filters_by_unit_in_exports_and_stats(client, auth):
 
 # --- evidence --------------------------------------------------------------------------------
 
+
 def test_evidence_of_another_jurisdiction_is_403_and_own_is_a_safe_download(env, world, auth):
     client = env["client"]
-    for eid, own, other in ((world["evidence_xin"], "inspector", "inspector_yihe"),
-                            (world["evidence_yihe"], "inspector_yihe", "inspector")):
+    for eid, own, other in (
+        (world["evidence_xin"], "inspector", "inspector_yihe"),
+        (world["evidence_yihe"], "inspector_yihe", "inspector"),
+    ):
         assert_problem(client.get(f"/evidence/{eid}", headers=auth(other)), 403, "outside your jurisdiction")
         r = client.get(f"/evidence/{eid}", headers=auth(own))
         assert r.status_code == 200 and r.content == JPEG
@@ -393,8 +513,11 @@ def test_refused_evidence_upload_leaves_no_file(env, world, auth):
     """The jurisdiction is checked before the body touches the disk."""
     before = snapshot(env)
     yihe_flag = world["flags"][YIHE][0]
-    r = env["client"].post(f"/flags/{yihe_flag}/evidence", headers=auth("inspector"),
-                           files={"file": ("big.jpg", JPEG + b"\x00" * 200_000, "image/jpeg")})
+    r = env["client"].post(
+        f"/flags/{yihe_flag}/evidence",
+        headers=auth("inspector"),
+        files={"file": ("big.jpg", JPEG + b"\x00" * 200_000, "image/jpeg")},
+    )
     assert_problem(r, 403, "jurisdiction")
     assert snapshot(env) == before
 

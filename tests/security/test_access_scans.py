@@ -47,10 +47,20 @@ def watch_fs(monkeypatch):
             if isinstance(path, (str, bytes, os.PathLike)) and CANARY in os.fsdecode(path):
                 seen.append((name, os.fsdecode(path)))
             return fn(path, *args, **kwargs)
+
         return wrapped
 
-    for mod, name in ((os, "stat"), (os, "lstat"), (os, "open"), (os, "listdir"), (os, "scandir"),
-                      (os, "access"), (os.path, "realpath"), (builtins, "open"), (io, "open")):
+    for mod, name in (
+        (os, "stat"),
+        (os, "lstat"),
+        (os, "open"),
+        (os, "listdir"),
+        (os, "scandir"),
+        (os, "access"),
+        (os.path, "realpath"),
+        (builtins, "open"),
+        (io, "open"),
+    ):
         monkeypatch.setattr(mod, name, spy(name, getattr(mod, name)))
     return seen
 
@@ -86,9 +96,12 @@ def test_links_inside_pointing_out_are_refused_alike(client, auth, env, outside,
     for name, target in (("link-a.tif", outside["exists"]), ("link-b.tif", outside["missing"])):
         (data / name).unlink(missing_ok=True)
         (data / name).symlink_to(target)
-    _same_refusal(_post(client, auth, product="link-a.tif", class_table="change_classes.csv"),
-                  _post(client, auth, product="link-b.tif", class_table="change_classes.csv"),
-                  "link-a.tif", "link-b.tif")
+    _same_refusal(
+        _post(client, auth, product="link-a.tif", class_table="change_classes.csv"),
+        _post(client, auth, product="link-b.tif", class_table="change_classes.csv"),
+        "link-a.tif",
+        "link-b.tif",
+    )
     assert not [op for op, _ in watch_fs if op not in ("lstat", "realpath")], watch_fs  # resolved, never opened
 
 
@@ -153,8 +166,17 @@ def test_failed_job_message_has_no_server_path(client, auth, env):
     arr = np.zeros((300, 300), dtype=np.uint8)
     arr[10, 10] = 99  # not in the class table: found while scanning, after the job started
     (data / "jobs").mkdir(exist_ok=True)
-    with rasterio.open(data / "jobs" / "odd.tif", "w", driver="GTiff", width=300, height=300, count=1,
-                       dtype="uint8", crs="EPSG:32649", transform=from_origin(300000, 4410000, 10, 10)) as ds:
+    with rasterio.open(
+        data / "jobs" / "odd.tif",
+        "w",
+        driver="GTiff",
+        width=300,
+        height=300,
+        count=1,
+        dtype="uint8",
+        crs="EPSG:32649",
+        transform=from_origin(300000, 4410000, 10, 10),
+    ) as ds:
         ds.write(arr, 1)
     r = _post(client, auth, product="jobs/odd.tif", class_table="change_classes.csv", acquired_after="2026-10-02")
     assert r.status_code == 201, r.text
@@ -165,15 +187,20 @@ def test_failed_job_message_has_no_server_path(client, auth, env):
     assert not any(w.startswith("/") for w in job["message"].split()), job
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("{root}/x.tif: no such file", "x.tif: no such file"),
-    ("{root}/a/b.tif: class code(s) 99 are not in {root}/t.csv", "a/b.tif: class code(s) 99 are not in t.csv"),
-    ("'{root}' is the folder", "'.' is the folder"),
-    ("/etc/passwd: not a readable raster (/etc/passwd: not recognised)",
-     "…/passwd: not a readable raster (…/passwd: not recognised)"),
-    ("{root}-other/x.tif is outside", "…/x.tif is outside"),
-    ("see https://example.org/a/b and 3/4/5 and sub/x.tif", "see https://example.org/a/b and 3/4/5 and sub/x.tif"),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("{root}/x.tif: no such file", "x.tif: no such file"),
+        ("{root}/a/b.tif: class code(s) 99 are not in {root}/t.csv", "a/b.tif: class code(s) 99 are not in t.csv"),
+        ("'{root}' is the folder", "'.' is the folder"),
+        (
+            "/etc/passwd: not a readable raster (/etc/passwd: not recognised)",
+            "…/passwd: not a readable raster (…/passwd: not recognised)",
+        ),
+        ("{root}-other/x.tif is outside", "…/x.tif is outside"),
+        ("see https://example.org/a/b and 3/4/5 and sub/x.tif", "see https://example.org/a/b and 3/4/5 and sub/x.tif"),
+    ],
+)
 def test_hide_paths(tmp_path, text, expected):
     root = tmp_path / "data"
     root.mkdir()

@@ -59,7 +59,9 @@ def test_cli_create_list_revoke_and_the_api_refuses_the_revoked_token(url, tmp_p
 
     listed = json.loads(cli(url, "tokens", "list", "--json").stdout)
     assert [(t["name"], t["role"], t["jurisdiction"], t["revoked_at"]) for t in listed] == [
-        ("field-1", "inspector", [XIN], None), ("desk", "viewer", [], None)]
+        ("field-1", "inspector", [XIN], None),
+        ("desk", "viewer", [], None),
+    ]
     assert token not in json.dumps(listed)  # the value is shown once, never listed
     assert hashlib.sha256(token.encode()).hexdigest() not in json.dumps(listed)
 

@@ -25,7 +25,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -46,6 +45,7 @@ JPEG = b"\xff\xd8\xff\xe0" + b"\x00\x10JFIF\x00" + bytes(range(256)) * 1024 + b"
 
 # --- helpers ------------------------------------------------------------------------------
 
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -61,8 +61,14 @@ def _env(db: Path | str, **extra) -> dict:
     return env
 
 
-def run_cli(env: dict, *args, kill_in: str | None = None, kill_at: str | None = None, after: float | None = None,
-            timeout: float = 120):
+def run_cli(
+    env: dict,
+    *args,
+    kill_in: str | None = None,
+    kill_at: str | None = None,
+    after: float | None = None,
+    timeout: float = 120,
+):
     """Run ``redline ARGS`` (through _killer.py when a kill is asked); (returncode, stdout, stderr)."""
     env = dict(env)
     if kill_in:
@@ -94,8 +100,9 @@ class Server:
             env["REDLINE_KILL_AT"] = kill_at
         cmd = [sys.executable, KILLER] if kill_in else [REDLINE]
         self._log = open(log, "ab")
-        self.proc = subprocess.Popen([*cmd, "serve", "--port", str(self.port)], env=env, cwd=ROOT,
-                                     stdout=self._log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [*cmd, "serve", "--port", str(self.port)], env=env, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -131,8 +138,12 @@ class Server:
 def snapshot(db: Path) -> dict:
     """What the store holds, minus wall-clock times."""
     con = sqlite3.connect(db)
-    drop = {"scans": ("started_at", "finished_at"), "flags": ("created_at", "updated_at"), "audit": ("at",),
-            "evidence": ("at",)}
+    drop = {
+        "scans": ("started_at", "finished_at"),
+        "flags": ("created_at", "updated_at"),
+        "audit": ("at",),
+        "evidence": ("at",),
+    }
     out = {}
     for table in ("scans", "flags", "observations", "conflicts", "audit", "evidence"):
         cols = [r[1] for r in con.execute(f"PRAGMA table_info({table})") if r[1] not in drop.get(table, ())]
@@ -143,6 +154,7 @@ def snapshot(db: Path) -> dict:
 
 
 # --- the sample scenario, once per module --------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory):
@@ -166,6 +178,7 @@ def scanned(sample, tmp_path):
 
 # --- (a) scans ------------------------------------------------------------------------------
 
+
 def test_scan_killed_at_any_moment_leaves_all_or_nothing_and_rerun_scans(sample, tmp_path):
     product = sample["out"] / "change_2026-09.tif"
     before = snapshot(sample["layers"])
@@ -178,10 +191,12 @@ def test_scan_killed_at_any_moment_leaves_all_or_nothing_and_rerun_scans(sample,
     expected = snapshot(base)
     assert expected["flags"] and expected["scans"]
 
-    kills = [dict(kill_in="redline.scan:_record:before:1"),  # in the write transaction, nothing written yet
-             dict(kill_in="redline.scan:_record:after:1"),  # in the transaction, a flag written
-             dict(kill_in="redline.store.sqlite:SQLiteStore.transaction:before:1"),  # all read, before writing
-             *[dict(after=share * seconds) for share in (0.3, 0.6, 0.9)]]  # wherever it is
+    kills = [
+        dict(kill_in="redline.scan:_record:before:1"),  # in the write transaction, nothing written yet
+        dict(kill_in="redline.scan:_record:after:1"),  # in the transaction, a flag written
+        dict(kill_in="redline.store.sqlite:SQLiteStore.transaction:before:1"),  # all read, before writing
+        *[dict(after=share * seconds) for share in (0.3, 0.6, 0.9)],
+    ]  # wherever it is
     killed = 0
     for kill in kills:
         db = tmp_path / "killed.db"
@@ -201,6 +216,7 @@ def test_scan_killed_at_any_moment_leaves_all_or_nothing_and_rerun_scans(sample,
 
 
 # --- (b) exports ----------------------------------------------------------------------------
+
 
 def _features(path: Path) -> int:
     import pyogrio
@@ -247,6 +263,7 @@ def test_export_in_progress_is_not_cleaned_up_by_another(tmp_path):
 
 # --- (c) workflow ---------------------------------------------------------------------------
 
+
 def _status_and_moves(db: Path, flag_id: int) -> tuple[str, list]:
     store = open_store(f"sqlite:///{db}")
     try:
@@ -257,12 +274,15 @@ def _status_and_moves(db: Path, flag_id: int) -> tuple[str, list]:
     return status, moves
 
 
-@pytest.mark.parametrize("kill_in", [
-    "redline.workflow:allowed_next:after:1",  # in the transaction, before it writes
-    "redline.store.sqlite:SQLiteStore.update_flag:before:1",  # in the transaction, nothing written
-    "redline.store.sqlite:SQLiteStore.audit:before:1",  # status written, audit not yet
-    "redline.store.sqlite:SQLiteStore.audit:after:1",  # both written, not committed
-])
+@pytest.mark.parametrize(
+    "kill_in",
+    [
+        "redline.workflow:allowed_next:after:1",  # in the transaction, before it writes
+        "redline.store.sqlite:SQLiteStore.update_flag:before:1",  # in the transaction, nothing written
+        "redline.store.sqlite:SQLiteStore.audit:before:1",  # status written, audit not yet
+        "redline.store.sqlite:SQLiteStore.audit:after:1",  # both written, not committed
+    ],
+)
 def test_workflow_move_killed_in_the_server_leaves_status_and_audit_together(sample, scanned, tmp_path, kill_in):
     fid = sample["flags"][0]
     assert _status_and_moves(scanned, fid) == ("new", [])
@@ -280,16 +300,24 @@ def test_workflow_move_killed_in_the_server_leaves_status_and_audit_together(sam
 
 def test_workflow_move_killed_after_commit_has_both(sample, scanned, tmp_path):
     fid = sample["flags"][1]
-    code = ("import os, signal, sys\nfrom redline.store import open_store\nfrom redline.workflow import move\n"
-            "s = open_store(sys.argv[1])\nmove(s, int(sys.argv[2]), 'dispatched', 'field', 'seen')\n"
-            "os.kill(os.getpid(), signal.SIGKILL)\n")
-    proc = subprocess.run([sys.executable, "-c", code, f"sqlite:///{scanned}", str(fid)], capture_output=True,
-                          text=True, env=_env(scanned), timeout=60)
+    code = (
+        "import os, signal, sys\nfrom redline.store import open_store\nfrom redline.workflow import move\n"
+        "s = open_store(sys.argv[1])\nmove(s, int(sys.argv[2]), 'dispatched', 'field', 'seen')\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, f"sqlite:///{scanned}", str(fid)],
+        capture_output=True,
+        text=True,
+        env=_env(scanned),
+        timeout=60,
+    )
     assert proc.returncode == -9, proc.stderr
     assert _status_and_moves(scanned, fid) == ("dispatched", [("new", "dispatched")])
 
 
 # --- (d) evidence uploads -------------------------------------------------------------------
+
 
 def evidence_state(db: Path, root: Path, flag_id: int) -> dict:
     store = open_store(f"sqlite:///{db}")
@@ -309,20 +337,28 @@ def assert_consistent(state: dict) -> None:
     assert state["files"] == sorted(r["stored_name"] for r in state["rows"]), state
 
 
-@pytest.mark.parametrize("point, committed", [
-    ("evidence-writing:2", False),  # mid-file
-    ("evidence-written", False),  # the whole file in its temp name, no row
-    ("evidence-in-transaction", False),  # row and audit written, not committed
-    ("evidence-committed", True),  # committed, not yet renamed into place
-])
+@pytest.mark.parametrize(
+    "point, committed",
+    [
+        ("evidence-writing:2", False),  # mid-file
+        ("evidence-written", False),  # the whole file in its temp name, no row
+        ("evidence-in-transaction", False),  # row and audit written, not committed
+        ("evidence-committed", True),  # committed, not yet renamed into place
+    ],
+)
 def test_evidence_upload_killed_leaves_no_orphan_and_no_half_row(sample, scanned, tmp_path, point, committed):
     fid = sample["flags"][2]
     root = tmp_path / "evidence"
     env = _env(scanned, REDLINE_EVIDENCE_DIR=root)
     with Server(env, tmp_path / "serve.log", kill_at=point) as srv:
         with pytest.raises(httpx.HTTPError):
-            srv.request("POST", f"/flags/{fid}/evidence", sample["token"], files={"file": ("site.jpg", JPEG)},
-                        data={"note": "pit"})
+            srv.request(
+                "POST",
+                f"/flags/{fid}/evidence",
+                sample["token"],
+                files={"file": ("site.jpg", JPEG)},
+                data={"note": "pit"},
+            )
         assert srv.died() == -9
     state = evidence_state(scanned, root, fid)
     assert len(state["rows"]) == int(committed) and state["audited"] == [r["id"] for r in state["rows"]]
@@ -352,12 +388,16 @@ def test_evidence_server_killed_mid_body_writes_nothing(sample, scanned, tmp_pat
     fid = sample["flags"][2]
     root = tmp_path / "evidence"
     with Server(_env(scanned, REDLINE_EVIDENCE_DIR=root), tmp_path / "serve.log") as srv:
-        body = (b'--xx\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n'
-                b"Content-Type: image/jpeg\r\n\r\n" + JPEG[:100_000])
+        body = (
+            b'--xx\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n'
+            b"Content-Type: image/jpeg\r\n\r\n" + JPEG[:100_000]
+        )
         with socket.create_connection(("127.0.0.1", srv.port)) as s:
-            s.sendall(f"POST /flags/{fid}/evidence HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {sample['token']}\r\n"
-                      f"Content-Type: multipart/form-data; boundary=xx\r\nContent-Length: 400000\r\n\r\n".encode()
-                      + body)
+            s.sendall(
+                f"POST /flags/{fid}/evidence HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {sample['token']}\r\n"
+                f"Content-Type: multipart/form-data; boundary=xx\r\nContent-Length: 400000\r\n\r\n".encode()
+                + body
+            )
             time.sleep(0.3)
             srv.proc.kill()
         assert srv.died() == -9
@@ -395,16 +435,23 @@ def test_recover_leaves_uploads_in_progress_and_removes_orphans(sample, scanned,
 
 # --- clients that hang up mid-body ------------------------------------------------------------
 
+
 def test_client_disconnect_mid_body_logs_no_traceback_and_server_keeps_answering(sample, scanned, tmp_path):
     log = tmp_path / "serve.log"
     fid = sample["flags"][0]
     token = sample["token"]
     heads = [
         ("/checks", "application/json", b'{"type": "Feature", "geometry": {"type": "Polygon", '),
-        ("/checks", "multipart/form-data; boundary=xx",
-         b'--xx\r\nContent-Disposition: form-data; name="file"; filename="a.geojson"\r\n\r\n{"type"'),
-        (f"/flags/{fid}/evidence", "multipart/form-data; boundary=xx",
-         b'--xx\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n\r\n' + JPEG[:5000]),
+        (
+            "/checks",
+            "multipart/form-data; boundary=xx",
+            b'--xx\r\nContent-Disposition: form-data; name="file"; filename="a.geojson"\r\n\r\n{"type"',
+        ),
+        (
+            f"/flags/{fid}/evidence",
+            "multipart/form-data; boundary=xx",
+            b'--xx\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n\r\n' + JPEG[:5000],
+        ),
         ("/screenings", "application/json", b'{"geometry": '),
         (f"/flags/{fid}", "application/json", b'{"status": '),
         ("/checks", "application/json", b""),  # headers only
@@ -413,8 +460,11 @@ def test_client_disconnect_mid_body_logs_no_traceback_and_server_keeps_answering
         for path, ctype, body in heads:
             method = "PATCH" if path == f"/flags/{fid}" else "POST"
             with socket.create_connection(("127.0.0.1", srv.port)) as s:
-                s.sendall(f"{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
-                          f"Content-Type: {ctype}\r\nContent-Length: {len(body) + 100_000}\r\n\r\n".encode() + body)
+                s.sendall(
+                    f"{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+                    f"Content-Type: {ctype}\r\nContent-Length: {len(body) + 100_000}\r\n\r\n".encode()
+                    + body
+                )
                 time.sleep(0.2)
         time.sleep(0.5)
         assert srv.request("GET", "/health").status_code == 200
@@ -427,6 +477,7 @@ def test_client_disconnect_mid_body_logs_no_traceback_and_server_keeps_answering
 
 # --- PostGIS going away -----------------------------------------------------------------------
 
+
 class PrivatePostgres:
     """A PostgreSQL instance of its own (data folder in /tmp, free port), started and stopped
     by the test; run as the ``postgres`` OS user when we are root (initdb refuses root)."""
@@ -434,8 +485,11 @@ class PrivatePostgres:
     def __init__(self):
         for tool in ("initdb", "pg_ctl"):
             if not (PG_BIN / tool).is_file():
-                pytest.fail(f"cannot run a private PostgreSQL: {PG_BIN / tool} is missing "
-                            "(install PostgreSQL 15 and PostGIS: scripts/provision_postgis.sh)", pytrace=False)
+                pytest.fail(
+                    f"cannot run a private PostgreSQL: {PG_BIN / tool} is missing "
+                    "(install PostgreSQL 15 and PostGIS: scripts/provision_postgis.sh)",
+                    pytrace=False,
+                )
         self.as_user = []
         self.folder = Path(tempfile.mkdtemp(prefix="redline-pg-"))
         if os.geteuid() == 0:
@@ -449,8 +503,7 @@ class PrivatePostgres:
             self.as_user = ["runuser", "-u", "postgres", "--"]
         self.data = self.folder / "data"
         self.port = free_port()
-        self._run("initdb", "-D", self.data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C",
-                  "--no-sync")
+        self._run("initdb", "-D", self.data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync")
         self.start()
         self.url = f"postgresql://postgres@127.0.0.1:{self.port}/redline"
         admin = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
@@ -463,26 +516,42 @@ class PrivatePostgres:
                 conn.execute("CREATE EXTENSION postgis")
         except psycopg.Error as exc:
             self.close()
-            pytest.fail(f"the private PostgreSQL has no PostGIS: {exc} (scripts/provision_postgis.sh installs it)",
-                        pytrace=False)
+            pytest.fail(
+                f"the private PostgreSQL has no PostGIS: {exc} (scripts/provision_postgis.sh installs it)",
+                pytrace=False,
+            )
 
     def _run(self, tool: str, *args) -> None:
-        proc = subprocess.run([*self.as_user, str(PG_BIN / tool), *map(str, args)], capture_output=True, text=True,
-                              timeout=120)
+        proc = subprocess.run(
+            [*self.as_user, str(PG_BIN / tool), *map(str, args)], capture_output=True, text=True, timeout=120
+        )
         if proc.returncode != 0:
-            pytest.fail(f"cannot run a private PostgreSQL: {tool} failed: {proc.stderr.strip() or proc.stdout}",
-                        pytrace=False)
+            pytest.fail(
+                f"cannot run a private PostgreSQL: {tool} failed: {proc.stderr.strip() or proc.stdout}", pytrace=False
+            )
 
     def start(self) -> None:
-        self._run("pg_ctl", "start", "-w", "-D", self.data, "-l", self.folder / "log",
-                  "-o", f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off")
+        self._run(
+            "pg_ctl",
+            "start",
+            "-w",
+            "-D",
+            self.data,
+            "-l",
+            self.folder / "log",
+            "-o",
+            f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off",
+        )
 
     def stop(self) -> None:
         self._run("pg_ctl", "stop", "-w", "-D", self.data, "-m", "immediate")
 
     def close(self) -> None:
-        subprocess.run([*self.as_user, str(PG_BIN / "pg_ctl"), "stop", "-D", str(self.data), "-m", "immediate"],
-                       capture_output=True, timeout=60)
+        subprocess.run(
+            [*self.as_user, str(PG_BIN / "pg_ctl"), "stop", "-D", str(self.data), "-m", "immediate"],
+            capture_output=True,
+            timeout=60,
+        )
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
@@ -517,8 +586,12 @@ def test_postgis_stopped_answers_503_and_recovers_when_it_returns(private_pg, tm
             assert srv.request("GET", "/ready").status_code == 200
 
         private_pg.stop()
-        for path, tok in (("/ready", None), ("/collections/flags/items?limit=2", token), ("/ready", None),
-                          (f"/flags/{items.json()['features'][0]['id']}", token)):
+        for path, tok in (
+            ("/ready", None),
+            ("/collections/flags/items?limit=2", token),
+            ("/ready", None),
+            (f"/flags/{items.json()['features'][0]['id']}", token),
+        ):
             r = srv.request("GET", path, tok, timeout=20)  # an answer, not a hang
             _problem_503(r)
         assert srv.request("GET", "/health").status_code == 200  # alive, only not ready

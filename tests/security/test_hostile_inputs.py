@@ -27,9 +27,8 @@ import rasterio.transform
 import shapely
 from pyproj import Transformer
 
-from redline.store import open_store
-
 from redline.auth import create_token
+from redline.store import open_store
 
 from ..scenario import build
 from . import hostile
@@ -52,10 +51,12 @@ def scenario(tmp_path_factory):
     shutil.copy(out / "change_classes.csv", data / "change_classes.csv")
     store = open_store(url)
     try:
-        tokens = {"viewer": create_token(store, "v", "viewer"),
-                  "inspector": create_token(store, "i", "inspector", ["150625100"]),
-                  "analyst": create_token(store, "a", "analyst"),
-                  "admin": create_token(store, "root", "admin")}
+        tokens = {
+            "viewer": create_token(store, "v", "viewer"),
+            "inspector": create_token(store, "i", "inspector", ["150625100"]),
+            "analyst": create_token(store, "a", "analyst"),
+            "admin": create_token(store, "root", "admin"),
+        }
     finally:
         store.close()
     return {"out": out, "url": url, "data": data, "tokens": tokens, "truth": truth}
@@ -81,8 +82,7 @@ def make_server(scenario, tmp_path_factory):
     servers = []
 
     def _make(**settings):
-        s = Server(scenario["url"], scenario["data"], scenario["tokens"], tmp_path_factory.mktemp("server"),
-                   **settings)
+        s = Server(scenario["url"], scenario["data"], scenario["tokens"], tmp_path_factory.mktemp("server"), **settings)
         servers.append(s)
         return s
 
@@ -107,8 +107,13 @@ def assert_problem(response, *statuses: int) -> dict:
 
 
 def upload(api, name: str, content: bytes, role="viewer", timeout=30.0, **params):
-    return api.post("/checks", role=role, timeout=timeout, params=params or None,
-                    files={"file": (name, content, "application/octet-stream")})
+    return api.post(
+        "/checks",
+        role=role,
+        timeout=timeout,
+        params=params or None,
+        files={"file": (name, content, "application/octet-stream")},
+    )
 
 
 def region_body(bounds=hostile.SAMPLE_BOX) -> bytes:
@@ -234,8 +239,7 @@ def test_nested_zip_is_refused(api, guard, shp_members):
 
 @pytest.mark.parametrize("target", ["canary_file", "canary_pipe", "http"])
 def test_kml_external_entity_is_refused(api, guard, canary, listener, target):
-    where = {"canary_file": str(canary.file), "canary_pipe": str(canary.fifo),
-             "http": f"{listener.url}/entity"}[target]
+    where = {"canary_file": str(canary.file), "canary_pipe": str(canary.fifo), "http": f"{listener.url}/entity"}[target]
     r = upload(api, "region.kml", hostile.kml_xxe(where))
     assert_problem(r, 422)
     guard.verify(r.text)
@@ -265,7 +269,7 @@ def test_geopackage_without_geometry_is_refused(api, guard, tmp_path):
 
 
 def test_csv_upload_is_refused(api, guard):
-    csv = b"id,WKT\n1,\"POLYGON ((108.64 39.86,108.66 39.86,108.66 39.875,108.64 39.86))\"\n"
+    csv = b'id,WKT\n1,"POLYGON ((108.64 39.86,108.66 39.86,108.66 39.875,108.64 39.86))"\n'
     r = upload(api, "region.csv", csv)
     assert_problem(r, 422)
     guard.verify(r.text)
@@ -276,7 +280,8 @@ def test_non_finite_coordinates_are_refused(api, guard, value):
     r = api.post("/checks", role="viewer", content=hostile.nan_polygon(value), headers=JSON)
     assert_problem(r, 422)
     body = json.dumps({"footprint": "__F__", "activity": "mining"}).replace(
-        '"__F__"', hostile.nan_polygon(value).decode())
+        '"__F__"', hostile.nan_polygon(value).decode()
+    )
     r2 = api.post("/screenings", role="viewer", content=body.encode(), headers=JSON)
     assert_problem(r2, 422)
     guard.verify(r.text, r2.text)
@@ -316,8 +321,15 @@ EXOTIC_CRS = [
     'UNIT["degree",0.0174532925199433]]',
     "EPSG:99999",
 ]
-ALLOWED_CRS = ["EPSG:4490", "EPSG:4326", "EPSG:32649", "4490", "OGC:CRS84",
-               "http://www.opengis.net/def/crs/EPSG/0/4490", "http://www.opengis.net/def/crs/OGC/1.3/CRS84"]
+ALLOWED_CRS = [
+    "EPSG:4490",
+    "EPSG:4326",
+    "EPSG:32649",
+    "4490",
+    "OGC:CRS84",
+    "http://www.opengis.net/def/crs/EPSG/0/4490",
+    "http://www.opengis.net/def/crs/OGC/1.3/CRS84",
+]
 
 
 def crs_request(api, endpoint: str, crs: str):
@@ -364,8 +376,7 @@ def test_pathological_polygons_are_413_and_health_stays_responsive(make_server, 
 
     def fire(key: str, n: int) -> None:
         try:
-            results[key] = server.post("/checks", role="viewer", content=hostile.star_body(n), headers=JSON,
-                                       timeout=20)
+            results[key] = server.post("/checks", role="viewer", content=hostile.star_body(n), headers=JSON, timeout=20)
         except Exception as exc:  # noqa: BLE001 -- a time-out is the failure reported below
             results[key] = exc
 
@@ -396,8 +407,10 @@ def test_pathological_polygons_are_413_and_health_stays_responsive(make_server, 
         assert not isinstance(r, Exception), f"{key}: {r!r}"
         assert_problem(r, 413)
     lat = sorted(latencies)
-    assert lat[-1] < 0.1, (f"/health took up to {lat[-1]:.3f} s over {len(lat)} probes "
-                           f"(median {lat[len(lat) // 2]:.3f} s, slowest {[round(x, 3) for x in lat[-5:]]})")
+    assert lat[-1] < 0.1, (
+        f"/health took up to {lat[-1]:.3f} s over {len(lat)} probes "
+        f"(median {lat[len(lat) // 2]:.3f} s, slowest {[round(x, 3) for x in lat[-5:]]})"
+    )
     guard.verify(*(r.text for r in results.values()))
 
 
@@ -420,11 +433,14 @@ def write_raster_vrt(path: Path, target: str, canary, listener, scenario) -> Pat
     with rasterio.open(scenario["out"] / "change_2026-06.tif") as ds:
         crs_wkt, b = ds.crs.to_wkt(), ds.bounds
     transform = rasterio.transform.from_bounds(*b, width, height)
-    source = {"canary_raw": str(canary.file),  # the bytes of a local file become pixel values
-              "canary_pipe": str(canary.fifo),
-              "vsicurl": f"/vsicurl/{listener.url}/change.tif"}[target]
-    content = hostile.raster_vrt(source, crs_wkt=crs_wkt, transform=transform, width=width, height=height,
-                                 raw=target.startswith("canary"))
+    source = {
+        "canary_raw": str(canary.file),  # the bytes of a local file become pixel values
+        "canary_pipe": str(canary.fifo),
+        "vsicurl": f"/vsicurl/{listener.url}/change.tif",
+    }[target]
+    content = hostile.raster_vrt(
+        source, crs_wkt=crs_wkt, transform=transform, width=width, height=height, raw=target.startswith("canary")
+    )
     path.write_bytes(content)
     return path
 
@@ -443,8 +459,7 @@ def wait_job(api, job_id: str, timeout: float = 60.0) -> dict:
 def test_scan_of_raster_vrt_renamed_tif_fails_without_leaking(api, guard, canary, listener, scenario, target):
     name = f"evil-{target}-{uuid.uuid4().hex[:8]}.tif"
     write_raster_vrt(scenario["data"] / name, target, canary, listener, scenario)
-    r = api.post("/scans", json={"product": name, "class_table": "change_classes.csv",
-                                 "acquired_after": "2026-11-01"})
+    r = api.post("/scans", json={"product": name, "class_table": "change_classes.csv", "acquired_after": "2026-11-01"})
     texts = [r.text]
     if r.status_code == 201:
         job = wait_job(api, r.json()["id"])
@@ -484,8 +499,9 @@ def test_whole_world_box_is_the_earth(api):
 def test_conflict_area_is_inside_the_region(api, scenario):
     store = open_store(scenario["url"])
     try:
-        flag = max((f for f in store.flags() if f["status"] not in ("permitted", "false_positive")),
-                   key=lambda f: f["area_ha"])
+        flag = max(
+            (f for f in store.flags() if f["status"] not in ("permitted", "false_positive")), key=lambda f: f["area_ha"]
+        )
     finally:
         store.close()
     geom = flag["geometry"]
@@ -545,13 +561,19 @@ def region_file(tmp_path: Path, kind: str, canary, listener) -> tuple[Path, list
         path.write_text('id,WKT\n1,"POLYGON ((108.64 39.86,108.66 39.86,108.66 39.875,108.64 39.86))"\n')
     elif kind == "nan":
         path = tmp_path / "nan.geojson"
-        path.write_bytes(b'{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {}, '
-                         b'"geometry": ' + hostile.nan_polygon() + b"}]}")
+        path.write_bytes(
+            b'{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {}, '
+            b'"geometry": ' + hostile.nan_polygon() + b"}]}"
+        )
     elif kind.startswith("vrt_"):
         path = tmp_path / "region.geojson"
-        path.write_bytes({"vrt_csv": hostile.ogr_vrt(f"CSV:{canary.file}", "canary"),
-                          "vrt_pipe": hostile.ogr_vrt(str(canary.fifo)),
-                          "vrt_vsicurl": hostile.ogr_vrt(f"/vsicurl/{listener.url}/r.csv")}[kind])
+        path.write_bytes(
+            {
+                "vrt_csv": hostile.ogr_vrt(f"CSV:{canary.file}", "canary"),
+                "vrt_pipe": hostile.ogr_vrt(str(canary.fifo)),
+                "vrt_vsicurl": hostile.ogr_vrt(f"/vsicurl/{listener.url}/r.csv"),
+            }[kind]
+        )
     elif kind == "nogeom":
         path = hostile.gpkg_without_geometry(tmp_path / "attrs.gpkg")
     elif kind == "iau":
@@ -569,8 +591,7 @@ def region_file(tmp_path: Path, kind: str, canary, listener) -> tuple[Path, list
     return path, extra
 
 
-@pytest.mark.parametrize("kind", ["csv", "nan", "nogeom", "vrt_csv", "vrt_pipe", "vrt_vsicurl", "iau",
-                                  "contradiction"])
+@pytest.mark.parametrize("kind", ["csv", "nan", "nogeom", "vrt_csv", "vrt_pipe", "vrt_vsicurl", "iau", "contradiction"])
 def test_cli_check_refuses_in_one_line(guard, canary, listener, scenario, tmp_path, kind):
     path, extra = region_file(tmp_path, kind, canary, listener)
     proc = cli("check", path, *extra, db=scenario["url"])
@@ -590,8 +611,15 @@ def test_cli_check_accepts_a_plain_region(scenario, tmp_path):
 @pytest.mark.parametrize("target", ["canary_raw", "canary_pipe", "vsicurl"])
 def test_cli_scan_of_raster_vrt_is_refused(guard, canary, listener, scenario, tmp_path, target):
     path = write_raster_vrt(tmp_path / "evil.tif", target, canary, listener, scenario)
-    proc = cli("scan", path, "--classes", scenario["data"] / "change_classes.csv", "--acquired-after", "2026-11-01",
-               db=scenario["url"])
+    proc = cli(
+        "scan",
+        path,
+        "--classes",
+        scenario["data"] / "change_classes.csv",
+        "--acquired-after",
+        "2026-11-01",
+        db=scenario["url"],
+    )
     assert_one_line_error(proc)
     guard.verify(proc.stdout, proc.stderr)
 
@@ -605,10 +633,14 @@ def test_nightly_records_a_raster_vrt_as_failed_and_goes_on(canary, listener, sc
         shutil.copy(out / name, watch / name)
     for target in ("canary_raw", "canary_pipe", "vsicurl"):
         path = write_raster_vrt(watch / f"evil_{target}.tif", target, canary, listener, scenario)
-        path.with_suffix(".json").write_text(json.dumps(
-            {"product_id": f"EVIL-{target}", "acquired_after": "2026-11-01", "class_table": "change_classes.csv"}))
-    proc = cli("nightly", "--watch", watch, "--settle", "0", "--digest-dir", tmp_path / "digests", "--json", db=db,
-               timeout=300)
+        path.with_suffix(".json").write_text(
+            json.dumps(
+                {"product_id": f"EVIL-{target}", "acquired_after": "2026-11-01", "class_table": "change_classes.csv"}
+            )
+        )
+    proc = cli(
+        "nightly", "--watch", watch, "--settle", "0", "--digest-dir", tmp_path / "digests", "--json", db=db, timeout=300
+    )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
     digest = json.loads(proc.stdout)
@@ -621,8 +653,12 @@ def test_nightly_records_a_raster_vrt_as_failed_and_goes_on(canary, listener, sc
         states = {e["item_id"]: e["state"] for e in store.ledger_entries()}
     finally:
         store.close()
-    assert states == {"change_2026-06": "done", "evil_canary_raw": "failed", "evil_canary_pipe": "failed",
-                      "evil_vsicurl": "failed"}
+    assert states == {
+        "change_2026-06": "done",
+        "evil_canary_raw": "failed",
+        "evil_canary_pipe": "failed",
+        "evil_vsicurl": "failed",
+    }
     texts = [proc.stdout, proc.stderr] + [p.read_text() for p in (tmp_path / "digests").iterdir() if p.is_file()]
     problems = canary.violations() + canary.leaked(*texts)
     assert not problems and not listener.connections, (problems, listener.connections)
@@ -635,8 +671,17 @@ def test_cli_probability_thresholds_nan_is_refused_then_valid_ones_scan(scenario
     arr = np.zeros(shape, dtype="float32")
     arr[100:160, 100:160] = 0.95
     path = tmp_path / "prob.tif"
-    with rasterio.open(path, "w", driver="GTiff", width=shape[1], height=shape[0], count=1, dtype="float32", crs=crs,
-                       transform=transform) as ds:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=shape[1],
+        height=shape[0],
+        count=1,
+        dtype="float32",
+        crs=crs,
+        transform=transform,
+    ) as ds:
         ds.write(arr, 1)
     common = ["--mode", "probability", "--activity", "solar", "--acquired-after", "2026-11-01"]
     before = store_counts(db)
@@ -647,4 +692,3 @@ def test_cli_probability_thresholds_nan_is_refused_then_valid_ones_scan(scenario
     assert good.returncode == 0, good.stderr
     (res,) = json.loads(good.stdout)
     assert not res.get("skipped") and res["patches"] >= 1, res
-

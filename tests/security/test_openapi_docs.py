@@ -40,8 +40,12 @@ def light(tmp_path_factory):
 
 
 def _operations(doc):
-    return [(m, p, op) for p, ops in doc["paths"].items() for m, op in ops.items()
-            if m in ("get", "post", "put", "patch", "delete")]
+    return [
+        (m, p, op)
+        for p, ops in doc["paths"].items()
+        for m, op in ops.items()
+        if m in ("get", "post", "put", "patch", "delete")
+    ]
 
 
 def test_problem_schema(light):
@@ -112,19 +116,31 @@ def test_real_errors_match_the_document(light):
     viewer, admin = ({"Authorization": f"Bearer {tokens[r]}"} for r in ("viewer", "admin"))
     region = {"type": "Polygon", "coordinates": [[[108.6, 39.8], [108.7, 39.8], [108.7, 39.9], [108.6, 39.8]]]}
     _matches_problem(doc, client.get("/collections"), 401, "get", "/collections")
-    _matches_problem(doc, client.patch("/flags/1", json={"status": "dispatched"}, headers=viewer), 403,
-                     "patch", "/flags/{flag_id}")
+    _matches_problem(
+        doc, client.patch("/flags/1", json={"status": "dispatched"}, headers=viewer), 403, "patch", "/flags/{flag_id}"
+    )
     big = {"type": "Polygon", "coordinates": [[[108.6, 39.8]] * 2000]}
     _matches_problem(doc, client.post("/checks", json=big, headers=viewer), 413, "post", "/checks")
-    _matches_problem(doc, client.post("/screenings", json={"footprint": big, "activity": "mining"}, headers=viewer),
-                     413, "post", "/screenings")
-    _matches_problem(doc, client.post("/flags/1/evidence", headers=admin, files={"file": ("a.jpg", b"\xff" * 9000)}),
-                     413, "post", "/flags/{flag_id}/evidence")
+    _matches_problem(
+        doc,
+        client.post("/screenings", json={"footprint": big, "activity": "mining"}, headers=viewer),
+        413,
+        "post",
+        "/screenings",
+    )
+    _matches_problem(
+        doc,
+        client.post("/flags/1/evidence", headers=admin, files={"file": ("a.jpg", b"\xff" * 9000)}),
+        413,
+        "post",
+        "/flags/{flag_id}/evidence",
+    )
     r = client.get("/stats?group_by=nonsense", headers=viewer)
     _matches_problem(doc, r, 422, "get", "/stats")
     assert r.json()["errors"][0]["loc"] == ["query", "group_by"]
-    _matches_problem(doc, client.post("/screenings", json={"footprint": region}, headers=viewer), 422,
-                     "post", "/screenings")
+    _matches_problem(
+        doc, client.post("/screenings", json={"footprint": region}, headers=viewer), 422, "post", "/screenings"
+    )
     _matches_problem(doc, client.get("/flags/1", headers=viewer), 404, "get", "/flags/{flag_id}")
 
 
@@ -134,6 +150,7 @@ class _DownStore:
     def __getattr__(self, name):
         def fail(*args, **kwargs):
             raise StoreError("the store is unavailable")
+
         return fail
 
 
@@ -147,8 +164,9 @@ def test_store_down_is_a_declared_503(light):
     try:
         client = light["client"]
         _matches_problem(doc, client.get("/ready"), 503, "get", "/ready")
-        _matches_problem(doc, client.get("/collections", headers={"Authorization": "Bearer rl_x"}), 503,
-                         "get", "/collections")
+        _matches_problem(
+            doc, client.get("/collections", headers={"Authorization": "Bearer rl_x"}), 503, "get", "/collections"
+        )
         assert client.get("/health").status_code == 200  # liveness does not need the store
     finally:
         app.dependency_overrides.pop(get_store, None)

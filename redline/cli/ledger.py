@@ -1,0 +1,112 @@
+"""``redline ledger``: the rectification ledger (台账): list, show, progress notes, export."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ..auth import OPERATOR
+from ..errors import InputError
+from ..ledger import FORMATS, add_note, entry_detail, export, ledger_rows, summary
+from .options import JsonOpt, console, parse_date, print_json, store
+
+app = typer.Typer(help="The rectification ledger: problems, deadlines, progress, close-out.", no_args_is_help=True)
+
+TodayOpt = Annotated[str | None, typer.Option(help="Count overdue days as of this date (default today).")]
+
+
+@app.command("list")
+def list_ledger(today: TodayOpt = None, as_json: JsonOpt = False):
+    """One row per problem, with overdue days; and the summary by admin unit."""
+    with store() as s:
+        rows = ledger_rows(s, OPERATOR, parse_date(today, "today"))
+    if as_json:
+        print_json({"items": rows, "summary": summary(rows)})
+        return
+    t = Table(
+        "id",
+        "status",
+        "admin",
+        "activity",
+        "ha",
+        "responsible",
+        "deadline",
+        "overdue",
+        "persists",
+        title="rectification ledger",
+    )
+    for r in rows:
+        t.add_row(
+            str(r["id"]),
+            r["status"],
+            r["admin_name"] or "",
+            r["activity"],
+            f"{r['area_ha']:,.2f}",
+            r["responsible"] or "",
+            r["deadline"] or "",
+            str(r["overdue_days"] or ""),
+            "activity persists" if r["activity_persists"] else "",
+        )
+    console.print(t)
+
+
+@app.command("show")
+def show(flag_id: int, today: TodayOpt = None, as_json: JsonOpt = False):
+    """A problem's ledger entry with its progress notes."""
+    with store() as s:
+        e = entry_detail(s, flag_id, OPERATOR, parse_date(today, "today"))
+    if as_json:
+        print_json(e)
+        return
+    for k in (
+        "status",
+        "responsible_unit",
+        "responsible_person",
+        "measures",
+        "deadline",
+        "plan_ref",
+        "verified_on",
+        "overdue_days",
+        "activity_persists",
+        "closed_on",
+        "approved_by",
+        "override_reason",
+    ):
+        console.print(f"{k}: {e[k] if e[k] is not None else ''}")
+    t = Table("date", "by", "note", title="progress")
+    for n in e["notes"]:
+        t.add_row(n["noted_on"], n["actor"], n["note"])
+    console.print(t)
+
+
+@app.command("note")
+def note(
+    flag_id: int,
+    text: str,
+    on: Annotated[str | None, typer.Option(help="The day the progress was made (default today).")] = None,
+    actor: Annotated[str, typer.Option(help="Who reports it.")] = "operator",
+):
+    """Add a dated progress note to a problem on the ledger."""
+    parse_date(on, "on")
+    with store() as s:
+        row = add_note(s, flag_id, text, actor, replace(OPERATOR, name=actor), on)
+    console.print(f"flag {flag_id}: progress noted on {row['noted_on']}")
+
+
+@app.command("export")
+def export_ledger(
+    out: Annotated[Path, typer.Argument(help="FILE.xlsx (ledger and summary sheets) or FILE.csv.")],
+    today: TodayOpt = None,
+):
+    """Write the ledger: one row per problem (and, in XLSX, a summary sheet by admin unit)."""
+    fmt = out.suffix.lower().lstrip(".")
+    if fmt not in FORMATS:
+        raise InputError(f"{out}: the ledger is written as .xlsx or .csv")
+    with store() as s:
+        data = export(s, OPERATOR, fmt, parse_date(today, "today"))
+    out.write_bytes(data)
+    console.print(f"wrote {out}")
