@@ -43,7 +43,7 @@ from psycopg.types.string import TextLoader
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.dialects import postgresql
 
-from ..errors import StoreError
+from ..errors import InputError, StoreError
 from . import schema as S
 from .base import FlagFilter
 from .core import SQLStore, _cell_params
@@ -70,6 +70,8 @@ def _available(url: str):
         yield
     except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
         raise StoreError(f"store unavailable at {redact(url)}: {oneline(exc)}") from exc
+    except psycopg.DataError as exc:  # a value PostgreSQL refuses (a NUL character, say): the caller's input
+        raise InputError(f"value not accepted by the store: {oneline(exc)}") from exc
 
 
 class _IsoTimestampLoader(Loader):
