@@ -24,18 +24,21 @@ def _ha(x: float) -> dict:
 
 def _ground_inside(flags: list[dict], region) -> float:
     """Hectares of the flags' ground inside the (prepared) region, overlaps counted once.
-    A flag wholly inside counts its stored (geodesic) area; only the ones the region's
-    edge cuts are intersected and measured again."""
+    A flag wholly inside counts its stored (geodesic) area; only the ones the region's edge
+    cuts are intersected and measured again; flags that overlap one another are unioned first
+    (only those)."""
     if not flags:
         return 0.0
     geoms = np.array([f["geometry"] for f in flags], dtype=object)
     tree = shapely.STRtree(geoms)
-    nested = tree.query(geoms, predicate="contains")
-    if len(tree.query(geoms, predicate="overlaps")[0]) or (nested[0] != nested[1]).any():  # rare: flags overlap
-        return area_ha(shapely.intersection(shapely.union_all(geoms), region))
-    whole = shapely.contains_properly(region, geoms)
-    cut = shapely.intersection(geoms[~whole], region)
-    return sum(f["area_ha"] for f, w in zip(flags, whole) if w) + sum(area_ha(g) for g in cut)
+    pairs = np.hstack([tree.query(geoms, predicate="overlaps"), tree.query(geoms, predicate="contains")])
+    shared = np.zeros(len(geoms), dtype=bool)
+    shared[pairs[:, pairs[0] != pairs[1]].ravel()] = True
+    whole = shapely.contains_properly(region, geoms) & ~shared
+    cut = shapely.intersection(geoms[~whole & ~shared], region)
+    merged = shapely.intersection(shapely.union_all(geoms[shared]), region) if shared.any() else None
+    parts = [*cut, *(shapely.get_parts(merged) if merged is not None else ())]
+    return sum(f["area_ha"] for f, w in zip(flags, whole) if w) + sum(area_ha(g) for g in parts)
 
 
 def check_region(
