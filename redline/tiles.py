@@ -5,7 +5,8 @@ request, calls :func:`render` and :func:`etag`, and answers.
 One MVT layer per tile, named after the collection (``flags``, ``redline``, ``reserve``,
 ``permit``, ``admin``). Geometries are clipped to the tile plus a small buffer, moved to
 tile coordinates (0..4096, y down) and generalised to the tile's resolution: simplified
-with a tolerance of half a screen pixel (1/512 of the tile), topology kept.
+with a tolerance of half a screen pixel (1/512 of the tile), then snapped to the integer grid
+and repaired where that made a polygon invalid.
 
 Flags below :data:`FLAG_POINT_ZOOM` are points, not polygons: a flag (a few hundred metres)
 is under a pixel there. Flags are thinned to one point per cell of the tile's pixel grid (2
@@ -156,9 +157,23 @@ def _generalised(geoms, tile: TileRef) -> np.ndarray:
     geoms = np.asarray(geoms, dtype=object)
     if not len(geoms):
         return geoms
-    clipped = shapely.clip_by_rect(geoms, *tile.lonlat_bounds(BUFFER))
+    rect = tile.lonlat_bounds(BUFFER)
+    b = shapely.bounds(geoms)
+    crossing = ~((b[:, 0] >= rect[0]) & (b[:, 1] >= rect[1]) & (b[:, 2] <= rect[2]) & (b[:, 3] <= rect[3]))
+    clipped = geoms.copy()
+    clipped[crossing] = shapely.clip_by_rect(geoms[crossing], *rect)  # the rest lies inside already
     local = _to_tile(clipped, tile)
-    simple = shapely.simplify(local, SIMPLIFY, preserve_topology=True)
+    simple = shapely.simplify(local, SIMPLIFY, preserve_topology=False)
+    # what the MVT encoder would do one feature at a time, vectorised: snap to the integer
+    # grid, repair what that (or the simplification) made invalid, exterior rings
+    # counter-clockwise in y-down tile units
+    simple = shapely.transform(simple, np.round)
+    for i in np.flatnonzero(~shapely.is_valid(simple) & ~shapely.is_missing(simple)):  # a few
+        fixed = shapely.make_valid(simple[i])
+        if fixed.geom_type == "GeometryCollection":  # keep the polygons, drop collapsed lines
+            fixed = shapely.union_all([p for p in fixed.geoms if p.geom_type in ("Polygon", "MultiPolygon")])
+        simple[i] = fixed
+    simple = shapely.orient_polygons(simple, exterior_cw=False)
     simple[shapely.is_empty(simple) | (shapely.area(simple) <= 0)] = None
     return simple
 
@@ -301,8 +316,7 @@ def _render(store: Store, collection: str, tile: TileRef, flt: FlagFilter | None
         default_options={
             "extents": EXTENT,
             "y_coord_down": True,
-            "check_winding_order": True,
-            "on_invalid_geometry": mapbox_vector_tile.encoder.on_invalid_geometry_make_valid,
+            "check_winding_order": False,  # done by _generalised (points have none)
         },
     )
 
