@@ -104,3 +104,18 @@ FLAG_SPECS = fields_of(Flag)
 FLAG_FIELDS = tuple(f.name for f in FLAG_SPECS)
 FLAG_BRIEF = tuple(f.name for f in FLAG_SPECS if f.brief)
 FLAG_JUDGED = tuple(f.name for f in FLAG_SPECS if f.judged)
+
+
+# The flag fields a vector tile carries (SQLite encoder and PostGIS ST_AsMVT alike).
+FLAG_TILE_FIELDS = (
+    "id",
+    "severity",
+    "status",
+    "activity",
+    "admin_code",
+    "admin_name",
+    "zone_name",
+    "first_seen",
+    "last_seen",
+    "area_ha",
+)

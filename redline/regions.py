@@ -20,18 +20,9 @@ from pyogrio.errors import DataLayerError, DataSourceError
 
 from .errors import CRSError, InputError, TooLargeError
 from .geo import STORAGE_CRS, parse_crs, polygonal, reproject, split_antimeridian
-from .safeio import DEFAULT_LIMITS, Limits, finite_coordinates, geojson_crs, sniff_vector
+from .safeio import DEFAULT_LIMITS, GEOJSON_GEOMETRY_TYPES, Limits, finite_coordinates, geojson_crs, sniff_vector
 
 CRS84 = "OGC:CRS84"
-GEOJSON_GEOMETRIES = (
-    "Polygon",
-    "MultiPolygon",
-    "GeometryCollection",
-    "Point",
-    "LineString",
-    "MultiPoint",
-    "MultiLineString",
-)
 
 
 @dataclass(frozen=True)
@@ -141,7 +132,7 @@ def geojson_geometries(doc, what: str = "region", max_features: int = 100_000) -
         items = [f.get("geometry") if isinstance(f, dict) else None for f in features]
     elif kind == "Feature":
         items = [doc.get("geometry")]
-    elif kind in GEOJSON_GEOMETRIES:
+    elif kind in GEOJSON_GEOMETRY_TYPES:
         items = [doc]
     else:
         raise InputError(f"{what}: unsupported GeoJSON type {str(kind)[:40]!r}")

@@ -139,9 +139,7 @@ DEFAULT_LIMITS = Limits()
 
 VECTOR_FORMATS = ("GeoJSON", "GPKG", "ESRI Shapefile", "KML", "FlatGeobuf")
 ACCEPTED = "GeoJSON, GeoPackage, zipped shapefile, KML/KMZ or FlatGeobuf"
-GEOJSON_TYPES = (
-    "FeatureCollection",
-    "Feature",
+GEOJSON_GEOMETRY_TYPES = (
     "Polygon",
     "MultiPolygon",
     "GeometryCollection",
@@ -150,6 +148,7 @@ GEOJSON_TYPES = (
     "MultiPoint",
     "MultiLineString",
 )
+GEOJSON_TYPES = ("FeatureCollection", "Feature", *GEOJSON_GEOMETRY_TYPES)
 SHAPEFILE_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg")
 SHAPEFILE_IGNORED = (
     ".qix",

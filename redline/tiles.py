@@ -39,6 +39,7 @@ import shapely
 
 from .cql import describe
 from .errors import NotFoundError
+from .model import FLAG_TILE_FIELDS
 from .store import FlagFilter, Store
 from .vocab import LAYER_KINDS
 
@@ -60,18 +61,7 @@ COLLECTIONS = {
 }
 assert set(COLLECTIONS) == {"flags", *LAYER_KINDS}
 
-FLAG_PROPERTIES = (
-    "id",
-    "severity",
-    "status",
-    "activity",
-    "admin_code",
-    "admin_name",
-    "zone_name",
-    "first_seen",
-    "last_seen",
-    "area_ha",
-)
+FLAG_PROPERTIES = FLAG_TILE_FIELDS  # what a flag carries in a vector tile (redline.model)
 ZONE_PROPERTIES = ("id", "name", "regime", "code", "layer")
 
 _R = 6378137.0  # the Web Mercator sphere

@@ -44,6 +44,7 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.dialects import postgresql
 
 from ..errors import InputError, StoreError
+from ..model import FLAG_TILE_FIELDS
 from . import schema as S
 from .base import FlagFilter
 from .core import SQLStore, _cell_params
@@ -341,18 +342,7 @@ class PostGISStore(SQLStore):
             .where(sa.literal_column("q.geom").is_not(None))
         )
 
-    _FLAG_TILE = (
-        "id",
-        "severity",
-        "status",
-        "activity",
-        "admin_code",
-        "admin_name",
-        "zone_name",
-        "first_seen",
-        "last_seen",
-        "area_ha",
-    )
+    _FLAG_TILE = FLAG_TILE_FIELDS
 
     def _flag_columns(self, f):
         return [
