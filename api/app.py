@@ -14,6 +14,7 @@ from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES as GZIP_EXC
 from redline import __version__
 from redline.config import Settings, get_settings
 from redline.evidence import recover as recover_evidence
+from redline.jobs import JobKeeper
 from redline.safeio import harden_gdal
 from redline.store import open_store
 
@@ -33,6 +34,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scan-job")
     # Request work (checks, screenings, exports) runs in worker processes, bounded in time.
     work = WorkPool(settings.work_processes, settings.work_timeout_s, settings.work_queue)
+    jobs = JobKeeper(settings.database_url, settings.job_heartbeat_s, settings.job_stale_after_s)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -42,8 +44,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             store.close()
         await run_in_threadpool(work.start)
+        await run_in_threadpool(jobs.start)
         yield
         executor.shutdown(wait=True)
+        jobs.stop()
         work.close()
 
     app = FastAPI(
@@ -57,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.executor = executor
+    app.state.jobs = jobs
     app.state.work = work
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     # large answers compressed (a 10,000-flag page shrinks ~10x); already-compressed files are left alone

@@ -114,6 +114,8 @@ def post_scan(
         exc.args = (hide_paths(str(exc), root, settings.data_dir),)  # same class, so the same status
         raise
     job_id = new_job(store, "scan", body.model_dump(mode="json", exclude_none=True), user.name)
-    request.app.state.executor.submit(run_scan_job, settings.database_url, job_id, product, settings)
+    request.app.state.jobs.submit(
+        request.app.state.executor, job_id, run_scan_job, settings.database_url, job_id, product, settings
+    )
     response.headers["Location"] = f"/jobs/{job_id}"
     return status_info(store.job(job_id), str(request.base_url).rstrip("/"))

@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     work_processes: int = Field(2, ge=1, le=64)
     work_timeout_s: float = Field(60.0, gt=0)
     work_queue: int = Field(16, ge=0)
+    # Scan jobs hold a lease renewed every job_heartbeat_s; an unfinished job whose lease is
+    # older than job_stale_after_s lost its server (killed) and is marked failed.
+    job_heartbeat_s: float = Field(15.0, gt=0)
+    job_stale_after_s: float = Field(120.0, gt=0)
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     # Browser origins (scheme://host[:port]) allowed to call the API from another site (CORS);

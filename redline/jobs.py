@@ -5,7 +5,11 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
 import uuid
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from .change import ChangeProduct
@@ -55,6 +59,79 @@ def status_info(job: dict, base: str = "") -> dict:
         links=links,
     )
     return out
+
+
+INTERRUPTED = (
+    "interrupted: the server running this job stopped before it finished; start the scan again "
+    "(what a scan had written stays, once)"
+)
+
+
+class JobKeeper:
+    """Leases on the jobs this server runs, so a job whose server was killed does not stay
+    ``running`` for ever. While a job is held its ``updated_at`` is renewed every
+    ``heartbeat_s``; each tick also fails the unfinished jobs of any server whose lease is
+    older than ``stale_after_s`` (several servers may share one store, so a lease, not a
+    start-up sweep, decides which jobs are orphans)."""
+
+    def __init__(self, database_url: str, heartbeat_s: float, stale_after_s: float) -> None:
+        if stale_after_s <= heartbeat_s:
+            raise ValueError("a job's lease must outlast several heartbeats")
+        self.database_url, self.heartbeat_s, self.stale_after_s = database_url, heartbeat_s, stale_after_s
+        self._held: set[str] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def held(self) -> list[str]:
+        with self._lock:
+            return sorted(self._held)
+
+    def submit(self, executor: Executor, job_id: str, fn: Callable[..., None], *args) -> Future:
+        """Run ``fn(*args)`` on ``executor`` holding ``job_id``'s lease from now until it returns."""
+        with self._lock:
+            self._held.add(job_id)
+
+        def run() -> None:
+            try:
+                fn(*args)
+            finally:
+                with self._lock:
+                    self._held.discard(job_id)
+
+        return executor.submit(run)
+
+    def tick(self, store, at: datetime | None = None) -> list[str]:
+        """Renew the held leases and fail the orphans; the ids of the jobs failed now."""
+        at = at or datetime.now(UTC)
+        store.touch_jobs(self.held())
+        before = (at - timedelta(seconds=self.stale_after_s)).isoformat(timespec="seconds")
+        expired = store.expire_jobs(before, INTERRUPTED)
+        for job_id in expired:
+            log.warning("job %s: its server stopped before it finished; marked failed", job_id)
+        return expired
+
+    def start(self) -> None:
+        store = open_store(self.database_url)
+        self.tick(store)  # orphans of a server killed long enough ago go at once
+
+        def loop() -> None:
+            try:
+                while not self._stop.wait(self.heartbeat_s):
+                    try:
+                        self.tick(store)
+                    except RedlineError:  # the database is away for a moment: next tick
+                        log.warning("job leases: the store did not answer; retrying", exc_info=True)
+            finally:
+                store.close()
+
+        self._thread = threading.Thread(target=loop, name="job-keeper", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
 
 
 def new_job(store, kind: str, request: dict, actor: str) -> str:

@@ -772,6 +772,26 @@ class SQLStore(Store):
         with self.transaction():
             self._update(S.jobs, "id", job_id, {**fields, "updated_at": now()})
 
+    def touch_jobs(self, job_ids: list[str]) -> None:
+        """Renew the lease of jobs this process runs: their ``updated_at`` is now."""
+        at = now()
+        with self.transaction():
+            for job_id in job_ids:  # a handful: the jobs one server runs at a time
+                self._update(S.jobs, "id", job_id, {"updated_at": at})
+
+    def expire_jobs(self, before: str, message: str) -> list[str]:
+        """Fail the unfinished jobs (accepted or running) whose lease was last renewed before
+        ``before``: the process that ran them is gone. Returns their ids."""
+        j = S.jobs
+        unfinished = (j.c.state == "accepted") | (j.c.state == "running")
+        stale = unfinished & (j.c.updated_at < bindparam("before", type_=S.TIMESTAMP))
+        with self.transaction():
+            rows = self._all("stale_jobs", lambda: select(j.c.id).where(stale), {"before": before})
+            ids = [r["id"] for r in rows]
+            for job_id in ids:
+                self._update(S.jobs, "id", job_id, {"state": "failed", "message": message, "updated_at": now()})
+        return ids
+
     def job(self, job_id: str) -> dict:
         j = S.jobs
         rows = self._all("job", lambda: select(j).where(j.c.id == bindparam("id")), {"id": job_id})
