@@ -6,11 +6,21 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..errors import InputError
 from ..nightly import NightlyOptions, run_nightly
-from .options import JsonOpt, SchedulerOpt, WorkersOpt, console, err_console, extractor, print_json, settings, store
+from .options import (
+    JsonOpt,
+    SchedulerOpt,
+    WorkersOpt,
+    console,
+    err_console,
+    extractor,
+    print_json,
+    scan_bars,
+    settings,
+    store,
+)
 
 STATE_STYLE = {"done": "green", "failed": "bold red", "unchanged": "dim", "known-failure": "yellow"}
 
@@ -81,26 +91,14 @@ def nightly(
             detail = (info or {}).get("reason") or ""
         console.print(f"[{STATE_STYLE.get(state, '')}]{state:>13}[/] {c.item_id}  {detail}", highlight=False)
 
-    with (
-        store() as s,
-        extractor(workers, scheduler) as make_extractor,
-        Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-            disable=as_json,
-        ) as bar,
-    ):
-
-        def progress(c):
-            task = bar.add_task(f"scan {c.item_id}", total=None)
-            return lambda n, total: bar.update(task, advance=n, total=total)
-
+    with store() as s, extractor(workers, scheduler) as make_extractor, scan_bars(as_json) as bar_for:
         digest = run_nightly(
-            s, opts, settings=settings(), make_extractor=make_extractor, on_product=on_product, progress=progress
+            s,
+            opts,
+            settings=settings(),
+            make_extractor=make_extractor,
+            on_product=on_product,
+            progress=lambda c: bar_for(c.item_id),
         )
     if as_json:
         print_json(digest)

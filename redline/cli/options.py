@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .. import vocab
 from ..config import Settings
@@ -64,6 +65,27 @@ def extractor(workers: int | None, scheduler: str | None):
 
     with dask_client(workers, scheduler) as client:
         yield extractor_factory(client)
+
+
+@contextmanager
+def scan_bars(as_json: bool):
+    """Progress bars of scans on the console (none with ``--json``): yields ``bar_for(label)``,
+    which adds a bar and returns the scan's ``progress(n, total)`` callback."""
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=as_json,
+    ) as bar:
+
+        def bar_for(label: str):
+            task = bar.add_task(f"scan {label}", total=None)
+            return lambda n, total: bar.update(task, advance=n, total=total)
+
+        yield bar_for
 
 
 def parse_date(value: str | None, name: str) -> date | None:

@@ -6,11 +6,21 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..change import ProductReader, resolve_product
 from ..scan import scan_product
-from .options import JsonOpt, SchedulerOpt, WorkersOpt, console, extractor, parse_date, print_json, settings, store
+from .options import (
+    JsonOpt,
+    SchedulerOpt,
+    WorkersOpt,
+    console,
+    extractor,
+    parse_date,
+    print_json,
+    scan_bars,
+    settings,
+    store,
+)
 
 
 def scan(
@@ -50,25 +60,9 @@ def scan(
     for product in resolved:  # fail fast on a bad raster or table, before any work
         ProductReader(product).close()
     results = []
-    with (
-        store() as s,
-        extractor(workers, scheduler) as make_extractor,
-        Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-            disable=as_json,
-        ) as bar,
-    ):
+    with store() as s, extractor(workers, scheduler) as make_extractor, scan_bars(as_json) as bar_for:
         for product in resolved:
-            task = bar.add_task(f"scan {product.product_id}", total=None)
-
-            def progress(n: int, total: int, task=task) -> None:
-                bar.update(task, advance=n, total=total)
-
+            progress = bar_for(product.product_id)
             result = scan_product(s, product, settings=settings(), progress=progress, make_extractor=make_extractor)
             results.append(result.summary())
             if not as_json:
