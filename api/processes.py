@@ -115,11 +115,7 @@ def process(request: Request, process_id: str, user: CurrentUser) -> Any:
 
 
 @router.post(
-    "/processes/scan/execution",
-    status_code=201,
-    response_model=Job,
-    summary="Execute the scan process (asynchronous: 201 and the job)",
-    responses={201: {"headers": {"Location": {"description": "The job", "schema": {"type": "string"}}}}},
+    "/processes/scan/execution", summary="Execute the scan process (asynchronous: 201 and the job)", **scans.JOB_CREATED
 )
 def execute_scan(
     body: ScanExecution,

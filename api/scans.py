@@ -73,13 +73,15 @@ def _check_manifest(root: Path, product: Path) -> None:
             raise PermissionDeniedError(f"{manifest.name}: {key} {OUTSIDE}")
 
 
-@router.post(
-    "/scans",
+# a started job: 201, its statusInfo, and where to follow it (here and in OGC API – Processes)
+JOB_CREATED: dict = dict(
     status_code=201,
     response_model=Job,
-    summary="Start a scan job",
     responses={201: {"headers": {"Location": {"description": "The job", "schema": {"type": "string"}}}}},
 )
+
+
+@router.post("/scans", summary="Start a scan job", **JOB_CREATED)
 def post_scan(
     body: ScanRequest,
     request: Request,
