@@ -25,6 +25,9 @@ err_console = Console(stderr=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
 SinceOpt = Annotated[str | None, typer.Option(help="Only from this date on (YYYY-MM-DD).")]
 UntilOpt = Annotated[str | None, typer.Option(help="Only up to this date (YYYY-MM-DD).")]
+# a flag's dates: seen on or after --since, first seen on or before --until
+FlagSinceOpt = Annotated[str | None, typer.Option("--since", help="Seen on or after this date.")]
+FlagUntilOpt = Annotated[str | None, typer.Option("--until", help="First seen on or before this date.")]
 StatusOpt = Annotated[list[str] | None, typer.Option("--status", help="Flag status (repeatable).")]
 SeverityOpt = Annotated[list[str] | None, typer.Option("--severity", help="Severity (repeatable).")]
 ActivityOpt = Annotated[list[str] | None, typer.Option("--activity", help="Activity type (repeatable).")]

@@ -7,7 +7,19 @@ from typing import Annotated
 
 import typer
 
-from .options import ActivityOpt, AdminOpt, BboxOpt, SeverityOpt, StatusOpt, console, flag_filter, settings, store
+from .options import (
+    ActivityOpt,
+    AdminOpt,
+    BboxOpt,
+    FlagSinceOpt,
+    FlagUntilOpt,
+    SeverityOpt,
+    StatusOpt,
+    console,
+    flag_filter,
+    settings,
+    store,
+)
 
 app = typer.Typer(help="Reports people file: problem sheets per flag (PDF or HTML).", no_args_is_help=True)
 
@@ -41,8 +53,8 @@ def flags(
     severity: SeverityOpt = None,
     activity: ActivityOpt = None,
     admin: AdminOpt = None,
-    since: Annotated[str | None, typer.Option(help="Seen on or after this date.")] = None,
-    until: Annotated[str | None, typer.Option(help="First seen on or before this date.")] = None,
+    since: FlagSinceOpt = None,
+    until: FlagUntilOpt = None,
     bbox: BboxOpt = None,
     evidence_dir: EvidenceOpt = None,
 ):
