@@ -111,17 +111,20 @@ class JobKeeper:
             log.warning("job %s: its server stopped before it finished; marked failed", job_id)
         return expired
 
+    def _tick_safely(self, store) -> None:
+        try:
+            self.tick(store)
+        except Exception:  # the database is busy or away for a moment: the next tick renews
+            log.warning("job leases: the store did not answer; retrying", exc_info=True)
+
     def start(self) -> None:
         store = open_store(self.database_url)
-        self.tick(store)  # orphans of a server killed long enough ago go at once
+        self._tick_safely(store)  # orphans of a server killed long enough ago go at once
 
         def loop() -> None:
             try:
                 while not self._stop.wait(self.heartbeat_s):
-                    try:
-                        self.tick(store)
-                    except RedlineError:  # the database is away for a moment: next tick
-                        log.warning("job leases: the store did not answer; retrying", exc_info=True)
+                    self._tick_safely(store)
             finally:
                 store.close()
 
