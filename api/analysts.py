@@ -23,7 +23,7 @@ from .work import export_task
 router = APIRouter(tags=["analysts"])
 
 ExportFormat = Literal["gpkg", "geojson", "fgb", "parquet", "csv", "kml", "shp"]
-GroupBy = Literal["region", "zone", "activity", "severity", "status", "month"]
+GroupBy = Literal["region", "zone", "activity", "severity", "status", "month", "source"]
 # spelled out for the type checker; they must name exactly the engine's formats and groups
 assert list(get_args(ExportFormat)) == list(FORMATS)
 assert list(get_args(GroupBy)) == list(STATS_GROUPS)

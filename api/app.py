@@ -18,7 +18,22 @@ from redline.jobs import JobKeeper
 from redline.safeio import harden_gdal
 from redline.store import open_store
 
-from . import analysts, checks, docs, errors, features, flags, ledger, processes, scans, subscriptions, tiles, webapp
+from . import (
+    analysts,
+    checks,
+    docs,
+    errors,
+    features,
+    flags,
+    ground,
+    ledger,
+    packets,
+    processes,
+    scans,
+    subscriptions,
+    tiles,
+    webapp,
+)
 from .deps import StoreDep
 from .errors import problem
 from .limits import BodySizeLimit
@@ -110,6 +125,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         webapp.router,
         subscriptions.router,
         ledger.router,
+        ground.router,
+        packets.router,
     ):
         app.include_router(router)
     docs.install(app)

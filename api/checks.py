@@ -13,7 +13,7 @@ from .deps import SettingsDep, requires
 from .flags import report_response
 from .inputs import parse_datetime_interval, region_limits, saved_upload
 from .schemas import CheckAnswer, ScreeningAnswer, ScreeningRequest
-from .work import check_report_task, check_task, screening_task
+from .work import check_report_task, check_task, screening_report_task, screening_task
 
 router = APIRouter(tags=["inspectors"])
 
@@ -71,7 +71,9 @@ async def post_check(
     ] = None,
 ) -> Any:
     """Zones touched (ha, mu), flags inside (only those of the caller's jurisdiction), and
-    imagery coverage, so that "no change" is told apart from "not observed"."""
+    imagery coverage, so that "no change" is told apart from "not observed": per zone and per
+    scan, and as a map layer, ``not_observed`` (the part of the region no scan saw, simplified;
+    null when imagery saw all of it)."""
     since, until = parse_datetime_interval(datetime)
     # ?f=pdf|html: the same check, answered with its report (map, tables, provenance)
     task, extra = (check_task, ()) if f is None else (check_report_task, (f,))
@@ -92,20 +94,35 @@ async def post_check(
     raise InputError("send the region as GeoJSON (application/json) or as a file (multipart/form-data)")
 
 
-@router.post("/screenings", response_model=ScreeningAnswer, summary="Pre-check a proposed project footprint")
+@router.post(
+    "/screenings",
+    response_model=ScreeningAnswer,
+    summary="Pre-check a proposed project footprint",
+    responses={200: {"content": {"application/pdf": {}, "text/html": {}}}},
+)
 async def post_screening(
-    body: ScreeningRequest, request: Request, settings: SettingsDep, user: Annotated[Principal, requires("check")]
+    body: ScreeningRequest,
+    request: Request,
+    settings: SettingsDep,
+    user: Annotated[Principal, requires("check")],
+    f: Annotated[
+        Literal["pdf", "html"] | None, Query(description="The screening report (pdf or html) instead of JSON.")
+    ] = None,
 ) -> Any:
-    """Per zone touched a verdict (prohibited / needs_approval / clear) from the rules;
-    for a footprint outside every red line, the distance to the nearest one."""
-    return encoded_json(
-        await request.app.state.work.run(
-            screening_task,
-            settings.database_url,
-            body.footprint,
-            body.crs,
-            body.activity,
-            settings.rules_path,
-            region_limits(settings),
-        )
+    """Per red line, reserve zone and environmental control unit touched a verdict (prohibited /
+    needs_approval / clear) from the rules or the unit's access list (the entry cited), with the
+    overlap (ha, mu, geometry); the nearest red line and reserve zone; what lies within 1, 5 and
+    10 km. The activity may be any synonym the CLI takes (solar, 光伏, road, 道路...)."""
+    args = (
+        settings.database_url,
+        body.footprint,
+        body.crs,
+        body.activity,
+        settings.rules_path,
+        region_limits(settings),
     )
+    work = request.app.state.work
+    if f is None:
+        return encoded_json(await work.run(screening_task, *args))
+    report = await work.run(screening_report_task, *args, f, user, settings.basemap_url)
+    return report_response(report, f, "screening")

@@ -110,7 +110,13 @@ def add_evidence(
     store: StoreDep,
     settings: SettingsDep,
     user: Annotated[Any, requires("evidence")],
-    file: Annotated[UploadFile, File(description="JPEG/PNG photo or PDF document")],
+    file: Annotated[
+        UploadFile,
+        File(
+            description="JPEG/HEIC/PNG photo or PDF document; a JPEG or HEIC photo's EXIF GPS position and time"
+            " are read (the answer's distance_m to the flag, and a warning when it is too far)"
+        ),
+    ],
     lon: Annotated[float | None, Form(ge=-180, le=180)] = None,
     lat: Annotated[float | None, Form(ge=-90, le=90)] = None,
     note: Annotated[str | None, Form(max_length=4000)] = None,
@@ -127,6 +133,7 @@ def add_evidence(
         lat=lat,
         note=note,
         max_bytes=settings.max_evidence_bytes,
+        max_distance_m=settings.evidence_max_distance_m,
     )
 
 

@@ -6,11 +6,13 @@ from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from redline.ledger import MEDIA_TYPES, ledger_rows, summary
+from redline.ledger import MEDIA_TYPES, add_note, ledger_rows, summary
 
 from .deps import SettingsDep, StoreDep, requires
+from .schemas import Id
 from .work import ledger_task
 
 router = APIRouter(tags=["workflow"])
@@ -43,3 +45,34 @@ async def get_ledger(
         media_type=MEDIA_TYPES[f],
         headers={"Content-Disposition": f'attachment; filename="ledger.{f}"', "Cache-Control": "private, no-store"},
     )
+
+
+class NoteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    note: str = Field(min_length=1, max_length=4000, description="The progress made")
+    on: date | None = Field(None, description="The day the progress was made (default today)")
+
+
+class NoteOut(BaseModel):
+    id: int
+    flag_id: int
+    noted_on: date
+    note: str
+    actor: str
+    at: str
+
+
+@router.post(
+    "/flags/{flag_id}/ledger/notes",
+    response_model=NoteOut,
+    status_code=201,
+    summary="Add a dated progress note to a problem on the ledger",
+    responses={
+        403: {"description": "The flag is outside your jurisdiction"},
+        409: {"description": "The flag is not on the rectification ledger"},
+    },
+)
+def post_note(flag_id: Id, body: NoteIn, store: StoreDep, user: Annotated[Any, requires("workflow")]) -> Any:
+    """The same rules and audit as `redline ledger note`: inspectors inside their jurisdiction,
+    admins anywhere; the flag must be on the ledger (verified violation and later)."""
+    return add_note(store, flag_id, body.note, user.name, user, body.on)

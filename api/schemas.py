@@ -6,10 +6,14 @@ from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import Path
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
-from redline.model import Flag
-from redline.vocab import ACTIVITIES, FLAG_STATUSES, SEVERITIES
+from redline import vocab
+from redline.model import CheckAnswer as CheckAnswer  # the engine's records, served as they are
+from redline.model import FlagDetail as FlagDetail
+from redline.model import HistoryEntry as HistoryEntry
+from redline.model import ScreeningAnswer as ScreeningAnswer  # the engine's record, served as it is
+from redline.vocab import ACTIVITY_WORDS, FLAG_STATUSES, SEVERITIES
 
 # Store ids are SQLite/PostgreSQL 64-bit integers: refuse anything else at the edge.
 MAX_ID = 2**63 - 1
@@ -17,56 +21,15 @@ Id = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 Status = Literal[FLAG_STATUSES]  # type: ignore[valid-type]
 Severity = Literal[SEVERITIES]  # type: ignore[valid-type]
-Activity = Literal[ACTIVITIES]  # type: ignore[valid-type]
-
-
-class Area(BaseModel):
-    ha: float
-    mu: float
+# an activity in any word the CLI takes (solar, 光伏, road, 道路...), canonical once validated
+Activity = Annotated[
+    str, AfterValidator(vocab.activity), WithJsonSchema({"type": "string", "enum": list(ACTIVITY_WORDS)})
+]
 
 
 class Health(BaseModel):
     status: str
     version: str
-
-
-class Conflict(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    layer: str
-    layer_version: int
-    zone_name: str
-    regime: str
-    overlap_ha: float
-    overlap_mu: float
-    severity: str | None
-    rule: str | None
-
-
-class Observation(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    scan_id: int
-    product_id: str
-    sensor: str | None
-    observed_on: str
-    activity: str
-    confidence: str
-    score: float | None
-    area_ha: float
-    pixels: int
-
-
-class FlagDetail(Flag):
-    conflicts: list[Conflict]
-    observations: list[Observation]
-    allowed_next: list[str]
-
-
-class HistoryEntry(BaseModel):
-    id: int
-    at: str
-    actor: str
-    action: str
-    detail: dict[str, Any]
 
 
 class FlagPatch(BaseModel):
@@ -98,51 +61,10 @@ class Evidence(BaseModel):
     note: str | None
     actor: str
     at: str
-
-
-class CheckZone(BaseModel):
-    layer: str
-    layer_version: int | None
-    name: str
-    regime: str
-    code: str | None
-    overlap: Area
-    observed_fraction: float
-    last_observed: str | None
-
-
-class CheckScan(BaseModel):
-    product_id: str
-    sensor: str | None
-    acquired_after: str
-    observed_fraction: float
-
-
-class CheckSummary(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    region: Area
-    zones_touched: int
-    flags: int
-    conflicts: int
-    conflict_area: Area = Field(
-        description="Ground of the listed conflicts inside the region (geodesic, overlaps "
-        "counted once); never more than the region"
-    )
-    by_severity: dict[str, int]
-    by_activity: dict[str, int]
-    by_status: dict[str, int]
-    scans: int
-    observed_fraction: float
-    last_observed: str | None
-
-
-class CheckAnswer(BaseModel):
-    period: dict[str, str | None]
-    summary: CheckSummary
-    zones: list[CheckZone]
-    scans: list[CheckScan]
-    flags: list[Flag]
-    layer_versions: dict[str, int]
+    taken_at: str | None = Field(None, description="When the photo was taken (EXIF), ISO 8601")
+    position_source: str | None = Field(None, description="given (with the upload) or exif (the photo's GPS)")
+    distance_m: float | None = Field(None, description="Geodesic distance from the position to the flag, metres")
+    warning: str | None = Field(None, description="Taken far from the flag, or EXIF unreadable")
 
 
 class ScreeningRequest(BaseModel):
@@ -150,36 +72,6 @@ class ScreeningRequest(BaseModel):
     footprint: dict[str, Any] = Field(description="GeoJSON geometry, Feature or FeatureCollection")
     activity: Activity
     crs: str | None = Field(None, description="CRS of the footprint; default CRS84 (EPSG:4490 accepted)")
-
-
-class ScreeningZone(BaseModel):
-    layer: str
-    layer_version: int | None
-    name: str
-    regime: str
-    code: str | None
-    overlap_ha: float
-    overlap_mu: float
-    severity: str | None
-    verdict: Literal["prohibited", "needs_approval", "clear"]
-    rule: str | None
-
-
-class NearestRedline(BaseModel):
-    name: str
-    code: str | None
-    distance_m: float
-
-
-class ScreeningAnswer(BaseModel):
-    activity: str
-    area_ha: float
-    area_mu: float
-    verdict: Literal["prohibited", "needs_approval", "clear"]
-    zones: list[ScreeningZone]
-    nearest_redline: NearestRedline | None
-    rules_version: str
-    layer_versions: dict[str, int]
 
 
 class StatsRow(BaseModel):

@@ -32,8 +32,9 @@ class SubscriptionRequest(BaseModel):
     min_severity: str | None = None
     activities: list[str] = Field(default_factory=list, max_length=50)
     kinds: list[str] = Field(
-        default_factory=lambda: list(notify.KINDS),
-        description="new (new flags) and/or observed (new observations of open flags)",
+        default_factory=lambda: list(notify.DEFAULT_KINDS),
+        description="new (new flags), observed (new observations of open flags), overdue (daily: open"
+        " rectification deadlines passed); new and observed by default",
     )
     webhook: str | None = Field(None, max_length=2000, description="http(s) URL the signed JSON body is POSTed to")
     secret: str | None = Field(

@@ -6,6 +6,7 @@ Thin: parse the request, scope the filter to the caller (``Principal.scope``), a
 
 from __future__ import annotations
 
+import gzip
 from typing import Annotated, Literal
 from urllib.parse import urlencode
 
@@ -33,6 +34,7 @@ CACHE_CONTROL = "private, no-cache"
 FLAG_PARAMS = ("status", "severity", "activity", "admin", "datetime")
 CQL_PARAMS = ("filter", "filter-lang", "filter-crs")
 FILTER_PARAMS = (*FLAG_PARAMS, *CQL_PARAMS)
+GZIPPED = engine.TileCache(32 << 20)  # gzip-compressed tiles by ETag
 
 
 def _base(request: Request) -> str:
@@ -271,4 +273,12 @@ def tile(
             return Response(status_code=304, headers=headers)
     if not body:
         return Response(status_code=204, headers=headers)
+    headers["Vary"] = "Authorization, Accept-Encoding"
+    if len(body) >= request.app.state.settings.gzip_min_bytes and "gzip" in request.headers.get("accept-encoding", ""):
+        # compressed once per tile and data version, not per request by the gzip middleware
+        packed = GZIPPED.get(headers["ETag"])
+        if packed is None:
+            packed = gzip.compress(body, 6)
+            GZIPPED.put(headers["ETag"], packed)
+        return Response(packed, media_type=MVT, headers={**headers, "Content-Encoding": "gzip"})
     return Response(body, media_type=MVT, headers=headers)

@@ -23,10 +23,11 @@ from pebble import ProcessExpired, ProcessPool
 
 from redline.auth import Principal
 from redline.check import check_region
+from redline.config import Settings
 from redline.errors import BusyError
 from redline.export import export_flags
 from redline.regions import RegionLimits, parse_json, read_region, region_from_geojson
-from redline.reports import check_report, flag_report
+from redline.reports import check_report, flag_report, screening_report
 from redline.rules import load_rules
 from redline.safeio import harden_gdal
 from redline.screening import screen
@@ -98,12 +99,35 @@ def screening_task(
     return ScreeningAnswer.model_validate(answer).model_dump_json().encode()
 
 
+def screening_report_task(
+    url: str,
+    footprint: dict,
+    crs: str | None,
+    activity: str,
+    rules_path: Path | None,
+    limits: RegionLimits,
+    fmt: str,
+    principal: Principal,
+    basemap_url: str | None = None,
+) -> bytes:
+    store, region = _store(url), region_from_geojson(footprint, crs, "footprint", limits)
+    answer = screen(store, region, activity, load_rules(rules_path))
+    return screening_report(store, region, answer, fmt, principal=principal, basemap_url=basemap_url)
+
+
 def export_task(url: str, path: str, fmt: str, flt: FlagFilter, crs: str | None) -> dict:
     return export_flags(_store(url), path, fmt, flt, crs)
 
 
 def flag_report_task(url: str, principal: Principal, flag_id: int, fmt: str, evidence_dir: Path) -> bytes:
     return flag_report(_store(url), flag_id, fmt, principal=principal, evidence_dir=evidence_dir)
+
+
+def packet_task(url: str, path: str, principal: Principal, flt: FlagFilter, settings: Settings, sheets: bool) -> dict:
+    from redline.packet import write_packet
+
+    most = settings.packet_max_sheets
+    return write_packet(_store(url), path, flt, principal=principal, settings=settings, sheets=sheets, max_sheets=most)
 
 
 def ledger_task(url: str, principal: Principal, fmt: str, today: date | None) -> bytes:

@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     footprint_cell: int = Field(8, ge=1, le=256)
     # Guard against pathological inputs (a polygon with millions of vertices).
     max_vertices_per_feature: int = Field(2_000_000, ge=4)
+    # Reports: an XYZ tile server drawn under the screening report's maps, e.g.
+    # https://tiles.example.org/{z}/{x}/{y}.png (none by default: maps fetch nothing).
+    basemap_url: str | None = None
 
     # HTTP API ---------------------------------------------------------------------------
     # Products that POST /scans may name live under this folder (nothing outside it).
@@ -71,6 +74,16 @@ class Settings(BaseSettings):
     notify_attempts: int = Field(4, ge=1, le=20)
     notify_backoff_s: float = Field(2.0, ge=0)
     notify_timeout_s: float = Field(10.0, gt=0)
+    # A sender's lease on a delivery it sends (renewed after each attempt); a sender that died
+    # holding one is taken over by the next once it has run out.
+    notify_lease_s: float = Field(300.0, gt=0)
+    # Field packets (redline.packet): at most this many flags in one packet.
+    packet_max_flags: int = Field(2_000, ge=1)
+    # ... and at most this many problem sheets in a packet built by the API (``sheets=true``):
+    # printing them is the slow part (the CLI prints up to redline.reports.MAX_PACKET).
+    packet_max_sheets: int = Field(5, ge=0)
+    # Evidence photos taken farther than this from their flag (EXIF GPS) carry a warning.
+    evidence_max_distance_m: float = Field(200.0, ge=0)
     # E-mail deliveries: REDLINE_SMTP_HOST, _PORT, _STARTTLS, _USER, _PASSWORD, _FROM.
     smtp_host: str | None = None
     smtp_port: int = Field(587, ge=1, le=65535)
@@ -85,6 +98,15 @@ class Settings(BaseSettings):
         if not v.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://")):
             raise ValueError("the database URL (REDLINE_DATABASE_URL, --db) must start with sqlite:// or postgresql://")
         return v
+
+    @field_validator("basemap_url")
+    @classmethod
+    def _xyz_template(cls, v: str | None) -> str | None:
+        if v is not None and (
+            not v.startswith(("http://", "https://")) or not all(k in v for k in ("{z}", "{x}", "{y}"))
+        ):
+            raise ValueError("the basemap URL (REDLINE_BASEMAP_URL) must be http(s) with {z}, {x} and {y}")
+        return v or None
 
     @field_validator("close_requires_recovery_for", mode="before")
     @classmethod

@@ -18,19 +18,33 @@ progress and is left alone; a ``<uuid>.<ext>`` file with no row cannot be made b
 code and is removed as an orphan. Recovery runs for a flag's folder before each upload
 to it and when a download finds its file missing; ``redline evidence recover`` runs it
 over the whole folder (at start-up, or from cron).
+
+Photos (JPEG, HEIC) give their EXIF GPS position and time (:func:`photo_position`): a photo's
+position is the point given with the upload, else its EXIF one; the geodesic distance from it
+to the flag is stored, with a warning when it is farther than ``max_distance_m`` (the setting
+``evidence_max_distance_m``, 200 m by default), or when the EXIF could not be read. Pixels are
+never decoded for this: only the metadata is read; a photo of absurd dimensions (a
+decompression bomb, refused by Pillow), a truncated or a bogus one is stored without a position
+and with a warning.
 """
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
+import math
 import os
 import re
 import uuid
+import warnings
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import BinaryIO
 
+import shapely
+
+from . import geo
 from .clock import now
 from .errors import InputError, NotFoundError, TooLargeError
 from .faults import checkpoint
@@ -42,15 +56,129 @@ SIGNATURES = (
     (b"\x89PNG\r\n\x1a\n", ("image/png", "png")),
     (b"%PDF-", ("application/pdf", "pdf")),
 )
+# HEIF photos (phones): an ISO BMFF ``ftyp`` box with one of these major brands
+HEIC_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1")
+PHOTO_TYPES = ("image/jpeg", "image/heic")  # the ones whose EXIF position is read
 TEMP_PREFIX = ".upload-"
-STORED_NAME = re.compile(r"^[0-9a-f]{32}\.(?:jpg|png|pdf)$")
+STORED_NAME = re.compile(r"^[0-9a-f]{32}\.(?:jpg|png|pdf|heic)$")
+# a camera's local time without an offset is taken for China Standard Time (the country's one zone)
+LOCAL_TIME = timezone(timedelta(hours=8))
 
 
 def sniff(head: bytes) -> tuple[str, str]:
     for magic, kind in SIGNATURES:
         if head.startswith(magic):
             return kind
-    raise InputError("unsupported file type: evidence must be a JPEG or PNG photo, or a PDF document")
+    if head[4:8] == b"ftyp" and head[8:12] in HEIC_BRANDS:
+        return ("image/heic", "heic")
+    raise InputError("unsupported file type: evidence must be a JPEG or PNG (or HEIC) photo, or a PDF document")
+
+
+# --- EXIF position and time ---------------------------------------------------------------
+
+GPS_IFD = 0x8825
+EXIF_IFD = 0x8769
+DATETIME_ORIGINAL, OFFSET_TIME_ORIGINAL = 36867, 36881
+
+
+@dataclass
+class PhotoPosition:
+    """What a photo's EXIF says: where (lon/lat, WGS 84) and when (ISO 8601, UTC offset kept)."""
+
+    lon: float | None = None
+    lat: float | None = None
+    taken_at: str | None = None
+    problem: str | None = None  # why the EXIF could not be read, when it could not
+
+
+def _degrees(dms, ref) -> float:
+    d, m, s = (float(x) for x in dms)
+    value = d + m / 60 + s / 3600
+    if not all(math.isfinite(x) and x >= 0 for x in (d, m, s)) or m >= 60 or s >= 60:
+        raise ValueError(f"bogus GPS coordinate {dms!r}")
+    ref = ref.decode("ascii", "replace") if isinstance(ref, bytes) else str(ref or "")
+    return -value if ref.strip().upper() in ("S", "W") else value
+
+
+def _gps_time(gps: dict) -> str | None:
+    day, hms = gps.get(29), gps.get(7)  # GPSDateStamp 'YYYY:MM:DD', GPSTimeStamp (h, m, s) in UTC
+    if not day or not hms:
+        return None
+    h, m, s = (float(x) for x in hms)
+    base = datetime.strptime(str(day).strip(), "%Y:%m:%d").replace(tzinfo=UTC)
+    return (base + timedelta(hours=h, minutes=m, seconds=int(s))).isoformat(timespec="seconds")
+
+
+def _original_time(exif_ifd: dict) -> str | None:
+    text = exif_ifd.get(DATETIME_ORIGINAL)
+    if not text:
+        return None
+    taken = datetime.strptime(str(text).strip().rstrip("\x00"), "%Y:%m:%d %H:%M:%S")
+    offset = str(exif_ifd.get(OFFSET_TIME_ORIGINAL) or "").strip().rstrip("\x00")
+    zone = datetime.strptime(offset, "%z").tzinfo if offset else LOCAL_TIME
+    return taken.replace(tzinfo=zone).isoformat(timespec="seconds")
+
+
+def photo_position(path: Path) -> PhotoPosition:
+    """The EXIF GPS position and time of a JPEG or HEIC photo; empty when it has none, with
+    ``problem`` set when its metadata cannot be read (truncated, bogus). Never raises."""
+    from PIL import Image
+
+    try:
+        import pillow_heif
+
+        pillow_heif.register_heif_opener()
+    except ImportError:  # pragma: no cover - a dependency; HEIC photos then keep no position
+        pass
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow's size and EXIF warnings: pixels are never decoded
+            with Image.open(path) as img:  # a decompression bomb is refused here (DecompressionBombError)
+                exif = img.getexif()
+                gps = dict(exif.get_ifd(GPS_IFD))
+                exif_ifd = dict(exif.get_ifd(EXIF_IFD))
+    except Exception as exc:  # noqa: BLE001 - a hostile file: Pillow raises many kinds
+        return PhotoPosition(problem=f"photo metadata unreadable ({type(exc).__name__})")
+    out = PhotoPosition()
+    try:
+        out.taken_at = _gps_time(gps) or _original_time(exif_ifd)
+    except Exception:  # noqa: BLE001 - bogus dates: no time
+        out.problem = "EXIF date unreadable"
+    if 2 in gps and 4 in gps:
+        try:
+            lat, lon = _degrees(gps[2], gps.get(1)), _degrees(gps[4], gps.get(3))
+            if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+                raise ValueError("outside longitude/latitude")
+            out.lon, out.lat = round(lon, 7), round(lat, 7)
+        except Exception:  # noqa: BLE001
+            out.problem = "EXIF GPS position unreadable"
+    return out
+
+
+def locate(
+    flag_geometry, lon: float | None, lat: float | None, photo: PhotoPosition | None, max_distance_m: float
+) -> dict:
+    """The evidence's position fields: the point given, else the photo's EXIF one; its
+    geodesic distance to the flag; and a warning when it is farther than ``max_distance_m``."""
+    source = "given" if lon is not None else "exif" if photo is not None and photo.lon is not None else None
+    if source == "exif" and photo is not None:
+        lon, lat = photo.lon, photo.lat
+    warn = []
+    distance = None
+    if source is not None and flag_geometry is not None and lon is not None and lat is not None:
+        distance = round(geo.distance_m(shapely.Point(lon, lat), flag_geometry), 1)
+        if distance > max_distance_m:
+            warn.append(f"taken {distance:,.0f} m from the flag (more than {max_distance_m:,.0f} m)")
+    if photo is not None and photo.problem:
+        warn.append(photo.problem)
+    return {
+        "lon": lon,
+        "lat": lat,
+        "taken_at": photo.taken_at if photo is not None else None,
+        "position_source": source,
+        "distance_m": distance,
+        "warning": "; ".join(warn) or None,
+    }
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -91,8 +219,9 @@ def save_evidence(
     lat: float | None = None,
     note: str | None = None,
     max_bytes: int = 20 * 1024 * 1024,
+    max_distance_m: float = 200.0,
 ) -> dict:
-    store.flag(flag_id)  # 404 before reading the body
+    flag = store.flag(flag_id)  # 404 before reading the body
     if (lon is None) != (lat is None):
         raise InputError("give both lon and lat for the GPS point, or neither")
     if lon is not None and lat is not None and not (-180 <= lon <= 180 and -90 <= lat <= 90):
@@ -120,6 +249,8 @@ def save_evidence(
             out.flush()
             os.fsync(out.fileno())  # the bytes are on disk before a row names them
         checkpoint("evidence-written")
+        photo = photo_position(tmp) if content_type in PHOTO_TYPES else None
+        position = locate(flag.get("geometry"), lon, lat, photo, max_distance_m)
         record = {
             "flag_id": flag_id,
             "stored_name": stored,
@@ -127,11 +258,15 @@ def save_evidence(
             "content_type": content_type,
             "size": size,
             "sha256": digest.hexdigest(),
-            "lon": lon,
-            "lat": lat,
+            "lon": position["lon"],
+            "lat": position["lat"],
             "note": note,
             "actor": actor,
             "at": now(),
+            "taken_at": position["taken_at"],
+            "position_source": position["position_source"],
+            "distance_m": position["distance_m"],
+            "warning": position["warning"],
         }
         with store.transaction():  # the row and its audit entry: both or neither
             record["id"] = store.add_evidence(record)

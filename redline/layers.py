@@ -19,7 +19,8 @@ from pyogrio.errors import DataLayerError, DataSourceError
 from . import vocab
 from .errors import CRSError, FieldMappingError, InputError, MissingFileError
 from .geo import STORAGE_CRS, area_ha, parse_crs, polygonal
-from .safeio import Limits, geojson_crs, sniff_vector
+from .model import Zone  # the record, defined once with the others (redline.model)
+from .safeio import Limits, geojson_crs, geojson_features, sniff_vector
 
 # Canonical attributes per layer kind: name -> required?
 SCHEMA: dict[str, dict[str, bool]] = {
@@ -27,25 +28,9 @@ SCHEMA: dict[str, dict[str, bool]] = {
     "reserve": {"zone": True, "name": False, "code": False},
     "permit": {"name": True, "valid_from": True, "valid_to": True, "permit_no": False, "activity": False},
     "admin": {"name": True, "code": True},
+    # environmental control units (环境管控单元): unit code (the access list's key), name, type
+    "control": {"code": True, "name": True, "unit_type": True},
 }
-
-
-@dataclass
-class Zone:
-    """One polygon of a layer with its regime, in lon/lat."""
-
-    kind: str
-    name: str
-    regime: str
-    geometry: shapely.Geometry
-    code: str | None = None
-    attrs: dict = field(default_factory=dict)
-    valid_from: date | None = None
-    valid_to: date | None = None
-    activity: str | None = None
-    id: int | None = None  # set by the store
-    layer_version_id: int | None = None
-    area_ha: float = 0.0
 
 
 @dataclass
@@ -137,8 +122,8 @@ def read_layer(
     max_vertices: int = 2_000_000,
 ) -> LoadReport:
     """Read a protection layer from any OGR source into canonical zones."""
-    if kind not in vocab.LAYER_KINDS:
-        raise InputError(f"unknown layer kind {kind!r}; expected one of {', '.join(vocab.LAYER_KINDS)}")
+    if kind not in vocab.ZONE_KINDS:
+        raise InputError(f"unknown layer kind {kind!r}; expected one of {', '.join(vocab.ZONE_KINDS)}")
     path = Path(path)
     if not path.exists():
         raise MissingFileError(f"{path}: no such file")
@@ -180,6 +165,14 @@ def read_layer(
         row = gdf.iloc[i]
         value = {c: (None if src is None else row[src]) for c, src in fields.items()}
         report.zones.append(_zone(kind, value, geom, i, row, fields))
+    if kind == vocab.CONTROL:  # the unit code keys the access list: one unit per code
+        seen: dict[str | None, str] = {}
+        for z in report.zones:
+            if z.code in seen:
+                raise FieldMappingError(
+                    f"{path}: control unit code {z.code!r} is used by {seen[z.code]!r} and {z.name!r}"
+                )
+            seen[z.code] = z.name
     return report
 
 
@@ -195,13 +188,7 @@ def _read_frame(path: Path, layer: str | None) -> gpd.GeoDataFrame:
         )
         if source.geojson is not None:
             doc = source.geojson
-            features = (
-                doc.get("features")
-                if doc["type"] == "FeatureCollection"
-                else [doc]
-                if doc["type"] == "Feature"
-                else [{"type": "Feature", "geometry": doc, "properties": {}}]
-            )
+            features = geojson_features(doc)
             try:
                 gdf = gpd.GeoDataFrame.from_features(features)
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -255,6 +242,15 @@ def _zone(kind: str, value: dict, geom, row_no: int, row, fields) -> Zone:
             vt,
             vocab.activity(act) if act else None,
         )
+    elif kind == vocab.CONTROL:
+        name, code, raw = _text(value["name"]), _text(value["code"]), _text(value["unit_type"])
+        if name is None or code is None or raw is None:
+            raise FieldMappingError(f"feature {row_no}: a control unit needs a code, a name and a unit type")
+        try:
+            regime = vocab.control_regime(raw)
+        except FieldMappingError as exc:
+            raise FieldMappingError(f"feature {row_no}: {exc}") from None
+        zone = Zone(kind, name, regime, geom, code, extra)
     else:
         name, code = _text(value["name"]), _text(value["code"])
         if name is None or code is None:

@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from datetime import date
+from pathlib import Path
 
 from .auth import Principal
 from .clock import now
 from .config import Settings
-from .errors import ConflictError, InputError
+from .errors import ConflictError, InputError, NotFoundError
 from .store import FlagFilter, Store
 
 # the statuses of a problem on the ledger (closed: when it came through the ledger)
@@ -404,8 +406,125 @@ def export(store: Store, principal: Principal, fmt: str, today: date | None = No
     return FORMATS[fmt](ledger_rows(store, principal, today))
 
 
+# --- the close-out archive ----------------------------------------------------------------
+
+ARCHIVE_HISTORY_COLUMNS = ("id", "at", "actor", "action", "detail")
+
+
+def _json_bytes(obj) -> bytes:
+    return (json.dumps(obj, ensure_ascii=False, indent=2, default=str) + "\n").encode()
+
+
+def _csv_bytes(header, rows) -> bytes:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(header)
+    w.writerows(rows)
+    return ("\ufeff" + buf.getvalue()).encode()
+
+
+def archive(
+    store: Store,
+    flag_id: int,
+    principal: Principal,
+    *,
+    evidence_dir: Path | None = None,
+    sheet: bool = True,
+    today: date | None = None,
+) -> bytes:
+    """The close-out archive (销号档案) of one problem on the ledger, as a ZIP: the problem sheet
+    (``sheet.pdf``, redline.reports), the ledger entry with its plan reference and progress notes,
+    the approvals (who closed it, when, override or recovery verdict), the evidence files,
+    the history (JSON and CSV) and ``manifest.json`` with the SHA-256 and size of every member."""
+    import hashlib
+    import zipfile
+
+    from .evidence import evidence_path
+    from .workflow import flag_detail
+
+    detail = entry_detail(store, flag_id, principal, today)  # refused outside the jurisdiction / off the ledger
+    flag = flag_detail(store, flag_id, principal, history=True)
+    history = flag.pop("history")
+    notes = detail.pop("notes")
+    members: list[tuple[str, bytes]] = []
+    if sheet:
+        from .reports import flag_report
+
+        members.append(
+            ("sheet.pdf", flag_report(store, flag_id, "pdf", principal=principal, evidence_dir=evidence_dir))
+        )
+    members.append(("flag.json", _json_bytes(flag)))
+    members.append(("ledger.json", _json_bytes({**detail, "plan": detail.get("plan_ref")})))
+    members.append(
+        (
+            "notes.csv",
+            _csv_bytes(("noted_on", "actor", "note"), [(n["noted_on"], n["actor"], n["note"]) for n in notes]),
+        )
+    )
+    closes = [h for h in history if h["action"] == "status" and h["detail"].get("to") == "closed"]
+    members.append(
+        (
+            "approvals.json",
+            _json_bytes(
+                {
+                    "approved_by": detail.get("approved_by"),
+                    "approved_at": detail.get("approved_at"),
+                    "closed_on": detail.get("closed_on"),
+                    "override_reason": detail.get("override_reason"),
+                    "recovery_verdict": recovery_verdict(history),
+                    "close_moves": closes,
+                }
+            ),
+        )
+    )
+    members.append(("history.json", _json_bytes(history)))
+    members.append(
+        (
+            "history.csv",
+            _csv_bytes(
+                ARCHIVE_HISTORY_COLUMNS,
+                [
+                    [json.dumps(h[c], ensure_ascii=False) if c == "detail" else h[c] for c in ARCHIVE_HISTORY_COLUMNS]
+                    for h in history
+                ],
+            ),
+        )
+    )
+    listed = []
+    for e in store.evidence(flag_id):
+        item = {
+            k: e[k]
+            for k in ("id", "original_name", "content_type", "size", "sha256", "lon", "lat", "note", "actor", "at")
+        }
+        name = f"evidence/{e['id']}{Path(e['stored_name']).suffix}"
+        if evidence_dir is not None:
+            try:
+                _, path = evidence_path(store, evidence_dir, e["id"])
+                members.append((name, path.read_bytes()))
+                item["file"] = name
+            except NotFoundError:
+                item["file"] = None  # the row's file is missing from the evidence store
+        listed.append(item)
+    members.append(("evidence.json", _json_bytes(listed)))
+    manifest = {
+        "flag_id": flag_id,
+        "status": flag["status"],
+        "source": flag.get("source"),
+        "source_ref": flag.get("source_ref"),
+        "made_at": now(),
+        "made_by": principal.name,
+        "members": [{"name": n, "size": len(b), "sha256": hashlib.sha256(b).hexdigest()} for n, b in members],
+    }
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in [*members, ("manifest.json", _json_bytes(manifest))]:
+            z.writestr(f"flag-{flag_id}/{name}", data)
+    return buf.getvalue()
+
+
 __all__ = [
     "CloseOutError",
+    "archive",
     "LEDGER_STATUSES",
     "ENTRY_FIELDS",
     "add_note",

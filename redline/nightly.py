@@ -166,6 +166,7 @@ class Night:
                 notify.plan(self.store, digest, self.settings)
                 self.store.ledger_mark_reported([e["key"] for e in entries], self.run["run_id"])
             checkpoint("reported")
+            notify.plan_overdue(self.store, settings=self.settings)  # overdue deadlines: once per day (keyed by day)
             # send what is pending: tonight's, and what a killed run left (redline.notify)
             digest["deliveries"] = [
                 {k: d[k] for k in ("key", "run_id", "state", "attempts", "flags", "last_error")}

@@ -28,14 +28,19 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import re
 import secrets
 import smtplib
+import socket
 import ssl
 import time
+import uuid
 from collections.abc import Callable
+from datetime import date, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import formatdate
+from html import escape
 from urllib.parse import urlsplit
 
 import shapely
@@ -49,7 +54,8 @@ from .errors import InputError, NotFoundError, PermissionDeniedError
 from .faults import checkpoint
 from .store import FlagFilter, Store
 
-KINDS = ("new", "observed")  # new flags; new observations of open flags
+DEFAULT_KINDS = ("new", "observed")  # new flags; new observations of open flags
+KINDS = (*DEFAULT_KINDS, "overdue")  # and, daily, open ledger entries past their deadline
 CHANNELS = ("webhook", "email")
 SUBSCRIBER_ROLES = ("inspector", "admin")
 CLOSED = ("closed", "false_positive", "permitted")  # not "open": their new observations are not sent
@@ -107,7 +113,7 @@ def new_subscription(
     if min_severity is not None and min_severity not in vocab.SEVERITIES:
         raise InputError(f"unknown severity {min_severity!r}; expected one of {', '.join(vocab.SEVERITIES)}")
     acts = sorted({vocab.activity(a) for a in activities or []})
-    kinds = list(dict.fromkeys(kinds or KINDS))
+    kinds = list(dict.fromkeys(kinds or DEFAULT_KINDS))
     if any(k not in KINDS for k in kinds):
         raise InputError(f"unknown kind in {kinds}; expected {', '.join(KINDS)}")
     if bool(webhook) == bool(email):
@@ -226,6 +232,22 @@ def _area_digest(digest: dict, new: list[dict], observed: list[dict]) -> dict:
     return d
 
 
+def _record(store: Store, sub: dict, run_id: str, key: str, items: list, payload: dict, written: list) -> None:
+    """Write one pending delivery (once: ``key`` is unique); append it to ``written`` if new."""
+    row, new = store.add_delivery(
+        {
+            "subscription_id": sub["id"],
+            "run_id": run_id,
+            "key": key,
+            "flags": len(items),
+            "payload": payload,
+            "payload_sha256": hashlib.sha256(body(payload)).hexdigest(),
+        }
+    )
+    if new:
+        written.append(row)
+
+
 def body(payload: dict) -> bytes:
     """A webhook's raw body: the payload as compact UTF-8 JSON (what is signed)."""
     return json.dumps(payload["body"], ensure_ascii=False, separators=(",", ":")).encode()
@@ -253,7 +275,7 @@ def plan(store: Store, digest: dict, settings: Settings = DEFAULTS) -> list[dict
                 geoms[f["id"]] = store.flag(f["id"])["geometry"]
             except NotFoundError:  # pragma: no cover - flags are never deleted
                 geoms[f["id"]] = None
-    written = []
+    written: list[dict] = []
     with store.transaction():
         for sub in subs:
             owner = _owner(sub)
@@ -273,19 +295,147 @@ def plan(store: Store, digest: dict, settings: Settings = DEFAULTS) -> list[dict
             }
             if sub["channel"] == "email":
                 payload["digest"] = _area_digest(digest, chosen["new"], chosen["observed"])
-            row, new = store.add_delivery(
-                {
-                    "subscription_id": sub["id"],
-                    "run_id": run_id,
-                    "key": key,
-                    "flags": len(items),
-                    "payload": payload,
-                    "payload_sha256": hashlib.sha256(body(payload)).hexdigest(),
-                }
-            )
-            if new:
-                written.append(row)
+            _record(store, sub, run_id, key, items, payload, written)
     return written
+
+
+# --- overdue ledger deadlines (daily) ----------------------------------------------------------
+
+
+def today() -> date:
+    """Today (UTC) by the engine's clock (redline.clock)."""
+    return date.fromisoformat(now()[:10])
+
+
+def overdue_run_id(day: date) -> str:
+    """The run id of one day's overdue deliveries (``redline notify --run`` takes it too)."""
+    return f"overdue-{day.isoformat()}"
+
+
+def overdue_rows(store: Store, sub: dict, day: date) -> list[tuple[dict, dict]]:
+    """(ledger row, flag) of each problem of ``sub``'s area and owner's jurisdiction whose
+    deadline has passed on ``day`` and that is not closed (overdue days: redline.ledger)."""
+    from .ledger import ledger_rows
+
+    owner = _owner(sub)
+    if owner is None or "overdue" not in sub["kinds"]:
+        return []
+    flt = FlagFilter(admin_code=list(sub["admin_codes"])) if sub["admin_codes"] else None
+    try:  # ledger_rows narrows to the owner's jurisdiction
+        rows = ledger_rows(store, owner, day, flt)
+    except PermissionDeniedError:  # an area wholly outside the owner's jurisdiction
+        return []
+    out = []
+    for r in rows:
+        if r["status"] == "closed" or r["overdue_days"] <= 0:
+            continue
+        flag = store.flag(r["id"])
+        geometry = flag.pop("geometry", None)
+        if matches(sub, flag, geometry, "overdue", owner):
+            out.append((r, {**flag, "geometry": geometry}))
+    return out
+
+
+def overdue_item(row: dict, flag: dict, settings: Settings) -> dict:
+    """One overdue problem in a webhook body: the flag's fields and its ledger entry's."""
+    item = flag_item({k: v for k, v in flag.items() if k != "geometry"}, flag.get("geometry"), "overdue", settings)
+    return item | {
+        "deadline": row["deadline"],
+        "overdue_days": row["overdue_days"],
+        "responsible": row["responsible"],
+        "responsible_person": row["person"],
+        "measures": row["measures"],
+    }
+
+
+def plan_overdue(store: Store, day: date | None = None, settings: Settings = DEFAULTS) -> list[dict]:
+    """Write one pending delivery per subscription of the ``overdue`` kind that has overdue
+    problems on ``day`` (default: today), keyed ``<subscription id>:overdue-<day>``: planning the
+    same day again writes nothing. Returns the deliveries written now."""
+    day = day or today()
+    run_id = overdue_run_id(day)
+    written: list[dict] = []
+    for sub in store.subscriptions():
+        if "overdue" not in sub["kinds"]:
+            continue
+        found = overdue_rows(store, sub, day)
+        if not found:
+            continue
+        key = f"{sub['id']}:{run_id}"
+        items = [overdue_item(r, f, settings) for r, f in found]
+        payload: dict = {
+            "body": {
+                "event": "redline.overdue",
+                "run_id": run_id,
+                "date": day.isoformat(),
+                "subscription": sub["name"],
+                "delivery": key,
+                "flags": items,
+            }
+        }
+        if sub["channel"] == "email":
+            payload["ledger"] = [r for r, _ in found]
+        _record(store, sub, run_id, key, items, payload, written)
+    return written
+
+
+def notify_overdue(store: Store, day: date | None = None, settings: Settings = DEFAULTS, **kw) -> list[dict]:
+    """``redline notify --overdue [--on DAY]``: plan the day's overdue deliveries (once per day)
+    and send those of the day that are pending or failed."""
+    day = day or today()
+    plan_overdue(store, day, settings)
+    return deliver(store, settings, run_id=overdue_run_id(day), retry_failed=True, **kw)
+
+
+def _overdue_email(sub: dict, delivery: dict, msg: EmailMessage) -> None:
+    """The body and CSV of an overdue delivery's e-mail (the ledger rows of its problems)."""
+    from .ledger import to_csv
+
+    rows = delivery["payload"].get("ledger") or []
+    day = delivery["payload"]["body"]["date"]
+    msg["Subject"] = f"[redline] {sub['name']}: {len(rows)} rectification deadlines overdue ({day})"
+    lines = [
+        f"#{r['id']} {r['admin_code'] or ''} {r['zone'] or ''} deadline {r['deadline']}: "
+        f"{r['overdue_days']} days overdue"
+        for r in rows
+    ]
+    msg.set_content(f"redline, subscription {sub['name']}, {day}: overdue deadlines\n\n" + "\n".join(lines) + "\n")
+    links = {f["id"]: f["link"] for f in delivery["payload"]["body"].get("flags", [])}
+    td = 'style="border:1px solid #bbb;padding:3px 6px;text-align:left"'
+    columns = {
+        "id": "flag 图斑",
+        "admin_name": "admin unit 行政区",
+        "zone": "zone 管控区",
+        "activity": "activity 活动",
+        "responsible": "responsible 责任单位",
+        "deadline": "deadline 整改期限",
+        "overdue_days": "overdue days 逾期天数",
+        "status": "status 状态",
+    }
+
+    def cell(r: dict, c: str) -> str:
+        text = escape(str(r[c] if r[c] is not None else ""))
+        if c == "id" and r["id"] in links:
+            return f'<td {td}><a href="{escape(links[r["id"]])}">#{text}</a></td>'
+        return f"<td {td}><b>{text}</b></td>" if c == "overdue_days" else f"<td {td}>{text}</td>"
+
+    cells = "".join("<tr>" + "".join(cell(r, c) for c in columns) + "</tr>" for r in rows)
+    head = "".join(f'<th {td} bgcolor="#eeeeee">{h}</th>' for h in columns.values())
+    msg.add_alternative(
+        '<!doctype html><html lang="zh-CN"><meta charset="utf-8">'
+        '<body style="font-family:sans-serif;font-size:14px">'
+        f"<h2>{escape(sub['name'])}: overdue rectification deadlines 整改逾期, {escape(day)}</h2>"
+        f"<p>{len(rows)} problems on the rectification ledger (台账) of this area are past their deadline and"
+        " not closed. The CSV attached holds their ledger rows.</p>"
+        f'<table style="border-collapse:collapse"><tr>{head}</tr>{cells}</table></body></html>',
+        subtype="html",
+    )
+    msg.add_attachment(
+        to_csv(rows).decode(),
+        subtype="csv",
+        charset="utf-8",
+        filename=f"redline-{sub['name']}-overdue-{day}.csv".replace("/", "_"),
+    )
 
 
 # --- sending ---------------------------------------------------------------------------------
@@ -304,7 +454,7 @@ def _send_webhook(sub: dict, delivery: dict, settings: Settings, client=None) ->
         "User-Agent": f"redline/{__version__}",
         "X-Redline-Signature": signature(sub["secret"] or "", raw),
         "X-Redline-Delivery": delivery["key"],
-        "X-Redline-Event": "redline.flags",
+        "X-Redline-Event": delivery["payload"]["body"].get("event", "redline.flags"),
     }
     url = check_webhook_url(sub["target"])
     own = client is None
@@ -324,19 +474,32 @@ def _send_webhook(sub: dict, delivery: dict, settings: Settings, client=None) ->
         raise Permanent(f"HTTP {r.status_code}")
 
 
+def _envelope(sub: dict, delivery: dict, settings: Settings) -> dict[str, str]:
+    return {
+        "From": settings.smtp_from,
+        "To": sub["target"],
+        "Date": formatdate(localtime=False),
+        "Message-ID": f"<{delivery['key'].replace(':', '.')}@redline>",
+        "X-Redline-Delivery": delivery["key"],
+    }
+
+
 def email_message(sub: dict, delivery: dict, settings: Settings, store: Store | None = None) -> EmailMessage:
     from .reports.digestreport import digest_csv, digest_html
 
+    if delivery["payload"]["body"].get("event") == "redline.overdue":
+        msg = EmailMessage()
+        for k, v in _envelope(sub, delivery, settings).items():
+            msg[k] = v
+        _overdue_email(sub, delivery, msg)
+        return msg
     d = delivery["payload"]["digest"]
     n_new, n_obs = d["totals"]["new_flags"], d["totals"]["new_observations"]
     csv_name = f"redline-{sub['name']}-{delivery['run_id']}.csv".replace("/", "_")
     msg = EmailMessage()
     msg["Subject"] = f"[redline] {sub['name']}: {n_new} new flags, {n_obs} re-observed (night {delivery['run_id']})"
-    msg["From"] = settings.smtp_from
-    msg["To"] = sub["target"]
-    msg["Date"] = formatdate(localtime=False)
-    msg["Message-ID"] = f"<{delivery['key'].replace(':', '.')}@redline>"
-    msg["X-Redline-Delivery"] = delivery["key"]
+    for k, v in _envelope(sub, delivery, settings).items():
+        msg[k] = v
     lines = [
         f"#{f['id']} {f['severity'] or '-'} {f['activity']} {f['ha']} ha {f['admin']['code'] or ''} {f['link']}"
         for f in delivery["payload"]["body"]["flags"]
@@ -365,6 +528,43 @@ def _send_email(sub: dict, delivery: dict, settings: Settings, store: Store | No
         raise ConnectionError(f"{type(exc).__name__}: {exc}") from None
 
 
+def sender_id() -> str:
+    """A name for one sender (a ``deliver`` call): host, process and a random part."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
+def _lease(settings: Settings) -> tuple[str, str]:
+    """(now, the end of a lease taken now) as ISO timestamps."""
+    at = now()
+    return at, (datetime.fromisoformat(at) + timedelta(seconds=settings.notify_lease_s)).isoformat()
+
+
+def _dead(sender: str | None) -> bool:
+    """Whether ``sender`` (a :func:`sender_id`) was a process of this host that is gone (killed
+    while it held a lease): its lease need not be waited out."""
+    host, _, rest = (sender or "").partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
+
+
+def claim(store: Store, delivery: dict, owner: str, settings: Settings = DEFAULTS, states=("pending",)) -> bool:
+    """Take ``owner``'s lease on a delivery still in one of ``states``: whether it is ours to send.
+    Another sender's lease is respected until it runs out, or until that sender is known dead
+    (a process of this host that is gone: a run killed while sending)."""
+    at, until = _lease(settings)
+    held = delivery.get("claimed_by")
+    take_from = held if held and held != owner and _dead(held) else None
+    return store.claim_delivery(delivery["id"], owner, until, at, tuple(states), take_from)
+
+
 def send_one(
     store: Store,
     sub: dict,
@@ -372,8 +572,10 @@ def send_one(
     settings: Settings = DEFAULTS,
     sleep: Callable[[float], None] = time.sleep,
     client=None,
+    owner: str | None = None,
 ) -> dict:
-    """Send one delivery with bounded retries; its row is updated after every attempt."""
+    """Send one delivery with bounded retries; its row is updated after every attempt (and,
+    with ``owner``, the sender's lease on it renewed; it is let go when the delivery ends)."""
     attempts = delivery["attempts"]
     for i in range(settings.notify_attempts):
         checkpoint("delivery-sending")
@@ -386,6 +588,8 @@ def send_one(
             attempts += 1
             last = i == settings.notify_attempts - 1 or isinstance(exc, Permanent)
             fields = {"attempts": attempts, "last_error": str(exc)[:500], **({"state": "failed"} if last else {})}
+            if owner is not None:
+                fields["claimed_until"] = None if last else _lease(settings)[1]
             store.update_delivery(delivery["id"], fields)
             if last:
                 return {**delivery, **fields}
@@ -393,6 +597,8 @@ def send_one(
             continue
         checkpoint("delivery-sent")
         fields = {"attempts": attempts + 1, "state": "sent", "sent_at": now()}
+        if owner is not None:
+            fields["claimed_until"] = None
         store.update_delivery(delivery["id"], fields)
         return {**delivery, **fields}
     raise AssertionError("unreachable")  # pragma: no cover
@@ -407,18 +613,24 @@ def deliver(
     client=None,
 ) -> list[dict]:
     """Send the pending deliveries (of ``run_id``, else of every run: what a killed run left),
-    and the failed ones too with ``retry_failed``. Returns them as they ended."""
+    and the failed ones too with ``retry_failed``. Returns those this call sent (or failed), as
+    they ended: each is claimed first (:func:`claim`), so a delivery that another sender is
+    sending meanwhile (``redline notify`` during a nightly run, a second server) is left to it."""
     states = ("pending", "failed") if retry_failed else ("pending",)
     todo = store.deliveries(run_id=run_id, states=states)
     subs = {s["id"]: s for s in store.subscriptions()}
+    owner = sender_id()
     out = []
     for d in todo:
+        if not claim(store, d, owner, settings, states):
+            continue  # another sender's, or sent since it was listed
         sub = subs.get(d["subscription_id"])
         if sub is None:  # removed since it was planned: nothing is sent
-            store.update_delivery(d["id"], {"state": "failed", "last_error": "subscription removed"})
-            out.append({**d, "state": "failed", "last_error": "subscription removed"})
+            fields = {"state": "failed", "last_error": "subscription removed", "claimed_until": None}
+            store.update_delivery(d["id"], fields)
+            out.append({**d, **fields})
             continue
-        out.append(send_one(store, sub, d, settings, sleep=sleep, client=client))
+        out.append(send_one(store, sub, d, settings, sleep=sleep, client=client, owner=owner))
     return out
 
 

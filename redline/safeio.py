@@ -230,6 +230,16 @@ def check_geojson(doc, name: str) -> dict:
     return doc
 
 
+def geojson_features(doc: dict) -> list | None:
+    """The features of a checked GeoJSON document: a collection's, one feature, or a bare
+    geometry as a feature without properties."""
+    if doc["type"] == "FeatureCollection":
+        return doc.get("features")  # None or not a list: the caller's reader refuses it
+    if doc["type"] == "Feature":
+        return [doc]
+    return [{"type": "Feature", "geometry": doc, "properties": {}}]
+
+
 def geojson_crs(doc) -> str | None:
     """The legacy GeoJSON ``crs`` member (``{"type": "name", "properties": {"name": ...}}``)."""
     member = doc.get("crs") if isinstance(doc, dict) else None

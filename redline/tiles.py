@@ -13,8 +13,18 @@ is under a pixel there. Flags are thinned to one point per cell of the tile's pi
 screen pixels at zoom 9, 4 at 8, 8 at 7 and below; the most severe, then the most
 recently seen, then the oldest flag of the cell is kept, at its centroid, and ``pixel_flags``
 says how many flags share the cell), so a zoomed-out tile stays small however many flags
-there are. From
-:data:`FLAG_POINT_ZOOM` on, flags are their polygons.
+there are. From :data:`FLAG_POINT_ZOOM` on, flags are their polygons.
+
+Zoomed out, the work does not grow with the data as the tile does:
+
+- flag points are thinned here from :class:`FlagPoints`, every flag's point and tile fields
+  as arrays, loaded once per data version (the store's SQL thinning, ``flag_cells``, stays
+  for CQL2 filters);
+- zone tiles up to zoom 11 draw the zones' generalised copies of the zoom's band
+  (``zone_bands``, written with each layer version; :data:`redline.store.core.ZONE_BANDS`),
+  without the zones under a pixel there;
+- tiles are encoded by :func:`encode` (the MVT protobuf, geometry commands computed for all
+  features at once) and kept per data version (:data:`TILES`).
 
 Empty tiles are ``b""`` (the API answers 204 No Content).
 
@@ -30,17 +40,19 @@ import math
 import threading
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, replace
+from datetime import date, datetime
 from typing import Any
 
-import mapbox_vector_tile
 import morecantile
 import numpy as np
 import shapely
+from mapbox_vector_tile.Mapbox import vector_tile_pb2
 
-from .cql import describe
+from .cql import SORT_RANKS, describe
 from .errors import NotFoundError
 from .model import FLAG_TILE_FIELDS
 from .store import FlagFilter, Store
+from .store.core import zone_band
 from .vocab import LAYER_KINDS
 
 TMS_ID = "WebMercatorQuad"
@@ -106,6 +118,7 @@ class TileSpec:
     tolerance_m: float  # simplification tolerance in Web Mercator metres
     mercator_bounds: tuple[float, float, float, float]
     lonlat_bounds: tuple[float, float, float, float]  # with the buffer
+    band: int | None = None  # the zones' generalised copies drawn (store.core.ZONE_BANDS)
     extent: int = EXTENT
     buffer: int = BUFFER
 
@@ -121,6 +134,7 @@ def spec(tile: TileRef) -> TileSpec:
         (m[2] - m[0]) / EXTENT * SIMPLIFY,
         m,
         tile.lonlat_bounds(BUFFER),
+        zone_band(tile.z),
     )
 
 
@@ -177,8 +191,9 @@ def _props(row: dict, keys) -> dict:
     return {k: row[k] for k in keys if row.get(k) is not None}  # MVT has no null
 
 
-def flag_features(store: Store, tile: TileRef, flt: FlagFilter | None = None) -> list[dict]:
-    """The flags of one tile, as MVT features (geometry in tile units)."""
+def flag_features(store: Store, tile: TileRef, flt: FlagFilter | None = None, version=None) -> list[dict]:
+    """The flags of one tile, as MVT features (geometry in tile units; points as (x, y)).
+    ``version``: the flags' :func:`data_version`, when the caller has it."""
     flt = replace(
         flt or FlagFilter(),
         bbox=tile.lonlat_bounds(BUFFER),
@@ -196,10 +211,14 @@ def flag_features(store: Store, tile: TileRef, flt: FlagFilter | None = None) ->
             if g is not None:
                 out.append({"geometry": g, "properties": _props(r, FLAG_PROPERTIES), "id": r["id"]})
         return out
-    # points at the centre of each flag's bounding box, thinned to one per cell in the store
+    # points at the centre of each flag's bounding box, thinned to one per cell: by the
+    # engine from the flags' points, or by the store's SQL where a CQL2 filter applies
+    if _thinned_here(tile, flt):
+        points = FLAG_POINTS.get(store, version if version is not None else store.change_stamp())
+        return points.cells(flt, spec(tile))
     return [
         {
-            "geometry": shapely.Point(r["px"], r["py"]),
+            "geometry": (float(r["px"]), float(r["py"])),
             "id": r["id"],
             "properties": {**_props(r, FLAG_PROPERTIES), "pixel_flags": r["pixel_flags"]},
         }
@@ -207,23 +226,261 @@ def flag_features(store: Store, tile: TileRef, flt: FlagFilter | None = None) ->
     ]
 
 
+def _day(value) -> int | None:
+    """An ISO date (or timestamp) text, date or datetime as a day number."""
+    if value is None:
+        return None
+    if isinstance(value, (date, datetime)):
+        return value.toordinal()
+    return date.fromisoformat(str(value)[:10]).toordinal()
+
+
+class FlagPoints:
+    """Every flag of one store at one data version, as columns: the centre of its bounding
+    box in Web Mercator metres, its tile properties and the fields the tile filters test
+    (categories as integer codes). Kept in thinning priority order (the most severe, then
+    the latest seen, then the lowest id first), so that a cell keeps its first flag.
+
+    Thinning 100,000 flags for a zoomed-out tile is then a few array operations instead of a
+    window query over every flag of the tile (:meth:`Store.flag_cells`, still used for CQL2
+    filters); the rule and the result are the same."""
+
+    _CODED = tuple(k for k in FLAG_PROPERTIES if k not in ("id", "area_ha"))
+
+    def __init__(self, columns: dict[str, Any]):
+        ids = np.asarray(columns["id"], np.int64)
+        n = self.n = len(ids)
+        self.codes: dict[str, np.ndarray] = {}
+        self.vocab: dict[str, list] = {}
+        for k in self._CODED:
+            seen: dict = {None: -1}
+            self.codes[k] = np.fromiter((seen.setdefault(v, len(seen) - 1) for v in columns[k]), np.int32, n)
+            self.vocab[k] = list(seen)[1:]
+        days = {k: np.array([_day(v) for v in self.vocab[k]] + [-1], np.int64) for k in ("first_seen", "last_seen")}
+        last = days["last_seen"][self.codes["last_seen"]]  # null: -1 (the table's last entry)
+        days["first_seen"][-1] = np.iinfo(np.int64).max
+        first = days["first_seen"][self.codes["first_seen"]]
+        ranks = np.array([SORT_RANKS["severity"].index(v) for v in self.vocab["severity"]] + [-1])
+        rank = ranks[self.codes["severity"]]
+        order = np.lexsort((ids, -last, last < 0, -rank))  # the last key sorts first
+        self.id, self.last_day, self.first_day = ids[order], last[order], first[order]
+        for k in self._CODED:
+            self.codes[k] = self.codes[k][order]
+        cx = np.asarray(columns["cx"], float)[order]
+        cy = np.asarray(columns["cy"], float)[order]
+        self.mx = np.radians(cx) * _R
+        self.my = np.log(np.tan(np.pi / 4 + np.radians(cy) / 2)) * _R
+        self.area = np.array([np.nan if v is None else v for v in columns["area_ha"]], float)[order]
+
+    @classmethod
+    def load(cls, store: Store) -> FlagPoints:
+        return cls(store.flag_points())
+
+    def _mask(self, flt: FlagFilter) -> np.ndarray:
+        m = np.ones(self.n, bool)
+        for k, wanted in (
+            ("status", flt.status),
+            ("severity", flt.severity),
+            ("activity", flt.activity),
+            ("admin_code", flt.admin_code),
+        ):
+            if wanted:
+                index = {v: i for i, v in enumerate(self.vocab[k])}
+                m &= np.isin(self.codes[k], [index[v] for v in wanted if v in index])
+        if flt.since:
+            m &= self.last_day >= _day(flt.since)
+        if flt.until:
+            m &= self.first_day <= _day(flt.until)
+        return m
+
+    def cells(self, flt: FlagFilter | None, s: TileSpec) -> list[dict]:
+        """The thinned points of one tile (what :meth:`Store.flag_cells` gives), as features."""
+        flt = flt or FlagFilter()
+        assert flt.cql is None and flt.region is None and flt.after_id is None  # the store's (SQL) path
+        minx, miny, maxx, maxy = s.mercator_bounds
+        px = np.rint((self.mx - minx) * (s.extent / (maxx - minx)))
+        py = np.rint((maxy - self.my) * (s.extent / (maxy - miny)))
+        lo, hi = -s.buffer, s.extent + s.buffer
+        m = self._mask(flt) & (px >= lo) & (px <= hi) & (py >= lo) & (py <= hi)
+        idx = np.flatnonzero(m)  # in priority order
+        if not len(idx):
+            return []
+        cx, cy = np.floor(px[idx] / s.cell).astype(np.int64), np.floor(py[idx] / s.cell).astype(np.int64)
+        code = (cx - cx.min()) * (int(cy.max() - cy.min()) + 1) + (cy - cy.min())
+        _, first, counts = np.unique(code, return_index=True, return_counts=True)  # first: the kept flag
+        keep = idx[first]
+        by_id = np.argsort(self.id[keep], kind="stable")
+        keep, counts = keep[by_id], counts[by_id].tolist()
+        columns: dict[str, list] = {"id": self.id[keep].tolist()}
+        for k in self._CODED:
+            vocab = self.vocab[k] + [None]  # code -1: null
+            columns[k] = [vocab[c] for c in self.codes[k][keep].tolist()]
+        columns["area_ha"] = [None if a != a else a for a in self.area[keep].tolist()]  # NaN: null
+        names = [k for k in FLAG_PROPERTIES if k in columns]
+        xs, ys = px[keep].tolist(), py[keep].tolist()
+        out = []
+        for j, values in enumerate(zip(*(columns[k] for k in names))):
+            props = {k: v for k, v in zip(names, values) if v is not None}
+            props["pixel_flags"] = counts[j]
+            out.append({"geometry": (xs[j], ys[j]), "id": props["id"], "properties": props})
+        return out
+
+
+class _FlagPointsCache:
+    """The latest :class:`FlagPoints` per store (process-wide), by data version."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, tuple[Any, FlagPoints]] = {}
+        self.lock = threading.Lock()
+
+    def get(self, store: Store, version) -> FlagPoints:
+        with self.lock:
+            hit = self.entries.get(store.identity)
+            if hit is not None and hit[0] == version:
+                return hit[1]
+            points = FlagPoints.load(store)  # under the lock: one load per version
+            self.entries[store.identity] = (version, points)
+            return points
+
+    def clear(self) -> None:
+        with self.lock:
+            self.entries.clear()
+
+
+FLAG_POINTS = _FlagPointsCache()
+
+
 def zone_features(store: Store, kind: str, tile: TileRef, where=None) -> list[dict]:
     """The zones of one tile (``where``: a checked CQL2 filter, redline.cql.parse)."""
-    zones = store.zones((kind,), bbox=tile.lonlat_bounds(BUFFER), cql=where)
+    zones = store.tile_zones(kind, tile.lonlat_bounds(BUFFER), zone_band(tile.z), where)
     out = []
-    for z, g in zip(zones, _generalised([z.geometry for z in zones], tile)):
+    for z, g in zip(zones, _generalised([z["geometry"] for z in zones], tile)):
         if g is not None:
-            props = _props(
-                {"id": z.id, "name": z.name, "regime": z.regime, "code": z.code, "layer": z.kind}, ZONE_PROPERTIES
-            )
-            out.append({"geometry": g, "properties": props, "id": z.id})
+            props = {"id": z["id"], "name": z["name"], "regime": z["regime"], "code": z["code"], "layer": z["kind"]}
+            if props["code"] is None:  # MVT has no null
+                del props["code"]
+            out.append({"geometry": g, "properties": props, "id": z["id"]})
     return out
 
 
-class _ZoneTileCache:
-    """Encoded zone tiles, process-wide, by database, layer version, tile and filter: a layer
-    version never changes (a load makes a new one), so an entry is never stale. Bounded in
-    bytes, least recently used out first."""
+# MVT encoding ---------------------------------------------------------------------------
+# The Mapbox Vector Tile 2.1 protobuf (the schema mapbox-vector-tile ships), filled with the
+# geometry commands of every feature of a tile computed at once with numpy: the library's own
+# encoder walks each coordinate in Python, which costs more than building the tile.
+_MOVE_TO, _LINE_TO, _CLOSE = 1, 2, 7
+
+
+def _command(cmd: int, count) -> Any:
+    return (np.asarray(count, np.int64) << 3) | cmd
+
+
+def _zigzag(v: np.ndarray) -> np.ndarray:
+    return (v << 1) ^ (v >> 63)
+
+
+def _polygon_commands(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The geometry commands of polygons (tile units, rings oriented), all at once: one flat
+    array and each feature's (start, end) in it. Coordinates are rounded to the grid, repeated
+    points dropped, and rings of under 3 points (with a dropped exterior's holes) left out."""
+    polys, feature_of_poly = shapely.get_parts(geoms, return_index=True)
+    rings, poly_of_ring = shapely.get_rings(polys, return_index=True)
+    xy, ring_of = shapely.get_coordinates(rings, return_index=True)
+    xy = np.rint(xy).astype(np.int64)
+    n_rings = len(rings)
+    # drop each ring's closing point, then points equal to the one before in the ring
+    last = np.r_[ring_of[1:] != ring_of[:-1], True]
+    same = np.r_[False, (ring_of[1:] == ring_of[:-1]) & (xy[1:] == xy[:-1]).all(axis=1)]
+    keep = ~last & ~same
+    xy, ring_of = xy[keep], ring_of[keep]
+    counts = np.bincount(ring_of, minlength=n_rings)
+    exterior = np.r_[True, poly_of_ring[1:] != poly_of_ring[:-1]] if n_rings else np.zeros(0, bool)
+    bad_poly = np.zeros(len(polys), bool)
+    bad_poly[poly_of_ring[exterior & (counts < 3)]] = True
+    good_ring = (counts >= 3) & ~bad_poly[poly_of_ring]
+    xy, ring_of = xy[good_ring[ring_of]], ring_of[good_ring[ring_of]]
+    rings_kept = np.flatnonzero(good_ring)
+    counts = counts[rings_kept]
+    feature_of_ring = feature_of_poly[poly_of_ring[rings_kept]]
+    # the cursor runs on across a feature's rings and starts at (0, 0) for each feature
+    feature_of_point = np.repeat(feature_of_ring, counts)
+    delta = np.diff(xy, axis=0, prepend=np.zeros((1, 2), np.int64))
+    new_feature = np.r_[True, feature_of_point[1:] != feature_of_point[:-1]] if len(xy) else np.zeros(0, bool)
+    delta[new_feature] = xy[new_feature]
+    # per ring: MoveTo(1) x y, LineTo(n-1) (x y)..., ClosePath
+    size = 2 * counts + 3
+    start = np.cumsum(size) - size
+    out = np.empty(int(size.sum()), np.int64)
+    out[start] = _command(_MOVE_TO, 1)
+    out[start + 3] = _command(_LINE_TO, counts - 1)
+    out[start + size - 1] = _command(_CLOSE, 1)
+    point_start = np.cumsum(counts) - counts
+    ring_index = np.repeat(np.arange(len(counts)), counts)
+    j = np.arange(len(xy)) - point_start[ring_index]
+    pos = start[ring_index] + 1 + 2 * j + (j > 0)
+    zz = _zigzag(delta)
+    out[pos], out[pos + 1] = zz[:, 0], zz[:, 1]
+    per_feature = np.bincount(feature_of_ring, weights=size, minlength=len(geoms)).astype(np.int64)
+    ends = np.cumsum(per_feature)
+    return out, np.column_stack([ends - per_feature, ends])
+
+
+def encode(name: str, features: list[dict]) -> bytes:
+    """One MVT layer of ``features`` ({"id", "properties", "geometry"}: polygons in tile units,
+    or an (x, y) point), as what :func:`mapbox_vector_tile.decode` reads back; ``b""`` when no
+    feature has a geometry left."""
+    if not features:
+        return b""
+    tile = vector_tile_pb2.tile()
+    layer = tile.layers.add()
+    layer.name, layer.version, layer.extent = name, 2, EXTENT
+    points = isinstance(features[0]["geometry"], tuple)
+    if points:
+        xy = _zigzag(np.rint(np.array([f["geometry"] for f in features], float)).astype(np.int64))
+        cmds = np.column_stack([np.full(len(features), _command(_MOVE_TO, 1)), xy]).ravel()
+        span = np.arange(0, 3 * len(features) + 1, 3)
+        spans = np.column_stack([span[:-1], span[1:]])
+        kind = vector_tile_pb2.tile.Point
+    else:
+        cmds, spans = _polygon_commands(np.array([f["geometry"] for f in features], dtype=object))
+        kind = vector_tile_pb2.tile.Polygon
+    flat = cmds.tolist()
+    keys: dict[str, int] = {}
+    values: dict[tuple, int] = {}
+    for f, (a, b) in zip(features, spans.tolist()):
+        if a == b:
+            continue  # nothing left at this resolution
+        out = layer.features.add()
+        out.id, out.type = f["id"], kind
+        tags: list[int] = []
+        for k, v in f["properties"].items():
+            ki = keys.get(k)
+            if ki is None:
+                ki = keys[k] = len(keys)
+                layer.keys.append(k)
+            vk = (type(v), v)
+            vi = values.get(vk)
+            if vi is None:
+                vi = values[vk] = len(values)
+                value = layer.values.add()
+                if isinstance(v, bool):
+                    value.bool_value = v
+                elif isinstance(v, int):
+                    value.int_value = v
+                elif isinstance(v, float):
+                    value.double_value = v
+                else:
+                    value.string_value = str(v)
+            tags += (ki, vi)
+        out.tags.extend(tags)
+        out.geometry.extend(flat[a:b])
+    return tile.SerializeToString() if layer.features else b""
+
+
+class TileCache:
+    """Encoded tiles, process-wide, by database, data version (:func:`data_version`), tile and
+    filter: a tile of one data version never changes (a layer load, a scan, a flag change
+    make a new version), so an entry is never stale. Bounded in bytes, least recently used
+    out first."""
 
     def __init__(self, max_bytes: int):
         self.max_bytes, self.size = max_bytes, 0
@@ -253,7 +510,7 @@ class _ZoneTileCache:
             self.size = 0
 
 
-ZONE_TILES = _ZoneTileCache(64 << 20)
+TILES = TileCache(64 << 20)
 
 
 def render(
@@ -266,49 +523,46 @@ def render(
 ) -> bytes:
     """One MVT tile of ``collection``; ``b""`` when it holds no feature. ``flt`` must already
     carry the caller's jurisdiction; for zone collections only its ``cql`` filter applies.
-    With the ``version`` of :func:`data_version`, zone tiles are kept (:data:`ZONE_TILES`)."""
+    With the ``version`` of :func:`data_version`, tiles are kept (:data:`TILES`)."""
     if collection not in COLLECTIONS:
         raise NotFoundError(f"no tiles for {collection!r}; there are: {', '.join(COLLECTIONS)}")
     key = None
-    if collection != "flags" and version is not None:
-        key = (
-            store.identity,
-            collection,
-            version,
-            tile.z,
-            tile.x,
-            tile.y,
-            in_database,
-            describe(flt.cql if flt is not None else None),
+    if version is not None:
+        wanted = (
+            json.dumps(_filter_key(flt), sort_keys=True, default=str)
+            if collection == "flags"
+            else describe(flt.cql if flt is not None else None)
         )
-        hit = ZONE_TILES.get(key)
+        key = (store.identity, collection, version, tile.z, tile.x, tile.y, in_database, wanted)
+        hit = TILES.get(key)
         if hit is not None:
             return hit
-    body = _render(store, collection, tile, flt, in_database)
+    body = _render(store, collection, tile, flt, in_database, version)
     if key is not None:
-        ZONE_TILES.put(key, body)
+        TILES.put(key, body)
     return body
 
 
-def _render(store: Store, collection: str, tile: TileRef, flt: FlagFilter | None, in_database: bool) -> bytes:
+def _thinned_here(tile: TileRef, flt: FlagFilter | None) -> bool:
+    """Flag points thinned by the engine (:class:`FlagPoints`): every point zoom, unless a
+    CQL2 filter asks for the store's SQL."""
+    return tile.z < FLAG_POINT_ZOOM and (flt is None or flt.cql is None)
+
+
+def _render(
+    store: Store, collection: str, tile: TileRef, flt: FlagFilter | None, in_database: bool, version=None
+) -> bytes:
+    if collection == "flags" and _thinned_here(tile, flt):
+        return encode(collection, flag_features(store, tile, flt, version))
     built = store.vector_tile(collection, spec(tile), flt) if in_database else None  # PostGIS: ST_AsMVT
     if built is not None:
         return built
     features = (
-        flag_features(store, tile, flt)
+        flag_features(store, tile, flt, version)
         if collection == "flags"
         else zone_features(store, collection, tile, flt.cql if flt is not None else None)
     )
-    if not features:
-        return b""
-    return mapbox_vector_tile.encode(
-        [{"name": collection, "features": features}],
-        default_options={
-            "extents": EXTENT,
-            "y_coord_down": True,
-            "check_winding_order": False,  # done by _generalised (points have none)
-        },
-    )
+    return encode(collection, features)
 
 
 def data_version(store: Store, collection: str) -> str | None:

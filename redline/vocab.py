@@ -50,7 +50,71 @@ _ACTIVITY_ALIASES = {
     "not_observed": NO_OBSERVATION,
 }
 
-LAYER_KINDS = ("redline", "reserve", "permit", "admin")
+# every word :func:`activity` takes for a real activity (canonical first), e.g. for an API's enum
+ACTIVITY_WORDS = ACTIVITIES + tuple(w for w, a in _ACTIVITY_ALIASES.items() if a in ACTIVITIES)
+
+LAYER_KINDS = ("redline", "reserve", "permit", "admin")  # the layers a scan overlays
+
+# "Three lines, one list" (三线一单) zoning: environmental control units (环境管控单元), each with
+# its access list (生态环境准入清单). Control units are zones of their own kind (loaded and
+# versioned like every layer, but not overlaid by scans); an access list is a versioned table
+# keyed by unit code, with a layer version of kind ACCESS_LIST.
+CONTROL = "control"
+ACCESS_LIST = "access_list"
+ZONE_KINDS = LAYER_KINDS + (CONTROL,)  # what ``redline layers load`` reads as zones
+CONTROL_REGIMES = ("priority_protection_unit", "key_control_unit", "general_control_unit")
+_CONTROL_ALIASES = {
+    "优先保护单元": "priority_protection_unit",
+    "优先保护": "priority_protection_unit",
+    "优先": "priority_protection_unit",
+    "priority protection": "priority_protection_unit",
+    "priority protection unit": "priority_protection_unit",
+    "priority": "priority_protection_unit",
+    "重点管控单元": "key_control_unit",
+    "重点管控": "key_control_unit",
+    "重点": "key_control_unit",
+    "key control": "key_control_unit",
+    "key control unit": "key_control_unit",
+    "key": "key_control_unit",
+    "一般管控单元": "general_control_unit",
+    "一般管控": "general_control_unit",
+    "一般": "general_control_unit",
+    "general control unit": "general_control_unit",
+    "general": "general_control_unit",
+}
+CONTROL_LABELS = {
+    "priority_protection_unit": "优先保护单元",
+    "key_control_unit": "重点管控单元",
+    "general_control_unit": "一般管控单元",
+}
+
+# An access list entry's decision (ascending leniency), and the screening verdict it gives.
+ACCESS_DECISIONS = ("prohibited", "restricted", "allowed")
+ACCESS_VERDICT = {"prohibited": "prohibited", "restricted": "needs_approval", "allowed": "clear"}
+_DECISION_ALIASES = {
+    "禁止": "prohibited",
+    "禁止类": "prohibited",
+    "禁止准入": "prohibited",
+    "prohibit": "prohibited",
+    "forbidden": "prohibited",
+    "banned": "prohibited",
+    "限制": "restricted",
+    "限制类": "restricted",
+    "限制准入": "restricted",
+    "有条件准入": "restricted",
+    "restrict": "restricted",
+    "restricted": "restricted",
+    "needs_approval": "restricted",
+    "needs approval": "restricted",
+    "conditional": "restricted",
+    "允许": "allowed",
+    "允许类": "allowed",
+    "准入": "allowed",
+    "allow": "allowed",
+    "permitted": "allowed",
+}
+ANY_ACTIVITY = "*"  # an access list entry for every activity
+_ANY_ACTIVITY_WORDS = {"*", "any", "all", "全部", "所有", "一切", "所有活动", "全部活动"}
 
 # Zone regimes. Red lines carry one regime; reserves carry the classic three-zone
 # scheme or, after the 2019 reform, two zones.
@@ -112,6 +176,36 @@ def regime(word: str) -> str:
         f"unknown reserve zone {word!r}; expected one of: {', '.join(RESERVE_REGIMES)}"
         " (or 核心区/缓冲区/实验区/核心保护区/一般控制区)"
     )
+
+
+def control_regime(word: str) -> str:
+    """Canonical control unit type for ``word`` (优先保护单元 / 重点管控单元 / 一般管控单元 or English)."""
+    raw = str(word).strip()
+    w = _CONTROL_ALIASES.get(raw, _CONTROL_ALIASES.get(raw.lower(), _norm(raw)))
+    if w in CONTROL_REGIMES:
+        return w
+    raise FieldMappingError(
+        f"unknown control unit type {word!r}; expected one of: {', '.join(CONTROL_REGIMES)}"
+        " (or 优先保护单元/重点管控单元/一般管控单元)"
+    )
+
+
+def access_decision(word: str) -> str:
+    """Canonical access list decision for ``word`` (禁止 / 限制 / 允许 or English)."""
+    raw = str(word).strip()
+    w = _DECISION_ALIASES.get(raw, _DECISION_ALIASES.get(raw.lower(), _norm(raw)))
+    if w in ACCESS_DECISIONS:
+        return w
+    raise FieldMappingError(
+        f"unknown access list decision {word!r}; expected one of: {', '.join(ACCESS_DECISIONS)} (or 禁止/限制/允许)"
+    )
+
+
+def access_activity(word: str) -> str:
+    """An access list entry's activity: a canonical activity, or ``*`` for every activity."""
+    if str(word).strip().lower() in _ANY_ACTIVITY_WORDS:
+        return ANY_ACTIVITY
+    return activity(word)
 
 
 def severity_rank(severity: str | None) -> int:

@@ -140,7 +140,7 @@ def main(argv=None):
         t = time.perf_counter()
         answer = check_region(store, region, principal=OPERATOR)
         engine_ms.append((time.perf_counter() - t) * 1000)
-        sizes.append((answer["summary"]["flags"], answer["summary"]["zones_touched"]))
+        sizes.append((answer.summary.flags, answer.summary.zones_touched))
     store.close()
 
     from fastapi.testclient import TestClient

@@ -1,15 +1,19 @@
 #!/usr/bin/env python
-"""Vector-tile latency on the province-sized benchmark store.
+"""Vector-tile latency on the province-sized benchmark store, on both stores.
 
 Uses the store that scripts/bench_check.py builds (10,000 red-line polygons, 100,000 flags
-over 6 x 4 degrees; built once, cached in --workdir), or any store given with --db (a
-PostGIS URL holding the same data, for instance). For each zoom 6..14, renders --tiles
-tiles at random places across the flag extent, for the flags and the red-line collections:
-through the engine (redline.tiles.render, every tile built afresh) and through the HTTP API
-(FastAPI TestClient: authentication, the ETag, the response; zone tiles go through the API's
-cache of encoded zone tiles, so a low-zoom tile drawn twice in the sample is a cache hit).
-Prints p50/p95/max in milliseconds per zoom and overall, and the median tile size. No timing
-is asserted anywhere.
+over 6 x 4 degrees; built once, cached in --workdir) and, with ``--postgis URL``, a PostGIS
+database holding the same data (filled from the SQLite store when it holds no flag yet);
+``--db URL`` measures any other store instead. For each zoom 6..14, renders --tiles tiles at
+random places across the flag extent, for the flags and the red-line collections:
+
+- engine, cold: redline.tiles.render with every tile built afresh (no tile cache; the flags'
+  points of the data version, redline.tiles.FlagPoints, are loaded once, timed apart);
+- http: through the API (FastAPI TestClient: authentication, ETag, the response), as a map
+  asks: tiles are kept per data version, so a tile drawn twice in the sample is a hit.
+
+Prints p50/p95/max in milliseconds per zoom and over the sweep, and the median tile size.
+No timing is asserted anywhere.
 """
 
 from __future__ import annotations
@@ -45,44 +49,66 @@ def sample_tiles(rng, n: int):
             yield tiles.TileRef(z, t.x, t.y)
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--workdir", type=Path, default=Path("/tmp/redline-bench"))
-    ap.add_argument("--db", help="store URL (default: the bench_check SQLite store, built if missing)")
-    ap.add_argument("--zones", type=int, default=10_000)
-    ap.add_argument("--flags", type=int, default=100_000)
-    ap.add_argument("--tiles", type=int, default=20, help="tiles per zoom")
-    ap.add_argument("--collections", default="flags,redline")
-    ap.add_argument("--no-http", action="store_true")
-    args = ap.parse_args(argv)
-    url = args.db
-    if url is None:
-        args.workdir.mkdir(parents=True, exist_ok=True)
-        db = args.workdir / f"check-{args.zones}-{args.flags}.db"
-        if not db.exists():
-            t = time.perf_counter()
-            build(db.with_suffix(".tmp"), args.zones, args.flags)
-            db.with_suffix(".tmp").rename(db)
-            print(f"built {db} in {time.perf_counter() - t:.1f} s")
-        url = f"sqlite:///{db}"
-    rng = np.random.default_rng(3)
-    refs = list(sample_tiles(rng, args.tiles))
-    collections = args.collections.split(",")
+def sqlite_store(workdir: Path, zones: int, flags: int) -> str:
+    workdir.mkdir(parents=True, exist_ok=True)
+    db = workdir / f"check-{zones}-{flags}.db"
+    if not db.exists():
+        t = time.perf_counter()
+        build(db.with_suffix(".tmp"), zones, flags)
+        db.with_suffix(".tmp").rename(db)
+        print(f"built {db} in {time.perf_counter() - t:.1f} s")
+    return f"sqlite:///{db}"
 
+
+def fill(source: str, target: str) -> None:
+    """Copy the red lines and the flags of ``source`` into the empty store ``target``."""
+    from redline.layers import LoadReport
+    from redline.store import FlagFilter
+
+    src, dst = open_store(source), open_store(target)
+    try:
+        if dst.count_flags(FlagFilter()):
+            return
+        t = time.perf_counter()
+        zones = src.zones(("redline",))
+        for z in zones:
+            z.id = z.layer_version_id = None
+            z.attrs.pop("layer_version", None)
+        dst.add_layer_version(LoadReport("redline", "bench", "EPSG:4326", "-", len(zones), zones))
+        rows = src.flags()
+        with dst.transaction():
+            for r in rows:
+                geometry = r.pop("geometry")
+                r.pop("id")
+                dst.insert_flag(r, geometry)
+        print(f"filled {target.split('@')[-1]} from {source} in {time.perf_counter() - t:.1f} s")
+    finally:
+        src.close()
+        dst.close()
+
+
+def measure(url: str, refs, collections, http: bool) -> None:
     store = open_store(url)
+    points = getattr(tiles, "FLAG_POINTS", None)  # (and runs on an older redline, for a before/after)
+    cache = getattr(tiles, "TILES", None) or tiles.ZONE_TILES
+    t = time.perf_counter()
+    if points is not None:
+        points.get(store, store.change_stamp())
+    load_ms = (time.perf_counter() - t) * 1000
     engine: dict[tuple[str, int], list[float]] = {}
     sizes: dict[tuple[str, int], list[int]] = {}
     for cid in collections:
-        tiles.render(store, cid, refs[-1])  # warm-up (imports, caches), not timed
+        tiles.render(store, cid, refs[-1])  # warm-up (imports, compiled statements), not timed
         for ref in refs:
+            cache.clear()
             t = time.perf_counter()
             body = tiles.render(store, cid, ref)
             engine.setdefault((cid, ref.z), []).append((time.perf_counter() - t) * 1000)
             sizes.setdefault((cid, ref.z), []).append(len(body))
     store.close()
 
-    http: dict[tuple[str, int], list[float]] = {}
-    if not args.no_http:
+    served: dict[tuple[str, int], list[float]] = {}
+    if http:
         from fastapi.testclient import TestClient
 
         from api.app import create_app
@@ -92,36 +118,62 @@ def main(argv=None):
         store = open_store(url)
         token = create_token(store, "bench-tiles", "viewer")
         store.close()
+        cache.clear()
+        if points is not None:
+            points.clear()
         headers = {"Authorization": f"Bearer {token}"}
         with TestClient(create_app(Settings(database_url=url))) as client:
             for cid in collections:
+                # a map's first request (loads the flags' points of this data version), not timed
+                client.get(f"/collections/{cid}/tiles/WebMercatorQuad/0/0/0", headers=headers)
                 for ref in refs:
                     path = f"/collections/{cid}/tiles/WebMercatorQuad/{ref.z}/{ref.y}/{ref.x}"
                     t = time.perf_counter()
                     r = client.get(path, headers=headers)
-                    http.setdefault((cid, ref.z), []).append((time.perf_counter() - t) * 1000)
+                    served.setdefault((cid, ref.z), []).append((time.perf_counter() - t) * 1000)
                     assert r.status_code in (200, 204), r.text
 
+    print(f"\nstore: {url.split('@')[-1]}; flag points loaded in {load_ms:.0f} ms")
     print(
-        f"store: {url.split('@')[-1]}; {args.tiles} random tiles per zoom across {WEST}..{EAST} E, {SOUTH}..{NORTH} N"
-    )
-    print(
-        f"{'collection':<10} {'zoom':>4} {'engine p50':>10} {'p95':>8} {'http p50':>9} {'p95':>8} {'max':>8} "
-        f"{'KB p50':>7}"
+        f"{'collection':<10} {'zoom':>4} {'cold p50':>9} {'p95':>8} {'http p50':>9} {'p95':>8} {'max':>8} {'KB p50':>7}"
     )
     for cid in collections:
         for z in ZOOMS:
-            e, h = engine[(cid, z)], http.get((cid, z), [])
+            e, h = engine[(cid, z)], served.get((cid, z), [])
             print(
-                f"{cid:<10} {z:>4} {pct(e, 50):10.1f} {pct(e, 95):8.1f} {pct(h, 50):9.1f} {pct(h, 95):8.1f} "
+                f"{cid:<10} {z:>4} {pct(e, 50):9.1f} {pct(e, 95):8.1f} {pct(h, 50):9.1f} {pct(h, 95):8.1f} "
                 f"{max(h or e):8.1f} {statistics.median(sizes[(cid, z)]) / 1000:7.1f}"
             )
         e = [v for z in ZOOMS for v in engine[(cid, z)]]
-        h = [v for z in ZOOMS for v in http.get((cid, z), [])]
+        h = [v for z in ZOOMS for v in served.get((cid, z), [])]
         print(
-            f"{cid:<10} {'6-14':>4} {pct(e, 50):10.1f} {pct(e, 95):8.1f} {pct(h, 50):9.1f} {pct(h, 95):8.1f} "
+            f"{cid:<10} {'6-14':>4} {pct(e, 50):9.1f} {pct(e, 95):8.1f} {pct(h, 50):9.1f} {pct(h, 95):8.1f} "
             f"{max(h or e):8.1f}"
         )
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--workdir", type=Path, default=Path("/tmp/redline-bench"))
+    ap.add_argument("--db", action="append", help="store URL to measure (repeatable; default: the SQLite store)")
+    ap.add_argument("--postgis", help="a PostGIS database to measure too, filled from the SQLite store if empty")
+    ap.add_argument("--zones", type=int, default=10_000)
+    ap.add_argument("--flags", type=int, default=100_000)
+    ap.add_argument("--tiles", type=int, default=20, help="tiles per zoom")
+    ap.add_argument("--collections", default="flags,redline")
+    ap.add_argument("--no-http", action="store_true")
+    args = ap.parse_args(argv)
+    urls = list(args.db or [])
+    if not urls or args.postgis:
+        urls.insert(0, sqlite_store(args.workdir, args.zones, args.flags))
+    if args.postgis:
+        fill(urls[0], args.postgis)
+        urls.append(args.postgis)
+    rng = np.random.default_rng(3)
+    refs = list(sample_tiles(rng, args.tiles))
+    print(f"{args.tiles} random tiles per zoom across {WEST}..{EAST} E, {SOUTH}..{NORTH} N")
+    for url in urls:
+        measure(url, refs, args.collections.split(","), not args.no_http)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,9 @@ redline layers load redline sample_data/redline.gpkg --mapping sample_data/mappi
 redline layers load reserve sample_data/reserve.gpkg --mapping sample_data/mapping.toml
 redline layers load permit sample_data/permits.zip --mapping sample_data/mapping.toml
 redline layers load admin sample_data/admin.kml --mapping sample_data/mapping.toml
+echo "-- three lines, one list (三线一单): environmental control units and their access list"
+redline layers load control sample_data/control_units.gpkg -f code=HJDYBM -f name=HJDYMC -f unit_type=DYLX
+redline layers load access-list sample_data/access_list.csv
 
 echo "== 3. the nightly batch finds two change products and a land-cover pair, scans each once"
 rm -rf out/digests
@@ -28,8 +31,32 @@ redline scan sample_data/change_2026-06.tif
 echo "== 4. flags"
 redline flags list
 
+echo "== 4a. leads issued by the national platform (CSV, Chinese columns): new flags, or observations of ours"
+redline leads import sample_data/national_leads.csv --batch GJ-2026-07
+redline leads import sample_data/national_leads.csv --batch GJ-2026-07   # the same batch again: nothing changes
+echo "-- a hotline report keyed in by staff (a ground report): a flag with source 'ground'"
+redline ground add --lon 108.7101 --lat 39.8530 --activity 采矿 --note "群众举报：河道旁夜间采砂" --ref 12345-0715 --on 2026-07-16
+
+echo "== 4b. the ledger: verify the national lead in the field, put it on the ledger, write the results back"
+LEAD=$(redline flags list --json | python -c 'import json, sys; print(next(f["id"] for f in json.load(sys.stdin) if f["source"] == "national"))')
+redline flags move "$LEAD" dispatched --note "派核查组"
+redline flags move "$LEAD" verified_violation --note "现场核实：新开垦耕地" --deadline 2026-10-31 --responsible "杭锦旗自然资源局"
+redline ledger list
+redline leads export --batch GJ-2026-07 -o out/leads_results.xlsx
+redline ledger export out/ledger.xlsx
+
 echo "== 5. an inspector's check over the whole sample area"
 redline check sample_data/check_region.geojson --report out/check_report.pdf
+
+echo "== 5a. a screening of a proposed solar farm (光伏) on the reserve: verdicts, rings, the report"
+python - > out/solar_footprint.geojson <<'PY'
+import json
+centre = next(p for p in json.load(open("sample_data/truth.json"))["patches"] if p["name"] == "mining_core")
+lon, lat = centre["centroid_lonlat"]
+ring = [[lon - 0.002, lat - 0.0015], [lon + 0.002, lat - 0.0015], [lon + 0.002, lat + 0.0015], [lon - 0.002, lat + 0.0015]]
+print(json.dumps({"type": "Polygon", "coordinates": [ring + ring[:1]]}))
+PY
+redline screen out/solar_footprint.geojson --activity 光伏 --report out/screening_report.pdf
 
 echo "== 5b. reports to file: the problem sheet of the critical flag, and a packet of every new flag"
 CRITICAL=$(redline flags list --severity critical --json | python -c 'import json, sys; print(json.load(sys.stdin)[0]["id"])')
@@ -41,7 +68,7 @@ echo "== 6. exports for GIS analysts"
 redline export out/flags.gpkg
 redline export out/flags.geojson --status new        # GeoJSON is always RFC 7946 lon/lat
 redline export out/flags_cgcs2000.gpkg --crs EPSG:4490 --status new
-echo "done: open out/flags.gpkg in QGIS, out/digests/latest.html in a browser, out/check_report.pdf and"
+echo "done: open out/flags.gpkg in QGIS, out/digests/latest.html in a browser, out/check_report.pdf, out/screening_report.pdf and"
 echo "      out/problem_sheet.pdf (field form of flag $CRITICAL) in a PDF reader; store at out/demo.db"
 
 echo "== 7. the HTTP API on the same store"

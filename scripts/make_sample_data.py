@@ -16,8 +16,8 @@ field names, Chinese values, a zipped shapefile and a KML.
 
 The output is reproducible byte for byte: every random draw comes from a seeded
 stream, and the dates GDAL would stamp into GPKG and DBF headers are pinned.
-The two tables in sample_data/ (change_classes.csv, transitions.csv) are
-hand-written configuration: this script reads them, never rewrites them.
+The tables in sample_data/ (change_classes.csv, transitions.csv, and the control units'
+access list access_list.csv) are hand-written: this script reads them, never rewrites them.
 """
 
 from __future__ import annotations
@@ -231,6 +231,15 @@ PERMITS = {
         "outline": [(915, 445), (990, 440), (995, 515), (912, 512)],
     },
 }
+
+# "Three lines, one list" (三线一单): environmental control units tiling the grid (10 m pixel
+# boxes: col0, row0, col1, row1) and their access list (生态环境准入清单), keyed by unit code.
+CONTROL_UNITS = {
+    "ZH15062510001": ("库布其沙漠优先保护单元", "优先保护单元", (0, 0, 1150, 800)),
+    "ZH15062520001": ("独贵塔拉工业园区重点管控单元", "重点管控单元", (1150, 0, 1536, 1536)),
+    "ZH15062530001": ("杭锦旗一般管控单元", "一般管控单元", (0, 800, 1150, 1536)),
+}
+ACCESS_LIST = "access_list.csv"  # their access list: a hand-written table in sample_data/, keyed by unit code
 
 # West and east of a meridian through this pixel, with a few kinks (in degrees).
 TOWNSHIPS = (("锡尼镇", "150625100"), ("伊和乌素苏木", "150625201"))
@@ -674,6 +683,25 @@ def write_layers(out: Path, zones: dict):
     admin.to_file(out / "admin.kml", layer="admin", driver="KML")
 
 
+def write_control_units(out: Path):
+    """Control units as a GeoPackage in CGCS2000 (agency field names), and their access list beside them."""
+    t = grid_transform()
+    rows = [
+        ({"HJDYBM": code, "HJDYMC": name, "DYLX": kind}, design_to_utm([(c0, r0), (c1, r0), (c1, r1), (c0, r1)], t))
+        for code, (name, kind, (c0, r0, c1, r1)) in CONTROL_UNITS.items()
+    ]
+    units = gpd.GeoDataFrame([r for r, _ in rows], geometry=[g for _, g in rows], crs=UTM).to_crs(CGCS2000)
+    with pinned_gdal_dates():
+        path = out / "control_units.gpkg"
+        path.unlink(missing_ok=True)
+        units.to_file(path, layer="control_units", driver="GPKG")
+    if not (out / ACCESS_LIST).exists():  # written elsewhere: the committed list goes along
+        shutil.copyfile(TABLES_DIR / ACCESS_LIST, out / ACCESS_LIST)
+    listed = {r["环境管控单元编码"] for r in read_table(out / ACCESS_LIST)}
+    if listed - set(CONTROL_UNITS):
+        raise ValueError(f"{out / ACCESS_LIST} lists units that are not drawn: {sorted(listed - set(CONTROL_UNITS))}")
+
+
 def read_table(path: Path) -> list[dict]:
     with path.open(newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
@@ -860,6 +888,47 @@ def counts(arr) -> dict:
     return {str(c): int(k) for c, k in zip(codes, n)}
 
 
+# National leads (线索) as the supervision platform issues them: a CSV table with CGCS2000
+# lon/lat columns. One sits on a planted patch the scan flags (an observation of that flag),
+# the others inside red lines, clear of every planted patch and permit (new flags).
+LEADS_FILE = "national_leads.csv"
+LEADS_HEADER = ("线索编号", "行政区", "活动类型", "发现日期", "经度", "纬度", "备注")
+LEADS = (
+    ("XS-2026-0001", "farmland_redline", "开垦", "2026-07-15", "疑似新增耕地"),
+    ("XS-2026-0002", "RL-02", "采矿", "2026-07-20", "疑似采砂点"),
+    ("XS-2026-0003", "RL-01", "建设", "2026-07-22", "疑似新建房屋"),
+)
+
+
+def write_leads(out: Path, patches, zones) -> list[dict]:
+    """The sample lead file; returns the leads with where they lie (for truth.json)."""
+    to_lonlat = Transformer.from_crs(UTM, CGCS2000, always_xy=True)
+    planted = {p.name: p for p in patches}
+    clear = [
+        one_solid_polygon(*fp, p.transform, p.name).buffer(2 * MARGIN_M)
+        for p in patches
+        for fp in p.footprints.values()
+    ] + [zones[k].buffer(2 * MARGIN_M) for k in PERMITS]
+    rows, truth = [], []
+    for lead_id, where, activity, found, note in LEADS:
+        if where in planted:
+            p = planted[where]
+            point = one_solid_polygon(*next(iter(p.footprints.values())), p.transform, p.name).representative_point()
+        else:
+            free = zones[where].buffer(-3 * MARGIN_M)
+            for c in clear:
+                free = free.difference(c)
+            point = free.representative_point()
+        lon, lat = to_lonlat.transform(point.x, point.y)
+        rows.append((lead_id, "杭锦旗", activity, found, f"{lon:.7f}", f"{lat:.7f}", note))
+        truth.append({"lead_id": lead_id, "where": where, "on_planted_patch": where in planted})
+    with (out / LEADS_FILE).open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(LEADS_HEADER)
+        writer.writerows(rows)
+    return truth
+
+
 # --- Entry points ---------------------------------------------------------------------------
 
 
@@ -870,6 +939,7 @@ def generate(out: Path) -> dict:
     ensure_tables(out, patches)
     zones = zone_geometries()
     write_layers(out, zones)
+    write_control_units(out)
 
     t10 = grid_transform()
     cloud_footprints = clouds()
@@ -918,6 +988,7 @@ def generate(out: Path) -> dict:
     zones_back, townships, township_fields = read_back(out)
     clouds_back = {pid: one_solid_polygon(*fp, t10, f"cloud {pid}") for pid, fp in cloud_footprints.items()}
     check_layout(patches, zones_back, townships, clouds_back)
+    leads = write_leads(out, patches, zones_back)
 
     road = next(p for p in patches if p.name == "road_seam").footprints[PRODUCT_A["product_id"]]
     truth = {
@@ -948,6 +1019,7 @@ def generate(out: Path) -> dict:
         "patches": [describe(p, zones_back, townships) for p in patches],
         "road_seams_crossed": seams_crossed(*road),
         "noise": noise,
+        "leads": {"file": LEADS_FILE, "crs": CGCS2000, "leads": leads},
         "layers": {
             "redline": {
                 "file": "redline.gpkg",
@@ -962,6 +1034,12 @@ def generate(out: Path) -> dict:
                 "file": "permits.zip",
                 "crs": CGCS2000,
                 "permits": [{k: v for k, v in p.items() if k != "outline"} for p in PERMITS.values()],
+            },
+            "control": {
+                "file": "control_units.gpkg",
+                "crs": CGCS2000,
+                "units": [{"code": c, "name": n, "type": k} for c, (n, k, _) in CONTROL_UNITS.items()],
+                "access_list": ACCESS_LIST,
             },
             "admin": {
                 "file": "admin.kml",

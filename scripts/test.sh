@@ -9,6 +9,8 @@ scripts/provision_postgis.sh || echo "test.sh: PostGIS could not be provisioned;
 export REDLINE_REQUIRE_POSTGIS=${REDLINE_REQUIRE_POSTGIS:-1}
 # The browser tests (tests/browser/) drive Debian's chromium with CJK fonts: installed when missing.
 scripts/provision_browser.sh || echo "test.sh: the browser could not be provisioned; the browser tests will fail" >&2
+# GDAL's own OAPIF client (tests/api/test_gdal_cli.py): Debian's gdal-bin, installed when missing.
+scripts/provision_gdal_bin.sh || echo "test.sh: gdal-bin could not be provisioned; the GDAL client tests will fail" >&2
 # Lint, format and types first: CI enforces them (configured in pyproject.toml).
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

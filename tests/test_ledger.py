@@ -5,6 +5,7 @@ Dates are the test's: every move and every ledger view is given its ``today``.
 
 from __future__ import annotations
 
+import csv
 import io
 from datetime import date
 
@@ -17,8 +18,8 @@ from redline.auth import OPERATOR, Principal
 from redline.change import resolve_product
 from redline.cli import app
 from redline.config import Settings
-from redline.errors import ConflictError, InputError
-from redline.ledger import CloseOutError, add_note, entry_detail, export, ledger_rows, summary
+from redline.errors import ConflictError, InputError, PermissionDeniedError
+from redline.ledger import CloseOutError, add_note, archive, entry_detail, export, ledger_rows, summary
 from redline.scan import scan_product
 from redline.store import FlagFilter
 from redline.workflow import move
@@ -404,3 +405,58 @@ def test_the_setting_is_a_list_of_known_activities(monkeypatch):
         Settings()
     monkeypatch.delenv("REDLINE_CLOSE_REQUIRES_RECOVERY_FOR")
     assert Settings().close_requires_recovery_for == ["mining", "industrial", "construction"]
+
+
+def test_the_close_out_archive_holds_sheet_evidence_approvals_history_and_a_manifest(
+    store, store_url, tmp_path, monkeypatch
+):
+    import hashlib
+    import json
+    import zipfile
+
+    from redline.evidence import save_evidence
+
+    fid = new_flag(store)
+    to_rectified(store, fid)
+    add_note(store, fid, "soil brought in", "insp", INSPECTOR, on="2026-08-01")
+    root = tmp_path / "ev"
+    jpeg = b"\xff\xd8\xff\xe0" + b"\x00\x10JFIF\x00" + b"\x00" * 100 + b"\xff\xd9"
+    save_evidence(store, root, fid, io.BytesIO(jpeg), original_name="replanted.jpg", actor="insp", note="done")
+    move(store, fid, "closed", "chief", principal=ADMIN, override_reason="site visit confirmed", today=D("2026-09-03"))
+    monkeypatch.setenv("REDLINE_EVIDENCE_DIR", str(root))
+    out = tmp_path / "archive.zip"
+    r = CliRunner().invoke(app, ["--db", store_url, "ledger", "archive", str(fid), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    with zipfile.ZipFile(out) as z:
+        files = {n.split("/", 1)[1]: z.read(n) for n in z.namelist()}
+    manifest = json.loads(files.pop("manifest.json"))
+    assert {m["name"] for m in manifest["members"]} == set(files)
+    for m in manifest["members"]:
+        assert hashlib.sha256(files[m["name"]]).hexdigest() == m["sha256"] and len(files[m["name"]]) == m["size"]
+    assert files["sheet.pdf"].startswith(b"%PDF-")
+    evidence_files = [n for n in files if n.startswith("evidence/")]
+    assert len(evidence_files) == 1 and files[evidence_files[0]] == jpeg
+    approvals = json.loads(files["approvals.json"])
+    assert (approvals["approved_by"], approvals["closed_on"], approvals["override_reason"]) == (
+        "chief",
+        "2026-09-03",
+        "site visit confirmed",
+    )
+    ledger = json.loads(files["ledger.json"])
+    assert (ledger["plan"], ledger["deadline"], ledger["status"]) == ("HJ-2026-017", "2026-08-31", "closed")
+    history = json.loads(files["history.json"])
+    assert [h["id"] for h in history] == [h["id"] for h in store.history(fid)]
+    rows = list(csv.reader(io.StringIO(files["history.csv"].decode("utf-8-sig"))))
+    assert rows[0] == ["id", "at", "actor", "action", "detail"] and len(rows) == len(history) + 1
+    notes = files["notes.csv"].decode("utf-8-sig")
+    assert "soil brought in" in notes and "plan approved" in notes
+    assert json.loads(files["evidence.json"])[0]["original_name"] == "replanted.jpg"
+    # only problems on the ledger, only inside the jurisdiction, only to a .zip
+    other = new_flag(store, admin=("150625201", "B"))
+    with pytest.raises(ConflictError, match="not on the rectification ledger"):
+        archive(store, other, OPERATOR, sheet=False)
+    move(store, other, "dispatched", "x")
+    move(store, other, "verified_violation", "x")
+    with pytest.raises(PermissionDeniedError):
+        archive(store, other, INSPECTOR, sheet=False)
+    assert CliRunner().invoke(app, ["--db", store_url, "ledger", "archive", str(fid), "-o", "x.tar"]).exit_code != 0

@@ -266,6 +266,8 @@ def test_postgis_schema_mirrors_sqlite_with_spatial_types_and_indexes(postgis, t
         ("scans", "footprint"),
         ("flags", "geom"),
         ("observations", "geom"),
+        ("leads", "geom"),
+        ("zone_bands", "geom"),
     }
     assert {srid for _, _, srid, _ in geoms} == {4326}
     assert {("zones", "geom"), ("zone_parts", "geom"), ("scans", "footprint"), ("flags", "geom")} <= gist

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from email import message_from_bytes, policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -45,11 +46,14 @@ class Receiver:
     def __init__(self):
         self.posts: list[dict] = []
         self.script: list[int] = []
+        self.delay = 0.0  # seconds each POST takes (to make concurrent senders overlap)
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802
                 raw = self.rfile.read(int(self.headers["Content-Length"]))
+                if outer.delay:
+                    time.sleep(outer.delay)
                 outer.posts.append({"path": self.path, "headers": dict(self.headers), "raw": raw})
                 status = outer.script.pop(0) if outer.script else 200
                 self.send_response(status)
@@ -146,7 +150,7 @@ def test_subscription_rules():
         activities=["光伏"],
         webhook="https://hooks.example.cn/x",
     )
-    assert row["activities"] == ["energy"] and row["kinds"] == list(notify.KINDS) and len(row["secret"]) > 20
+    assert row["activities"] == ["energy"] and row["kinds"] == list(notify.DEFAULT_KINDS) and len(row["secret"]) > 20
     with pytest.raises(PermissionDeniedError, match="outside your jurisdiction"):
         notify.new_subscription(INSPECTOR_YIHE, "x", admin_codes=[XIN], email="a@b.cn")
     with pytest.raises(PermissionDeniedError, match="role viewer may not subscribe"):
@@ -483,3 +487,240 @@ def test_api_subscriptions_inspector_within_jurisdiction(env, client, auth, rece
     )
     assert r.status_code == 201 and r.json()["region"]["type"] == "Polygon" and "secret" not in r.json()
     assert client.delete("/subscriptions/api-mail", headers=auth("admin")).status_code == 204
+
+
+# --- claims: two senders never send one delivery at once ------------------------------------------
+
+
+def _many_pending(store, receiver, n: int, run_id: str = "rc") -> list[dict]:
+    """``n`` subscriptions, each with one pending delivery of night ``run_id``."""
+    for i in range(n):
+        store.add_subscription(
+            notify.new_subscription(
+                OPERATOR, f"c{i}", admin_codes=[XIN], webhook=receiver.url(f"/c{i}"), secret=f"s{i}"
+            )
+        )
+    return notify.plan(store, _one_flag_night(store, run_id=run_id), settings_for("sqlite:///unused.db"))
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgis"])
+def test_two_concurrent_senders_send_each_delivery_exactly_once(request, tmp_path, backend, receiver):
+    url = backend_url(request, backend, tmp_path)
+    settings = settings_for(url)
+    store = open_store(url)
+    try:
+        planned = _many_pending(store, receiver, 12)
+        assert len(planned) == 12
+        receiver.delay = 0.02  # each POST takes a while: the two senders overlap
+        barrier = threading.Barrier(2)
+        results: dict[int, list] = {}
+        errors: list[BaseException] = []
+
+        def sender(i: int) -> None:
+            s = open_store(url)
+            try:
+                barrier.wait()
+                results[i] = notify.deliver(s, settings, sleep=lambda _: None)
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+            finally:
+                s.close()
+
+        threads = [threading.Thread(target=sender, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert not errors, errors
+        # each delivery was sent by exactly one of the senders, and received exactly once
+        sent = [d["key"] for r in results.values() for d in r]
+        assert sorted(sent) == sorted(d["key"] for d in planned)
+        keys = [p["headers"]["X-Redline-Delivery"] for p in receiver.posts]
+        assert sorted(keys) == sorted(sent)
+        assert {d["state"] for d in store.deliveries()} == {"sent"}
+        assert all(d["claimed_by"] and d["claimed_until"] is None for d in store.deliveries())
+    finally:
+        store.close()
+
+
+def test_a_live_lease_is_respected_and_an_expired_one_taken_over(store, receiver):
+    (first, second) = _many_pending(store, receiver, 2)
+    settings = settings_for("sqlite:///unused.db")
+    # a sender that is still sending `first`: its lease runs for another hour
+    assert store.claim_delivery(first["id"], "alive", "2999-01-01T00:00:00+00:00", "2026-12-02T00:00:00+00:00")
+    # a sender that died holding `second`: its lease ran out long ago
+    assert store.claim_delivery(second["id"], "dead", "2000-01-01T00:00:10+00:00", "2000-01-01T00:00:00+00:00")
+    assert not notify.claim(store, first, "other", settings)  # not while it lives
+    (done,) = notify.deliver(store, settings, sleep=lambda _: None)
+    assert done["key"] == second["key"] and done["state"] == "sent"
+    assert [p["path"] for p in receiver.posts] == ["/c1"]
+    by_key = {d["key"]: d for d in store.deliveries()}
+    assert by_key[first["key"]]["state"] == "pending" and by_key[first["key"]]["claimed_by"] == "alive"
+    assert by_key[second["key"]]["claimed_by"] != "dead"
+    # the holder may renew its own lease; a sent delivery is nobody's to claim again
+    assert store.claim_delivery(first["id"], "alive", "2999-01-02T00:00:00+00:00", "2026-12-02T00:00:00+00:00")
+    assert not notify.claim(store, by_key[second["key"]], "other", settings)
+
+
+# --- overdue rectification deadlines: one delivery per subscription per day ----------------------
+
+
+def _on_ledger(store, admin_code: str, deadline: str) -> int:
+    """A flag of ``admin_code`` on the rectification ledger (rectifying) with ``deadline``."""
+    from datetime import date
+
+    from redline.workflow import move
+
+    fid = store.insert_flag({**FLAG, "admin_code": admin_code}, shapely.box(108, 39, 108.01, 39.01))
+    day = date.fromisoformat("2026-07-01")
+    move(store, fid, "dispatched", "insp", principal=OPERATOR, today=day)
+    move(store, fid, "verified_violation", "insp", "pit", principal=OPERATOR, today=day)
+    move(
+        store,
+        fid,
+        "rectifying",
+        "insp",
+        "plan",
+        principal=OPERATOR,
+        today=day,
+        ledger={"responsible": "旗自然资源局", "deadline": deadline},
+    )
+    return fid
+
+
+def _posted_ids(receiver, path: str) -> list[list[int]]:
+    return [sorted(f["id"] for f in json.loads(p["raw"])["flags"]) for p in receiver.at(path)]
+
+
+def test_overdue_deadlines_are_delivered_once_per_day(store, receiver, smtp):
+    from datetime import date
+
+    url = "sqlite:///unused.db"
+    settings = settings_for(url, smtp)
+    xin_late = _on_ledger(store, XIN, "2026-08-31")
+    yihe_late = _on_ledger(store, YIHE, "2026-08-31")
+    xin_later = _on_ledger(store, XIN, "2026-09-30")
+    subs = [
+        # an inspector's polygon over both townships: only their own township's problems
+        notify.new_subscription(
+            INSPECTOR_XIN, "xin", region=AREA, kinds=["overdue"], webhook=receiver.url("/xin"), secret="x"
+        ),
+        notify.new_subscription(
+            OPERATOR, "yihe", admin_codes=[YIHE], kinds=["overdue"], webhook=receiver.url("/yihe"), secret="y"
+        ),
+        notify.new_subscription(OPERATOR, "mail", region=AREA, kinds=["overdue", "new"], email="bureau@example.cn"),
+        notify.new_subscription(OPERATOR, "nightly-only", region=AREA, webhook=receiver.url("/new"), secret="n"),
+    ]
+    for s in subs:
+        store.add_subscription(s)
+    # on the deadline day nothing is overdue yet
+    assert notify.notify_overdue(store, date(2026, 8, 31), settings) == []
+    # the day after: one delivery each, with exactly the area's and jurisdiction's overdue problems
+    sent = notify.notify_overdue(store, date(2026, 9, 1), settings, sleep=lambda _: None)
+    assert sorted(d["subscription"] for d in sent) == ["mail", "xin", "yihe"]
+    assert {d["state"] for d in sent} == {"sent"} and {d["run_id"] for d in sent} == {"overdue-2026-09-01"}
+    assert _posted_ids(receiver, "/xin") == [[xin_late]]
+    assert _posted_ids(receiver, "/yihe") == [[yihe_late]]
+    assert receiver.at("/new") == []
+    body = verified(receiver.at("/xin")[0], "x")
+    assert body["event"] == "redline.overdue" and body["date"] == "2026-09-01"
+    assert receiver.at("/xin")[0]["headers"]["X-Redline-Event"] == "redline.overdue"
+    (f,) = body["flags"]
+    assert f["kind"] == "overdue" and f["deadline"] == "2026-08-31" and f["overdue_days"] == 1
+    assert f["responsible"] == "旗自然资源局"
+    (mail,) = smtp.messages
+    msg = message_from_bytes(mail.content, policy=policy.default)
+    assert "2 rectification deadlines overdue (2026-09-01)" in msg["Subject"]
+    (attachment,) = list(msg.iter_attachments())
+    rows = attachment.get_content().lstrip("\ufeff").splitlines()
+    assert len(rows) == 3 and rows[0].startswith("id,")
+    # the same day again: nothing planned, nothing sent
+    assert notify.plan_overdue(store, date(2026, 9, 1), settings) == []
+    assert notify.notify_overdue(store, date(2026, 9, 1), settings) == []
+    assert len(receiver.posts) == 2 and len(smtp.messages) == 1
+    # the next day: once more (still overdue, two days now); the later deadline not yet
+    notify.notify_overdue(store, date(2026, 9, 2), settings, sleep=lambda _: None)
+    assert _posted_ids(receiver, "/xin") == [[xin_late], [xin_late]]
+    assert json.loads(receiver.at("/xin")[1]["raw"])["flags"][0]["overdue_days"] == 2
+    # past both deadlines
+    notify.notify_overdue(store, date(2026, 10, 1), settings, sleep=lambda _: None)
+    assert _posted_ids(receiver, "/xin")[-1] == sorted([xin_late, xin_later])
+    assert len(store.deliveries()) == 9
+
+
+def test_overdue_by_cli_and_by_the_nightly_run_once_a_day(tmp_path, receiver, monkeypatch):
+    from typer.testing import CliRunner
+
+    from redline.cli import app
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    store = open_store(url)
+    try:
+        late = _on_ledger(store, XIN, "2026-08-31")
+        store.add_subscription(
+            notify.new_subscription(
+                OPERATOR, "late", admin_codes=[XIN], kinds=["overdue"], webhook=receiver.url("/late"), secret="l"
+            )
+        )
+    finally:
+        store.close()
+    runner = CliRunner()
+    environ = {"REDLINE_DATABASE_URL": url, "REDLINE_NOTIFY_BACKOFF_S": "0"}
+    for _ in range(2):  # twice on the same day: sent once
+        r = runner.invoke(app, ["notify", "--overdue", "--on", "2026-09-01", "--json"], env=environ)
+        assert r.exit_code == 0, r.output
+        (d,) = json.loads(r.output)
+        assert d["run_id"] == "overdue-2026-09-01" and d["state"] == "sent"
+    assert _posted_ids(receiver, "/late") == [[late]]
+    # mistakes: one clear line from the real command
+    for args, said in ((["--overdue", "--on", "1.9.2026"], "is not a date"), (["--on", "2026-09-01"], "--overdue")):
+        p = subprocess.run([REDLINE, "notify", *args], env={**os.environ, **environ}, capture_output=True, text=True)
+        assert p.returncode == 2 and said in p.stderr and "Traceback" not in p.stderr, p.stderr
+    # the nightly run plans the day's (by the engine's clock) once, however often it runs that day
+    monkeypatch.setattr(notify, "now", lambda: "2026-09-05T01:00:00+00:00")
+    (tmp_path / "inbox").mkdir()
+    store = open_store(url)
+    try:
+        opts = NightlyOptions(watch=[tmp_path / "inbox"], digest_dir=tmp_path / "digests", settle=0)
+        for _ in range(2):
+            run_nightly(store, opts, settings=settings_for(url))
+        assert _posted_ids(receiver, "/late") == [[late], [late]]
+        assert [d["run_id"] for d in store.deliveries()] == ["overdue-2026-09-01", "overdue-2026-09-05"]
+    finally:
+        store.close()
+
+
+def test_the_lease_of_a_sender_killed_on_this_host_is_taken_over_at_once(store, receiver):
+    import socket
+
+    (first,) = _many_pending(store, receiver, 1)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    held_by = f"{socket.gethostname()}:{dead.stdout.strip()}:abc"
+    alive = f"{socket.gethostname()}:{os.getpid()}:def"
+    for holder, sent in ((alive, False), (held_by, True)):  # a live process's lease stands; a dead one's does not
+        assert store.claim_delivery(
+            first["id"], holder, "2999-01-01T00:00:00+00:00", "2026-12-02T00:00:00+00:00", take_from=alive
+        )
+        done = notify.deliver(store, settings_for("sqlite:///unused.db"), sleep=lambda _: None)
+        assert [d["key"] for d in done] == ([first["key"]] if sent else [])
+    assert len(receiver.posts) == 1
+
+
+def test_two_notify_processes_at_once_send_each_delivery_exactly_once(tmp_path, receiver):
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    store = open_store(url)
+    try:
+        planned = _many_pending(store, receiver, 10)
+    finally:
+        store.close()
+    receiver.delay = 0.2  # two seconds of sending each: the two commands overlap
+    environ = {**os.environ, "REDLINE_DATABASE_URL": url, "REDLINE_NOTIFY_BACKOFF_S": "0"}
+    procs = [
+        subprocess.Popen([REDLINE, "notify", "--json"], env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [e for _, e in outs]
+    sent = [d["key"] for out, _ in outs for d in json.loads(out)]
+    assert sorted(sent) == sorted(d["key"] for d in planned)  # between them, each once
+    assert sorted(p["headers"]["X-Redline-Delivery"] for p in receiver.posts) == sorted(sent)

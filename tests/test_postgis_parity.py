@@ -16,6 +16,7 @@ import geopandas as gpd
 import pyogrio
 import pytest
 import shapely
+from pydantic import BaseModel
 
 from redline.auth import OPERATOR
 from redline.check import check_region
@@ -51,6 +52,8 @@ def norm(obj):
             return "<timestamp>"
         if isinstance(o, shapely.Geometry):
             return shapely.to_wkb(o, hex=True)
+        if isinstance(o, BaseModel):  # a typed record or answer (redline.model)
+            return walk(o.model_dump(), key)
         if isinstance(o, dict):
             return {k: walk(v, k) for k, v in o.items()}
         if isinstance(o, (list, tuple)):

@@ -179,6 +179,83 @@ def test_image_chips_from_the_products_and_when_they_are_gone(store, scenario):
     assert [c["title"].split()[0] for c in chips] == ["before", "after"] and all(c.get("src") for c in chips)
 
 
+def test_image_chips_from_the_imagery_a_product_names(store, scenario, tmp_path):
+    """A product whose sidecar names before/after imagery gets chips cut from that imagery: the
+    after image painted red where the patch is shows red inside the chip, the before one none."""
+    import shutil
+
+    import rasterio
+    from rasterio.features import geometry_mask
+
+    from redline.geo import reproject
+
+    flag = flag_where(scenario, activity="construction", severity="high")
+    obs = store.observations(flag["id"])
+    scans = {s["id"]: s for s in store.scans()}
+    first = scans[obs[0]["scan_id"]]
+    src = Path(first["files"][-1])
+    product = tmp_path / src.name
+    shutil.copy(src, product)
+    with rasterio.open(src) as ds:
+        crs, transform, shape = ds.crs, ds.transform, ds.shape
+    inside = geometry_mask([reproject(flag["geometry"], "EPSG:4326", crs)], shape, transform, invert=True)
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
+    t = (xx + yy) % 50  # texture, the same in every band: greenish greys once stretched, never red
+    before = np.stack([10 + t, 80 + t, 10 + t]).astype(np.uint8)
+    after = before.copy()
+    after[:, inside] = np.array([250, 10, 10], dtype=np.uint8)[:, None]
+    (tmp_path / "img").mkdir()
+    for name, arr in (("before", before), ("after", after)):
+        profile = dict(driver="GTiff", width=shape[1], height=shape[0], count=3, dtype="uint8", crs=crs)
+        with rasterio.open(tmp_path / "img" / f"s2_{name}.tif", "w", transform=transform, **profile) as ds:
+            ds.write(arr)
+    sidecar = {"imagery_before": "img/s2_before.tif", "imagery_after": "img/s2_after.tif"}
+    product.with_suffix(".json").write_text(json.dumps(sidecar))
+    named = {**scans, first["id"]: {**first, "files": [str(product)]}}
+    chips = image_chips(flag, obs, named)
+    imagery = [c for c in chips if c.get("imagery")]
+    assert [c["title"].split()[:2] for c in imagery] == [["imagery", "before"], ["imagery", "after"]], chips
+    assert all(c.get("src") for c in imagery)
+
+    def red(chip) -> int:
+        px = png_pixels(__import__("base64").b64decode(chip["src"].split(",", 1)[1]))
+        return int(((px[..., 0] > 200) & (px[..., 1] < 60) & (px[..., 2] < 60)).sum())
+
+    assert red(imagery[1]) > 200 and red(imagery[0]) == 0
+    # imagery that is gone is said so; the other products keep their own chips
+    (tmp_path / "img" / "s2_after.tif").unlink()
+    chips = image_chips(flag, obs, named)
+    assert "no longer on disk" in chips[1]["missing"] and chips[0].get("src")
+    # without the sidecar fields: the change product's own chip again
+    product.with_suffix(".json").write_text(json.dumps({"sensor": "S2"}))
+    assert not any(c.get("imagery") for c in image_chips(flag, obs, named))
+    # a STAC item (where the nightly batch found the product) names the imagery as assets;
+    # within an ItemCollection it is found by id; a remote asset is never fetched
+    (tmp_path / "img" / "s2_after.tif").write_bytes((tmp_path / "img" / "s2_before.tif").read_bytes())
+    item = {
+        "type": "Feature",
+        "id": "HJ-CHG-2026-06",
+        "assets": {
+            "change": {"href": product.name},
+            "imagery_before": {"href": "img/s2_before.tif"},
+            "imagery_after": {"href": f"file://{tmp_path / 'img' / 's2_after.tif'}"},
+        },
+    }
+    (tmp_path / "item.json").write_text(json.dumps(item))
+    (tmp_path / "items.json").write_text(json.dumps({"type": "FeatureCollection", "features": [item]}))
+    for location in (str(tmp_path / "item.json"), f"{tmp_path / 'items.json'}#HJ-CHG-2026-06"):
+        chips = image_chips(flag, obs, named, {first["id"]: [location]})
+        assert [c["title"].split()[:2] for c in chips if c.get("imagery")] == [
+            ["imagery", "before"],
+            ["imagery", "after"],
+        ]
+    item["assets"] = {"imagery_before": {"href": "https://example.invalid/s2.tif"}}
+    (tmp_path / "item.json").write_text(json.dumps(item))
+    assert not any(
+        c.get("imagery") for c in image_chips(flag, obs, named, {first["id"]: [str(tmp_path / "item.json")]})
+    )
+
+
 def test_evidence_photos_on_the_sheet(store, scenario, tmp_path):
     flag = flag_where(scenario, activity="industrial")
     root = tmp_path / "evidence"
@@ -285,8 +362,8 @@ def test_check_report_pdf(store, scenario, tmp_path):
     text = re.sub(r"\s+", " ", "\n".join(pages))
     squeezed = re.sub(r"\s+", "", text)  # names wrapped in a table cell
     assert "Check report" in pages[0] and "check_region.geojson" in pages[0]
-    for z in answer["zones"]:  # every zone touched, by its Chinese name
-        assert z["name"] in squeezed, z["name"]
+    for z in answer.zones:  # every zone touched, by its Chinese name
+        assert z.name in squeezed, z.name
     for expected in (
         "毛乌素沙地生物多样性维护生态保护红线",
         "核心区",
@@ -300,7 +377,7 @@ def test_check_report_pdf(store, scenario, tmp_path):
         "Provenance",
     ):
         assert expected.replace(" ", "") in squeezed, expected
-    assert f"{answer['summary']['region']['ha']:,.2f} ha" in text
+    assert f"{answer.summary.region.ha:,.2f} ha" in text
     assert any("CJK" in f for f in pdf_fonts(reader))
 
 
@@ -310,7 +387,7 @@ def test_check_report_map_covers_the_region_and_hatches_what_was_not_seen(store,
     # a region reaching beyond the scenes: the part outside every footprint is "not observed"
     region = _region(scenario, grow=0.03)
     answer = check_region(store, region, principal=OPERATOR)
-    assert answer["summary"]["observed_fraction"] < 0.9
+    assert answer.summary.observed_fraction < 0.9
     ctx = check_context(store, region, answer)
     assert "not observed 未观测" in [label for _, label in ctx["map"]["legend"]]
     fig = ctx["figure"]
@@ -324,11 +401,11 @@ def test_check_report_map_covers_the_region_and_hatches_what_was_not_seen(store,
         assert left <= col <= right and top <= row <= bottom
     # every flag of the check is drawn in its severity's colour (a 20 m wide road included)
     geoms = {f["id"]: f["geometry"] for f in store.flags()}
-    for f in answer["flags"]:
-        p = geoms[f["id"]].representative_point()
+    for f in answer.flags:
+        p = geoms[f.id].representative_point()
         col, row = fig.pixel(p.x, p.y)
         window = px[row - 3 : row + 4, col - 3 : col + 4].reshape(-1, 3)
-        assert (np.abs(window - rgb(SEVERITY_COLOURS[f["severity"]])).sum(axis=1) < 40).any(), f["id"]
+        assert (np.abs(window - rgb(SEVERITY_COLOURS[f.severity])).sum(axis=1) < 40).any(), f.id
     # outside the scenes (the grown margin, left edge) the map is hatched: dark lines on the pale ground
     x0, y0, x1, y1 = region.bounds
     col, row = fig.pixel(x0 + 0.01, (y0 + y1) / 2)
@@ -344,7 +421,7 @@ def test_check_report_html_is_self_contained(store, scenario):
     assert_self_contained(html)
     assert "伊和乌素苏木" in html
     ids = {int(i) for i in re.findall(r'<tr><td class="n">(\d+)</td>', html)}
-    assert ids == {f["id"] for f in answer["flags"]} and all(scenario["flags"][i]["admin_code"] == YIHE for i in ids)
+    assert ids == {f.id for f in answer.flags} and all(scenario["flags"][i]["admin_code"] == YIHE for i in ids)
 
 
 def test_cli_check_report(scenario, tmp_path):
@@ -446,3 +523,171 @@ def test_nightly_writes_the_digest_page_and_its_csv(tmp_path):
     rows = files["csv"].read_text(encoding="utf-8-sig").splitlines()
     assert len(rows) == 1 + d["totals"]["new_flags"] + d["totals"]["new_observations"]
     assert rows[0].startswith("kind,id,severity")
+
+
+# --- screening reports ------------------------------------------------------------------
+
+CONTROL_MAP = {"code": "HJDYBM", "name": "HJDYMC", "unit_type": "DYLX"}
+PRIORITY_UNIT = "库布其沙漠优先保护单元"
+
+
+@pytest.fixture
+def screened(scenario, tmp_path):
+    """A copy of the scenario's store with its control units and access list, and a screening
+    of a solar farm on the reserve's core zone."""
+    import shutil
+
+    from redline.accesslist import read_access_list
+    from redline.layers import read_layer
+    from redline.rules import load_rules
+    from redline.screening import screen
+
+    db = tmp_path / "screen.db"
+    shutil.copy(scenario["url"].removeprefix("sqlite:///"), db)
+    store = open_store(f"sqlite:///{db}")
+    store.add_layer_version(read_layer("control", scenario["out"] / "control_units.gpkg", mapping=CONTROL_MAP))
+    store.add_access_list(read_access_list(scenario["out"] / "access_list.csv"))
+    core = next(p for p in scenario["truth"]["patches"] if p["name"] == "mining_core")["centroid_lonlat"]
+    footprint = shapely.Point(core).buffer(0.002)
+    answer = screen(store, footprint, "光伏", load_rules())
+    yield {"store": store, "url": f"sqlite:///{db}", "footprint": footprint, "answer": answer}
+    store.close()
+
+
+def test_screening_report_pdf(screened, tmp_path):
+    from redline.reports import screening_report
+
+    s = screened
+    data = screening_report(s["store"], s["footprint"], s["answer"], "pdf", title="光伏项目.geojson")
+    reader = PdfReader(io.BytesIO(data))
+    assert 2 <= len(reader.pages) <= 4
+    assert any("CJK" in f or "Noto" in f for f in pdf_fonts(reader)), pdf_fonts(reader)
+    text = "".join(pdf_text(data, tmp_path)).replace("\n", "")  # table cells wrap Chinese anywhere
+    for needle in (
+        "选址预审报告",
+        PRIORITY_UNIT,
+        "ZH15062510001",
+        RESERVE,
+        "库布其沙漠防风固沙生态保护红线",  # the nearest red line
+        "仅限光伏治沙项目",  # the access list's condition
+        "准入清单 v1, row 3",
+        "≤ 10 km",
+    ):
+        assert needle in text, needle
+    assert "\ufffd" not in text and "□" not in text
+
+
+def test_screening_maps_show_footprint_units_and_rings(screened):
+    from pyproj import Geod
+
+    from redline.reports.figures import FOOTPRINT_STYLE, REGIME_STYLE, RING_COLOUR
+    from redline.reports.screenreport import screening_context
+
+    s = screened
+    ctx = screening_context(s["store"], s["footprint"], s["answer"])
+    detail, overview = ctx["figures"]["detail"], ctx["figures"]["overview"]
+    for fig in (detail, overview):
+        px = png_pixels(fig.png)
+        assert len(np.unique(px.reshape(-1, 3), axis=0)) > 20, "the map is blank"
+        c = s["footprint"].centroid
+        col, row = fig.pixel(c.x, c.y)
+        window = px[row - 1 : row + 2, col - 1 : col + 2].reshape(-1, 3)
+        # the footprint's purple (drawn at 85 %): far from every zone colour, near its own
+        assert (np.abs(window - rgb(FOOTPRINT_STYLE[0])).sum(axis=1) < 60).any(), window
+    for fig in (detail, overview):
+        assert REGIME_STYLE["priority_protection_unit"][2] in [label for _, label in fig.legend]
+    # each ring passes where pyproj puts a point that far due south of the footprint's bottom edge
+    # (its label sits on the north side)
+    px = png_pixels(overview.png)
+    bottom = s["footprint"].bounds[1]
+    for km in (1, 5, 10):
+        lon, lat, _ = Geod(ellps="WGS84").fwd(s["footprint"].centroid.x, bottom, 180, km * 1000)
+        col, row = overview.pixel(lon, lat)
+        window = px[row - 4 : row + 5, col - 4 : col + 5].reshape(-1, 3)
+        assert (np.abs(window - rgb(RING_COLOUR)).sum(axis=1) < 60).any(), km
+    left, top_px, right, bottom = (int(v) for v in overview.axes_px)
+    inside = px[top_px:bottom, left:right].reshape(-1, 3)
+    unit_face = rgb(REGIME_STYLE["priority_protection_unit"][0])
+    assert (np.abs(inside - (0.45 * unit_face + 0.55 * rgb("#f8f9fa"))).sum(axis=1) < 40).mean() > 0.02
+
+
+def test_cli_screen_report(screened, tmp_path):
+    fp = tmp_path / "fp.geojson"
+    fp.write_text(json.dumps(shapely.geometry.mapping(screened["footprint"])))
+    env = {**os.environ, "REDLINE_DATABASE_URL": screened["url"]}
+
+    def screen_cli(*args):
+        cmd = [REDLINE, "screen", *map(str, args)]
+        return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+
+    p = screen_cli(fp, "--activity", "solar", "--report", tmp_path / "s.pdf")
+    assert p.returncode == 0, p.stderr
+    # the reserve's core zone prohibits it; the unit's list would want an approval
+    assert "wrote" in p.stdout and "prohibited" in p.stdout and "needs_approval" in p.stdout, p.stdout
+    assert "ZH15062510001" in p.stdout
+    assert len(PdfReader(tmp_path / "s.pdf").pages) >= 2
+    p = screen_cli(fp, "--activity", "光伏", "--json", "--report", tmp_path / "s.html")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["control_units"][0]["code"] == "ZH15062510001"  # stdout stays JSON
+    html = (tmp_path / "s.html").read_text()
+    assert_self_contained(html)
+    assert PRIORITY_UNIT in html
+    p = screen_cli(fp, "--activity", "mining", "--report", tmp_path / "s.doc")
+    assert p.returncode == 2 and ".pdf or .html" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_screening_maps_draw_a_basemap_from_a_local_tile_server(screened):
+    """REDLINE_BASEMAP_URL: tiles from an XYZ server (here a local one serving magenta tiles)
+    under the maps; a dead server leaves the maps as they are; only http(s) templates pass."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from PIL import Image
+    from pydantic import ValidationError
+
+    from redline.config import Settings
+    from redline.reports.basemap import MAX_TILES
+    from redline.reports.screenreport import screening_context
+
+    buf = io.BytesIO()
+    Image.new("RGBA", (256, 256), (255, 0, 255, 255)).save(buf, "PNG")
+    tile, asked = buf.getvalue(), []
+
+    class Tiles(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            asked.append(self.path)
+            ok = re.fullmatch(r"/\d+/\d+/\d+\.png", self.path)
+            self.send_response(200 if ok else 404)
+            self.send_header("Content-Type", "image/png")
+            self.end_headers()
+            if ok:
+                self.wfile.write(tile)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Tiles)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/{{z}}/{{x}}/{{y}}.png"
+
+    def magenta_share(fig) -> float:
+        px = png_pixels(fig.png)
+        left, top, right, bottom = (int(v) for v in fig.axes_px)
+        inside = px[top:bottom, left:right].reshape(-1, 3)
+        return float((np.abs(inside - np.array([255, 0, 255])).sum(axis=1) < 40).mean())
+
+    s = screened
+    try:
+        with_map = screening_context(s["store"], s["footprint"], s["answer"], basemap_url=url)["figures"]
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert 1 <= len(asked) <= 2 * MAX_TILES and all(p.endswith(".png") for p in asked)  # two maps
+    assert magenta_share(with_map["overview"]) > 0.05  # outside the zones the basemap shows
+    plain = screening_context(s["store"], s["footprint"], s["answer"])["figures"]
+    assert magenta_share(plain["overview"]) == 0
+    dead = screening_context(s["store"], s["footprint"], s["answer"], basemap_url=url)["figures"]  # server gone
+    assert magenta_share(dead["overview"]) == 0
+    with pytest.raises(ValidationError, match="basemap URL"):
+        Settings(basemap_url="file:///etc/passwd?{z}{x}{y}")
+    assert Settings().basemap_url is None

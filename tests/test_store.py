@@ -103,7 +103,7 @@ def test_reopen_keeps_data(tmp_path):
 
 def test_the_flag_record_is_declared_once():
     """The flags table, the store's rows, the API's model and the digest come from redline.model.Flag."""
-    from api.schemas import Flag as ApiFlag
+    from api.schemas import CheckAnswer, FlagDetail
     from redline.digest import FLAG_KEYS
     from redline.model import FLAG_FIELDS as MODEL_FIELDS
     from redline.model import Flag
@@ -111,8 +111,9 @@ def test_the_flag_record_is_declared_once():
     from redline.store.schema import flags
 
     assert FLAG_FIELDS == MODEL_FIELDS == tuple(Flag.model_fields)
-    assert [c.name for c in flags.columns] == [*FLAG_FIELDS, "geom"]
-    assert ApiFlag is Flag
+    # the geometry, then the fields added later (migration 0006: source, source_ref)
+    assert [c.name for c in flags.columns] == [*FLAG_FIELDS[:-2], "geom", *FLAG_FIELDS[-2:]]
+    assert issubclass(FlagDetail, Flag) and CheckAnswer.model_fields["flags"].annotation == list[Flag]
     assert set(FLAG_KEYS) < set(FLAG_FIELDS)
 
 

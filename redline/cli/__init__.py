@@ -17,12 +17,16 @@ from . import (
     evidence,
     export,
     flags,
+    ground,
     layers,
+    leads,
     ledger,
     nightly,
+    packet,
     recheck,
     report,
     scan,
+    screen,
     serve,
     subscriptions,
     tokens,
@@ -57,8 +61,11 @@ app.add_typer(db.app, name="db")
 app.add_typer(evidence.app, name="evidence")
 app.add_typer(report.app, name="report")
 app.add_typer(ledger.app, name="ledger")
+app.add_typer(leads.app, name="leads")
+app.add_typer(ground.app, name="ground")
 app.command("scan")(scan.scan)
 app.command("check")(check.check)
+app.command("screen")(screen.screen)
 app.command("export")(export.export)
 app.command("serve")(serve.serve)
 app.command("nightly")(nightly.nightly)
@@ -66,6 +73,7 @@ app.command("recheck")(recheck.recheck)
 app.add_typer(subscriptions.app, name="subscriptions")
 app.add_typer(subscriptions.deliveries_app, name="deliveries")
 app.command("notify")(subscriptions.notify)
+app.command("packet")(packet.packet)
 
 
 def main(argv: list[str] | None = None) -> None:

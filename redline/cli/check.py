@@ -38,23 +38,24 @@ def check(
 
             write_report(report, check_report(s, region, answer, format_for(report), title=region_file.name))
             typer.echo(f"wrote {report}", err=as_json)  # stdout stays JSON with --json
+    data = answer.model_dump(mode="json")
     if as_json:
-        print_json(answer)
+        print_json(data)
         return
-    sm = answer["summary"]
+    sm = data["summary"]
     console.print(
         f"region {sm['region']['ha']:,.1f} ha ({sm['region']['mu']:,.0f} mu): touches {sm['zones_touched']} zones; "
         f"{sm['conflicts']} conflicts ({sm['conflict_area']['ha']:,.2f} ha), {sm['flags']} flags in all; "
         f"observed {sm['observed_fraction']:.0%} by {sm['scans']} scans, last {sm['last_observed'] or 'never'}"
     )
-    for sc in answer["scans"]:
+    for sc in data["scans"]:
         console.print(
             f"  {sc['acquired_after']} {sc['product_id']} ({sc['sensor'] or 'unknown sensor'}): "
             f"saw {sc['observed_fraction']:.1%} of the region"
         )
-    if answer["zones"]:
+    if data["zones"]:
         t = Table("layer", "zone", "regime", "overlap ha", "mu", "observed", "last seen", title="zones touched")
-        for z in answer["zones"]:
+        for z in data["zones"]:
             t.add_row(
                 z["layer"],
                 z["name"],
@@ -65,7 +66,7 @@ def check(
                 z["last_observed"] or "never",
             )
         console.print(t)
-    if answer["flags"]:
+    if data["flags"]:
         from .flags import flags_table
 
-        console.print(flags_table(answer["flags"], title="flags inside"))
+        console.print(flags_table(data["flags"], title="flags inside"))

@@ -46,6 +46,7 @@ def flags_table(rows: list[dict], title: str = "flags") -> Table:
         "first seen",
         "last seen",
         "obs",
+        "source",
         title=title,
     )
     for f in rows:
@@ -63,6 +64,7 @@ def flags_table(rows: list[dict], title: str = "flags") -> Table:
             f["first_seen"],
             f["last_seen"],
             str(f["n_observations"]),
+            f.get("source", "scan") + (f" {f['source_ref']}" if f.get("source_ref") else ""),
         )
     return t
 
@@ -115,7 +117,12 @@ def show(flag_id: int, as_json: JsonOpt = False):
     t = Table("date", "product", "sensor", "activity", "confidence", "ha", title="observations")
     for o in f["observations"]:
         t.add_row(
-            o["observed_on"], o["product_id"], o["sensor"] or "", o["activity"], o["confidence"], f"{o['area_ha']:.2f}"
+            o["observed_on"],
+            o["product_id"] or f"{o['source']} {o['source_ref'] or ''}",  # a lead, a ground report: no scan
+            o["sensor"] or "",
+            o["activity"],
+            o["confidence"],
+            f"{o['area_ha']:.2f}",
         )
     console.print(t)
 

@@ -9,11 +9,15 @@ import typer
 from rich.table import Table
 
 from .. import vocab
+from ..accesslist import read_access_list
 from ..errors import InputError
 from ..layers import read_layer, read_mapping_file
 from .options import JsonOpt, console, print_json, settings, store
 
-app = typer.Typer(help="Protection layers: red lines, reserve zones, permits, admin units.", no_args_is_help=True)
+app = typer.Typer(
+    help="Protection layers: red lines, reserve zones, permits, admin units; control units and access lists.",
+    no_args_is_help=True,
+)
 
 
 def _field_map(fields: list[str] | None, mapping: Path | None, kind: str) -> dict[str, str]:
@@ -26,21 +30,37 @@ def _field_map(fields: list[str] | None, mapping: Path | None, kind: str) -> dic
     return out
 
 
+KINDS = vocab.ZONE_KINDS + ("access-list",)
+
+
 @app.command("load")
 def load(
-    kind: Annotated[str, typer.Argument(help=f"Layer kind: {', '.join(vocab.LAYER_KINDS)}.")],
-    file: Annotated[Path, typer.Argument(help="Any OGR dataset: GeoPackage, zipped shapefile, GeoJSON, KML...")],
+    kind: Annotated[
+        str,
+        typer.Argument(
+            help=f"Layer kind: {', '.join(KINDS)} (control: environmental control units 环境管控单元; "
+            "access-list: their access list 生态环境准入清单, a CSV or XLSX table keyed by unit code)."
+        ),
+    ],
+    file: Annotated[
+        Path,
+        typer.Argument(help="Any OGR dataset: GeoPackage, zipped shapefile, GeoJSON, KML... (access-list: CSV/XLSX)"),
+    ],
     field: Annotated[
         list[str] | None,
         typer.Option("--field", "-f", help="Field mapping CANONICAL=SOURCE (repeatable), e.g. -f name=HXMC."),
     ] = None,
     mapping: Annotated[Path | None, typer.Option(help="TOML field mapping with a [KIND] table.")] = None,
-    layer: Annotated[str | None, typer.Option(help="Layer name inside a multi-layer dataset.")] = None,
+    layer: Annotated[
+        str | None, typer.Option(help="Layer name inside a multi-layer dataset (access-list: the XLSX sheet).")
+    ] = None,
     as_json: JsonOpt = False,
 ):
-    """Load a new version of a protection layer."""
-    if kind not in vocab.LAYER_KINDS:
-        raise InputError(f"unknown layer kind {kind!r}; expected one of {', '.join(vocab.LAYER_KINDS)}")
+    """Load a new version of a protection layer, of the control units or of their access list."""
+    if kind.replace("_", "-") == "access-list":
+        return _load_access_list(file, _field_map(field, mapping, vocab.ACCESS_LIST), layer, as_json)
+    if kind not in vocab.ZONE_KINDS:
+        raise InputError(f"unknown layer kind {kind!r}; expected one of {', '.join(KINDS)}")
     report = read_layer(
         kind,
         file,
@@ -61,6 +81,29 @@ def load(
     )
 
 
+def _load_access_list(file: Path, mapping: dict[str, str], sheet: str | None, as_json: bool) -> None:
+    report = read_access_list(file, mapping=mapping, sheet=sheet)
+    with store() as s:
+        version = s.add_access_list(report)
+        units = {z.code for z in s.zones((vocab.CONTROL,))}
+    listed = sorted({e.unit_code for e in report.entries})
+    out = {**report.summary(), "version": version["version"], "unknown_units": [c for c in listed if c not in units]}
+    if as_json:
+        print_json(out)
+        return
+    by = out["by_decision"]
+    console.print(
+        f"loaded [bold]access list[/] v{out['version']}: {out['entries']} entries for {out['units']} units from {file}"
+        f" ({by['prohibited']} prohibited, {by['restricted']} restricted, {by['allowed']} allowed)"
+    )
+    if out["unknown_units"]:
+        console.print(
+            f"[yellow]note:[/] {len(out['unknown_units'])} unit code(s) are not in the current control unit layer: "
+            + ", ".join(out["unknown_units"][:10])
+            + (" ..." if len(out["unknown_units"]) > 10 else "")
+        )
+
+
 @app.command("list")
 def list_versions(
     all_versions: Annotated[bool, typer.Option("--all", help="Every version, not only the current ones.")] = False,
@@ -72,13 +115,14 @@ def list_versions(
     if as_json:
         print_json(rows)
         return
-    table = Table("kind", "version", "zones", "area ha", "source", "loaded")
+    table = Table("kind", "version", "zones / entries", "area ha", "source", "loaded")
     for r in rows:
+        rep = r["report"]
         table.add_row(
             r["kind"],
             str(r["version"]),
-            str(r["report"]["zones_loaded"]),
-            f"{r['report']['area_ha']:,.1f}",
+            str(rep["zones_loaded"]) if "zones_loaded" in rep else f"{rep.get('entries', 0)} entries",
+            f"{rep['area_ha']:,.1f}" if "area_ha" in rep else "–",
             r["source"],
             r["loaded_at"],
         )

@@ -11,8 +11,8 @@ from rich.table import Table
 
 from ..auth import OPERATOR
 from ..errors import InputError
-from ..ledger import FORMATS, add_note, entry_detail, export, ledger_rows, summary
-from .options import JsonOpt, console, parse_date, print_json, store
+from ..ledger import FORMATS, add_note, archive, entry_detail, export, ledger_rows, summary
+from .options import JsonOpt, console, parse_date, print_json, settings, store
 
 app = typer.Typer(help="The rectification ledger: problems, deadlines, progress, close-out.", no_args_is_help=True)
 
@@ -109,4 +109,24 @@ def export_ledger(
     with store() as s:
         data = export(s, OPERATOR, fmt, parse_date(today, "today"))
     out.write_bytes(data)
+    console.print(f"wrote {out}")
+
+
+@app.command("archive")
+def archive_problem(
+    flag_id: int,
+    out: Annotated[Path, typer.Option("-o", "--out", help="FILE.zip")],
+    sheet: Annotated[bool, typer.Option("--sheet/--no-sheet", help="Render the problem sheet (PDF).")] = True,
+):
+    """The close-out archive of one problem: problem sheet, ledger entry and plan reference,
+    progress notes, approvals, evidence files, history, and a manifest with each file's SHA-256."""
+    from ..reports import write_report
+
+    if out.suffix.lower() != ".zip":
+        raise InputError(f"{out}: the archive is written as .zip")
+    if not out.parent.is_dir():
+        raise InputError(f"{out.parent}: folder does not exist")
+    with store() as s:
+        data = archive(s, flag_id, OPERATOR, evidence_dir=settings().evidence_dir, sheet=sheet)
+    write_report(out, data)
     console.print(f"wrote {out}")

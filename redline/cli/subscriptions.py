@@ -3,6 +3,7 @@ their deliveries after each nightly run (redline.notify)."""
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +12,7 @@ from rich.table import Table
 
 from .. import notify as engine
 from ..auth import OPERATOR
+from ..ledger import parse_day
 from ..regions import read_region
 from .options import JsonOpt, console, print_json, settings, store
 
@@ -35,7 +37,9 @@ def add(
     kind: Annotated[
         list[str] | None,
         typer.Option(
-            "--kind", help="new (new flags) and/or observed (new observations of open flags); both by default."
+            "--kind",
+            help="new (new flags), observed (new observations of open flags), overdue (daily: open rectification"
+            " deadlines passed); new and observed by default.",
         ),
     ] = None,
     webhook: Annotated[
@@ -142,13 +146,35 @@ def list_deliveries(
 
 
 def notify(
-    run: Annotated[str, typer.Option("--run", help="The nightly run (its id, as in the digest).")],
+    run: Annotated[
+        str | None, typer.Option("--run", help="Only this nightly run's (its id, as in the digest), failed ones too.")
+    ] = None,
+    overdue: Annotated[
+        bool, typer.Option("--overdue", help="Plan and send the day's overdue-deadline deliveries (once per day).")
+    ] = False,
+    on: Annotated[
+        str | None, typer.Option("--on", help="With --overdue: the day (YYYY-MM-DD) deadlines are counted against.")
+    ] = None,
     as_json: JsonOpt = False,
 ):
-    """Send a nightly run's deliveries again where they are pending or failed (sent ones never twice)."""
+    """Send deliveries: a nightly run's where they are pending or failed (--run), the day's overdue
+    deadlines (--overdue), else every pending one. Sent ones are never sent twice, and a delivery
+    another sender is sending is left to it."""
+    if on is not None and not overdue:
+        raise typer.BadParameter("--on goes with --overdue", param_hint="--on")
+    if run is not None and overdue:
+        raise typer.BadParameter("give --run or --overdue, not both", param_hint="--run")
+    day = parse_day(on, "--on") if on is not None else None
     with store() as s:
-        engine.notify_run(s, run, settings())
-        rows = s.deliveries(run_id=run)  # the run's log as it ends
+        if overdue:
+            day_ = date.fromisoformat(day) if day else engine.today()
+            engine.notify_overdue(s, day_, settings())
+            rows = s.deliveries(run_id=engine.overdue_run_id(day_))
+        elif run is not None:
+            engine.notify_run(s, run, settings())
+            rows = s.deliveries(run_id=run)  # the run's log as it ends
+        else:
+            rows = engine.deliver(s, settings())
     _print_deliveries(rows, as_json)
     if any(r["state"] != "sent" for r in rows):
         raise typer.Exit(1)

@@ -2,7 +2,8 @@
 
 - :func:`flag_report` — the problem sheet of one flag (the field verification form);
 - :func:`flags_report` — a packet of problem sheets, one per flag, for printing;
-- :func:`check_report` — the report of an inspector's check over a region.
+- :func:`check_report` — the report of an inspector's check over a region;
+- :func:`screening_report` — the report of a screening of a proposed project footprint.
 
 Each returns the document as bytes (``fmt`` 'pdf' or 'html'). The engine's; no web import.
 """
@@ -15,10 +16,12 @@ from pathlib import Path
 
 from ..auth import OPERATOR, Principal
 from ..errors import InputError
+from ..model import CheckAnswer
 from ..store import FlagFilter, Store
 from .checkreport import check_context
 from .render import FORMATS, MEDIA_TYPES, format_for, render
-from .sheet import sheet_context
+from .screenreport import screening_context
+from .sheet import scan_locations, sheet_context
 
 MAX_PACKET = 500  # sheets in one packet: beyond this, narrow the filters
 
@@ -62,16 +65,42 @@ def flags_report(
     if n > MAX_PACKET:
         raise InputError(f"{n} flags match; a packet holds at most {MAX_PACKET} sheets: narrow the filters")
     ids = [f["id"] for f in store.flags(flt, with_geometry=False)]
-    sheets = [sheet_context(store, i, principal=principal, evidence_dir=evidence_dir) for i in sorted(ids)]
+    locations = scan_locations(store)  # once for the packet
+    sheets = [
+        sheet_context(store, i, principal=principal, evidence_dir=evidence_dir, locations=locations)
+        for i in sorted(ids)
+    ]
     return render("flags.html", fmt, sheets=sheets)
 
 
 def check_report(
-    store: Store, region, answer: dict, fmt: str = "pdf", *, principal: Principal = OPERATOR, title: str | None = None
+    store: Store,
+    region,
+    answer: CheckAnswer,
+    fmt: str = "pdf",
+    *,
+    principal: Principal = OPERATOR,
+    title: str | None = None,
 ) -> bytes:
     """The report of a check: ``answer`` is :func:`redline.check.check_region`'s for the lon/lat
     ``region``, asked by ``principal`` (the map shows only the flags they may see)."""
     return render("check.html", fmt, **check_context(store, region, answer, principal=principal, title=title))
+
+
+def screening_report(
+    store: Store,
+    footprint,
+    answer: dict,
+    fmt: str = "pdf",
+    *,
+    principal: Principal = OPERATOR,
+    title: str | None = None,
+    basemap_url: str | None = None,
+) -> bytes:
+    """The report of a screening: ``answer`` is :func:`redline.screening.screen`'s for the lon/lat
+    ``footprint``; ``basemap_url``: an XYZ tile template drawn under its maps (Settings)."""
+    context = screening_context(store, footprint, answer, principal=principal, title=title, basemap_url=basemap_url)
+    return render("screening.html", fmt, **context)
 
 
 __all__ = [
@@ -82,5 +111,6 @@ __all__ = [
     "flag_report",
     "flags_report",
     "format_for",
+    "screening_report",
     "write_report",
 ]

@@ -13,8 +13,9 @@ from pathlib import Path
 import shapely
 
 from ..auth import OPERATOR, Principal
+from ..check import not_observed as unobserved
 from ..clock import now
-from ..geo import area_ha
+from ..model import CheckAnswer
 from ..rules import PROTECTION_LAYERS
 from ..store import FlagFilter, Store
 from .figures import map_figure
@@ -28,9 +29,9 @@ def _day(value) -> date | None:
 
 
 def check_context(
-    store: Store, region, answer: dict, *, principal: Principal = OPERATOR, title: str | None = None
+    store: Store, region, answer: CheckAnswer, *, principal: Principal = OPERATOR, title: str | None = None
 ) -> dict:
-    since, until = _day(answer["period"]["since"]), _day(answer["period"]["until"])
+    since, until = _day(answer.period.since), _day(answer.period.until)
     around = region.buffer(
         max(0.002, 0.05 * max(region.bounds[2] - region.bounds[0], region.bounds[3] - region.bounds[1]))
     )
@@ -39,9 +40,7 @@ def check_context(
     flags = store.flags(principal.scope(FlagFilter(region=region, since=since, until=until)))
     scans = [s for s in store.scans(since=since, until=until, region=region) if s["footprint"] is not None]
     seen = shapely.union_all([s["footprint"] for s in scans]) if scans else None
-    not_observed = region if seen is None else shapely.difference(region, seen)
-    if area_ha(not_observed) < 1e-4 * max(answer["summary"]["region"]["ha"], 1e-9):
-        not_observed = None
+    not_observed = unobserved(region, seen, answer.summary.region.ha)  # as the answer has it (redline.check)
     fig = map_figure(
         focus=region,
         zones=zones,
@@ -73,14 +72,14 @@ def check_context(
         }
         for s in scans
     ]
-    coverage = {s["product_id"]: s["observed_fraction"] for s in answer["scans"]}
+    coverage = {s.product_id: s.observed_fraction for s in answer.scans}
     for p in products:
         p["observed_fraction"] = coverage.get(p["product_id"])
     return {
         "title": title,
         "generated_at": now()[:16].replace("T", " ") + " UTC",
         "principal": principal.name,
-        "answer": answer,
+        "answer": answer.model_dump(),
         "bounds": [round(v, 6) for v in region.bounds],
         "map": {"src": data_uri(fig.png), "legend": fig.legend},
         "figure": fig,

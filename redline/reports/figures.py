@@ -49,7 +49,13 @@ REGIME_STYLE = {  # facecolour, edgecolour, label
     "buffer": ("#8ce99a", "#2b8a3e", "buffer 缓冲区"),
     "experimental": ("#d3f9d8", "#2b8a3e", "experimental 实验区"),
     "general_control": ("#d3f9d8", "#2b8a3e", "general control 一般控制区"),
+    # environmental control units (三线一单), drawn translucent under the protection zones
+    "priority_protection_unit": ("#fcc2d7", "#a61e4d", "priority protection unit 优先保护单元"),
+    "key_control_unit": ("#ffe8a1", "#e67700", "key control unit 重点管控单元"),
+    "general_control_unit": ("#d0ebff", "#1971c2", "general control unit 一般管控单元"),
 }
+FOOTPRINT_STYLE = ("#7048e8", "#212529", "project footprint 项目范围")
+RING_COLOUR = "#495057"
 PERMIT_STYLE = ("none", "#1864ab", "permit 许可范围")
 SEVERITY_LABELS = {
     "critical": "critical 严重",
@@ -215,6 +221,11 @@ def map_figure(
     dpi: int = 110,
     title: str | None = None,
     label_flags: bool = True,
+    controls=(),
+    footprint=None,
+    rings_km: tuple[float, ...] = (),
+    label_controls: bool = False,
+    basemap_url: str | None = None,
 ) -> MapFigure:
     """Draw a map around ``focus`` (lon/lat geometry).
 
@@ -222,6 +233,10 @@ def map_figure(
     regime; permits outlined. ``admin``: admin units, dashed with their names. ``flags``: dicts with
     ``geometry``, ``severity`` and ``id``, filled by severity. ``highlight``: the subject patch, drawn
     thick. ``region``: an inspection region, outlined; ``not_observed``: hatched.
+    ``controls``: environmental control units, translucent by type (named with ``label_controls``).
+    ``footprint``: a proposed project, filled; ``rings_km``: rings that far around it (true distance:
+    drawn in the map's equidistant projection), labelled. ``basemap_url``: an XYZ tile template
+    drawn underneath (:mod:`redline.reports.basemap`; the map is drawn without it if it fails).
     """
     crs = local_crs(focus)
     proj = _projector(crs)
@@ -239,6 +254,19 @@ def map_figure(
         fig = Figure(figsize=size_in, dpi=dpi)
         ax = fig.add_axes((0.01, 0.01, 0.98, 0.98 if title is None else 0.92))
         ax.set_facecolor("#f8f9fa")
+        if basemap_url:
+            from .basemap import basemap_image
+
+            axes_px = (int(size_in[0] * dpi * 0.98), int(size_in[1] * dpi * (0.98 if title is None else 0.92)))
+            image = basemap_image(basemap_url, crs, extent, axes_px)
+            if image is not None:
+                ax.imshow(
+                    image, extent=(extent[0], extent[2], extent[1], extent[3]), zorder=0, interpolation="bilinear"
+                )
+                ax.text(
+                    0.99, 0.005, "basemap 底图", transform=ax.transAxes, ha="right", va="bottom", fontsize=6, zorder=20
+                )
+                legend["basemap 底图"] = "#adb5bd"
         order = {
             "experimental": 0,
             "general_control": 0,
@@ -262,6 +290,29 @@ def map_figure(
                     ax, g, facecolor=face, edgecolor=edge, linewidth=1.0, alpha=alpha, zorder=2 + (z.kind == "redline")
                 )
             legend.setdefault(label, face if face != "none" else edge)
+        for u in controls:
+            g = proj(u.geometry).intersection(view.buffer(w))
+            if g.is_empty or not g.intersects(view):
+                continue
+            face, edge, label = REGIME_STYLE.get(u.regime, ("#e9ecef", "#495057", u.regime))
+            _draw(ax, g, facecolor=face, edgecolor="none", alpha=0.45, zorder=1)
+            _draw(ax, g, facecolor="none", edgecolor=edge, linewidth=1.4, linestyle=(0, (8, 2, 2, 2)), zorder=6)
+            legend.setdefault(label, face)
+            # the name where it does not cover what the map is about (its centre)
+            inside = g.intersection(view).difference(shapely.Point(cx, cy).buffer(0.3 * min(w, h)))
+            if label_controls and not inside.is_empty and inside.area > 0.03 * view.area:
+                p = inside.representative_point()
+                ax.text(
+                    p.x,
+                    p.y,
+                    f"{u.name}\n{u.code or ''}",
+                    fontsize=7,
+                    color=edge,
+                    ha="center",
+                    va="center",
+                    zorder=6,
+                    path_effects=[patheffects.withStroke(linewidth=2.5, foreground="white")],
+                )
         for a in admin:
             g = proj(a.geometry).intersection(view.buffer(w))
             if g.is_empty or not g.intersects(view):
@@ -311,6 +362,42 @@ def map_figure(
                 b = g.bounds
                 ax.text(b[2], b[3], f" #{f['id']}", fontsize=7, color="#212529", zorder=10, va="bottom", clip_on=True)
             legend.setdefault(SEVERITY_LABELS.get(f.get("severity"), str(f.get("severity"))), colour)
+        if footprint is not None:
+            g = proj(footprint)
+            face, edge, label = FOOTPRINT_STYLE
+            _draw(ax, g, facecolor=face, edgecolor=edge, linewidth=1.6, alpha=0.85, zorder=12)
+            legend.setdefault(label, face)
+            fb = g.bounds
+            if max(fb[2] - fb[0], fb[3] - fb[1]) < 4 * w / (size_in[0] * dpi):  # too small to see: a marker
+                ax.plot(
+                    [g.centroid.x],
+                    [g.centroid.y],
+                    marker="s",
+                    markersize=6,
+                    color=face,
+                    markeredgecolor=edge,
+                    zorder=12,
+                )
+            for km in rings_km:
+                ring = g.buffer(km * 1000.0, quad_segs=32)
+                _draw(
+                    ax, ring.boundary, facecolor="none", edgecolor=RING_COLOUR, linewidth=1.1, linestyle="--", zorder=13
+                )
+                top = ring.bounds[3]
+                ax.text(
+                    g.centroid.x,
+                    top,
+                    f"{km:g} km",
+                    fontsize=7,
+                    ha="center",
+                    va="bottom",
+                    color=RING_COLOUR,
+                    zorder=13,
+                    clip_on=True,
+                    path_effects=[patheffects.withStroke(linewidth=2.5, foreground="white")],
+                )
+            if rings_km:
+                legend.setdefault("distance rings 距离圈 " + "/".join(f"{k:g}" for k in rings_km) + " km", RING_COLOUR)
         if highlight is not None:
             g = proj(highlight)
             _draw(ax, g, facecolor="none", edgecolor="#000000", linewidth=1.1, zorder=11)
@@ -430,13 +517,38 @@ def chip_image(
             )
         else:
             ax.imshow(arr, cmap="viridis", interpolation="nearest", extent=extent)
-        if outline_px is not None and not outline_px.is_empty:
-            _draw(ax, outline_px, facecolor="none", edgecolor="#000000", linewidth=2.0, zorder=5)
-            _draw(ax, outline_px, facecolor="none", edgecolor="#ffffff", linewidth=0.7, zorder=6)
-        ax.set_xlim(0, cols)
-        ax.set_ylim(rows, 0)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=dpi)
+        return _chip_png(fig, ax, outline_px, rows, cols, dpi, halo="#ffffff", width=0.7)
+
+
+def _chip_png(fig, ax, outline_px, rows: int, cols: int, dpi: int, *, halo: str, width: float) -> bytes:
+    """A chip's figure finished: the patch outline (black under ``halo``), no axes, as PNG."""
+    if outline_px is not None and not outline_px.is_empty:
+        _draw(ax, outline_px, facecolor="none", edgecolor="#000000", linewidth=2.0, zorder=5)
+        _draw(ax, outline_px, facecolor="none", edgecolor=halo, linewidth=width, zorder=6)
+    ax.set_xlim(0, cols)
+    ax.set_ylim(rows, 0)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
     return buf.getvalue()
+
+
+def rgb_chip_image(arr: np.ma.MaskedArray, outline_px, *, size_in: float = 3.0, dpi: int = 110) -> bytes:
+    """An image window (bands, rows, cols: three bands as red, green, blue, or one as grey),
+    each band stretched between its 2nd and 98th percentile, with the patch outline on top."""
+    bands = arr if arr.shape[0] == 3 else np.ma.stack([arr[0]] * 3)
+    rows, cols = int(arr.shape[-2]), int(arr.shape[-1])
+    rgb = np.zeros((rows, cols, 4), dtype=float)
+    for i in range(3):
+        b = bands[i].astype(float)
+        valid = b.compressed()
+        lo, hi = np.percentile(valid, (2, 98)) if valid.size else (0.0, 1.0)
+        rgb[..., i] = np.clip((b.filled(lo) - lo) / max(hi - lo, 1e-9), 0, 1)
+    rgb[..., 3] = ~np.ma.getmaskarray(bands).any(axis=0)  # no data: transparent
+    with matplotlib.rc_context(_rc()):
+        fig = Figure(figsize=(size_in, size_in), dpi=dpi)
+        ax = fig.add_axes((0.02, 0.02, 0.96, 0.96))
+        ax.set_facecolor("#dee2e6")
+        ax.imshow(rgb, interpolation="nearest", extent=(0, cols, rows, 0))
+        return _chip_png(fig, ax, outline_px, rows, cols, dpi, halo="#ffff00", width=0.8)

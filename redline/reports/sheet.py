@@ -2,14 +2,19 @@
 
 Everything on it comes from the store (flag, conflicts, observations, history, evidence
 rows), the evidence folder (photos, as thumbnails) and the scans' product files (image chips
-cut around the patch, when the file is still on disk).
+cut around the patch, when the file is still on disk): from the before/after imagery a product
+names (sidecar or manifest fields, STAC assets ``imagery_before`` / ``imagery_after``) where
+it names some, else from the change product itself.
 """
 
 from __future__ import annotations
 
 import io
+import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 import numpy as np
 import shapely
@@ -24,7 +29,7 @@ from ..errors import RedlineError
 from ..geo import STORAGE_CRS, apply_affine, reproject
 from ..rules import PROTECTION_LAYERS
 from ..store import FlagFilter, Store
-from .figures import chip_image, map_figure
+from .figures import chip_image, map_figure, rgb_chip_image
 from .render import data_uri
 
 CGCS2000 = "EPSG:4490"
@@ -34,14 +39,18 @@ MAX_PHOTO_PIXELS = 60_000_000  # a 60 Mpx photo is a large camera's; beyond, no 
 CHIP_MIN_PX = 24  # a chip shows at least this many pixels across
 CHIP_MAX_PX = 400  # and is decimated beyond this
 MAX_CHIPS = 4
+IMAGERY_KEYS = {"before": "imagery_before", "after": "imagery_after"}  # sidecar / manifest fields
+MAX_SIDECAR_BYTES = 1_000_000
+MAX_MANIFESTS = 200  # JSON files looked at beside a pair's rasters
 
 
 # --- image chips --------------------------------------------------------------------------
 
 
-def _chip(path: str, geom, title: str) -> dict:
+def _chip(path: str | Path, geom, title: str, *, imagery: bool = False) -> dict:
     """A window of the raster at ``path`` around ``geom`` (lon/lat), drawn with the patch
-    outline; or why it is not available."""
+    outline; or why it is not available. ``imagery``: an image (three bands as colour, else the
+    first as grey) rather than a change product's classes or probabilities."""
     name = Path(path).name
     if not Path(path).is_file():
         return {"title": title, "missing": f"not available: {name} is no longer on disk"}
@@ -61,47 +70,124 @@ def _chip(path: str, geom, title: str) -> dict:
             return {"title": title, "missing": f"not available: the patch lies outside {name}"}
         scale = max(1, int(np.ceil(max(win.width, win.height) / CHIP_MAX_PX)))
         shape = (max(1, int(win.height // scale)), max(1, int(win.width // scale)))
-        arr = ds.read(1, window=win, masked=True, out_shape=shape)  # windowed (and decimated) read
+        bands = [1, 2, 3] if imagery and ds.count >= 3 else [1]
+        # windowed (and decimated) read
+        arr = ds.read(bands, window=win, masked=True, out_shape=(len(bands), *shape))
         categorical = not np.issubdtype(arr.dtype, np.floating)
         # the patch in the chip's pixel coordinates: ground -> window pixels -> chip pixels
         inv = ~window_transform(win, ds.transform)
         outline = apply_affine(g, inv)
         if scale > 1:
             outline = shapely.affinity.scale(outline, shape[1] / win.width, shape[0] / win.height, origin=(0, 0))
-    png = chip_image(arr, outline, title=title, categorical=categorical)
-    return {"title": title, "src": data_uri(png)}
+    if imagery:
+        png = rgb_chip_image(arr, outline)
+    else:
+        png = chip_image(arr[0], outline, title=title, categorical=categorical)
+    return {"title": title, "src": data_uri(png), "imagery": imagery}
 
 
-def image_chips(flag: dict, observations: list[dict], scans_by_id: dict[int, dict]) -> list[dict]:
-    """Before/after chips: a land-cover pair's two rasters, or the change product of the first
-    and the last observation."""
+def _json_file(path: Path):
+    """A small JSON document from a local file, or None."""
+    try:
+        if not path.is_file() or path.stat().st_size > MAX_SIDECAR_BYTES:
+            return None
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+
+
+def stac_imagery(location: str) -> dict[str, Path]:
+    """The imagery a STAC item names as assets ``imagery_before`` / ``imagery_after``: the item
+    at ``location`` (its JSON file, or ``collection.json#item-id`` within an ItemCollection), as
+    the nightly batch recorded it. Local files only: a URL is never fetched."""
+    path, _, item_id = location.partition("#")
+    doc = _json_file(Path(path)) if "://" not in path else None
+    if isinstance(doc, dict) and doc.get("type") == "FeatureCollection" and item_id:
+        doc = next((f for f in doc.get("features") or [] if isinstance(f, dict) and f.get("id") == item_id), None)
+    assets = doc.get("assets") if isinstance(doc, dict) else None
+    out = {}
+    for role, key in IMAGERY_KEYS.items():
+        href = (assets or {}).get(key, {}).get("href") if isinstance((assets or {}).get(key), dict) else None
+        if not isinstance(href, str) or not href.strip():
+            continue
+        u = urlparse(href)
+        if u.scheme not in ("", "file"):
+            continue  # remote imagery: mirror it locally to have chips from it
+        local = Path(unquote(u.path)) if u.scheme == "file" else Path(href)
+        out[role] = local if local.is_absolute() else Path(path).parent / local
+    return out
+
+
+def product_imagery(scan: dict, locations: Sequence[str] = ()) -> dict[str, Path]:
+    """The before/after imagery a scan's product names, if any: ``imagery_before`` /
+    ``imagery_after`` (paths relative to the JSON) in the sidecar ``<raster>.json`` of one of
+    its rasters, or in a manifest beside them that names its ``after`` raster; or the assets
+    of those names of the STAC item it came from (``locations``: the batch ledger's)."""
+    for location in locations:
+        found = stac_imagery(location)
+        if found:
+            return found
+    files = [Path(f) for f in scan.get("files") or []]
+    if not files:
+        return {}
+    docs = [f.with_suffix(".json") for f in reversed(files)]
+    folder = files[-1].parent
+    if scan.get("mode") == "transition" and folder.is_dir():  # a pair's manifest sits beside its rasters
+        docs += sorted(folder.glob("*.json"))[:MAX_MANIFESTS]
+    for doc_path in docs:
+        doc = _json_file(doc_path)
+        if not isinstance(doc, dict) or not any(isinstance(doc.get(k), str) for k in IMAGERY_KEYS.values()):
+            continue
+        if doc_path not in docs[: len(files)]:  # a manifest: only the one naming this pair
+            after = doc.get("after") or doc.get("path")
+            if not isinstance(after, str) or (doc_path.parent / after).resolve() != files[-1].resolve():
+                continue
+        return {
+            role: doc_path.parent / doc[key]
+            for role, key in IMAGERY_KEYS.items()
+            if isinstance(doc.get(key), str) and doc[key].strip()
+        }
+    return {}
+
+
+def image_chips(
+    flag: dict, observations: list[dict], scans_by_id: dict[int, dict], locations: dict[int, list[str]] | None = None
+) -> list[dict]:
+    """Before/after chips: from the imagery a product names (sidecar or manifest fields, or
+    STAC assets ``imagery_before`` / ``imagery_after``; ``locations``: where the batch found
+    each scan's product, by scan id), else from the products themselves: a land-cover pair's
+    two rasters, or the change product of the first and the last observation."""
     chips: list[dict] = []
     used: set[int] = set()
     pair = next(
         (o for o in reversed(observations) if scans_by_id.get(o["scan_id"], {}).get("mode") == "transition"), None
     )
-    picks = [observations[0], observations[-1]] if observations else []
-    if pair is not None:
-        s = scans_by_id[pair["scan_id"]]
-        files = s.get("files") or []
-        if len(files) >= 2:
-            chips.append(
-                _chip(files[0], flag["geometry"], f"before {s.get('acquired_before') or ''} · {s['product_id']}")
-            )
-            chips.append(_chip(files[-1], flag["geometry"], f"after {s['acquired_after']} · {s['product_id']}"))
-            used.add(s["id"])
+    picks = ([pair] if pair is not None else []) + ([observations[0], observations[-1]] if observations else [])
+    geom = flag["geometry"]
     for o in picks:
         scan = scans_by_id.get(o["scan_id"])
         if scan is None or scan["id"] in used or len(chips) >= MAX_CHIPS:
             continue
-        used.add(scan["id"])
         files = scan.get("files") or []
-        title = f"{scan.get('acquired_before') or '?'} → {scan['acquired_after']} · {scan['product_id']}"
-        chips.append(
-            _chip(files[-1], flag["geometry"], title)
-            if files
-            else {"title": title, "missing": "not available: the scan names no file"}
-        )
+        if o is pair and len(files) < 2:
+            continue
+        used.add(scan["id"])
+        pid = scan["product_id"]
+        imagery = product_imagery(scan, (locations or {}).get(scan["id"], []))
+        if imagery:
+            dates = {"before": scan.get("acquired_before") or "", "after": scan["acquired_after"]}
+            for role, path in imagery.items():
+                chips.append(_chip(path, geom, f"imagery {role} {dates[role]} · {pid}", imagery=True))
+        elif o is pair:
+            chips.append(_chip(files[0], geom, f"before {scan.get('acquired_before') or ''} · {pid}"))
+            chips.append(_chip(files[-1], geom, f"after {scan['acquired_after']} · {pid}"))
+        else:
+            title = f"{scan.get('acquired_before') or '?'} → {scan['acquired_after']} · {pid}"
+            chips.append(
+                _chip(files[-1], geom, title)
+                if files
+                else {"title": title, "missing": "not available: the scan names no file"}
+            )
     return chips
 
 
@@ -161,10 +247,25 @@ def _summary(entry: dict) -> str:
     return ", ".join(f"{k} {v}" for k, v in d.items() if v is not None and v != "")
 
 
+def scan_locations(store: Store) -> dict[int, list[str]]:
+    """Where the nightly batch found each scan's product (a STAC item's location among them)."""
+    out: dict[int, list[str]] = {}
+    for e in store.ledger_entries(state="done"):
+        if e.get("scan_id") is not None and e.get("location"):
+            out.setdefault(e["scan_id"], []).append(e["location"])
+    return out
+
+
 def sheet_context(
-    store: Store, flag_id: int, *, principal: Principal = OPERATOR, evidence_dir: Path | None = None
+    store: Store,
+    flag_id: int,
+    *,
+    principal: Principal = OPERATOR,
+    evidence_dir: Path | None = None,
+    locations: dict[int, list[str]] | None = None,
 ) -> dict:
-    """What one problem sheet shows (``principal`` must be allowed to see the flag)."""
+    """What one problem sheet shows (``principal`` must be allowed to see the flag);
+    ``locations``: :func:`scan_locations`, when the caller prints many sheets."""
     flag = store.flag(flag_id)
     principal.require_flag(flag)
     geom = flag["geometry"]
@@ -195,5 +296,5 @@ def sheet_context(
         "history": history,
         "evidence": evidence_items(store, evidence_dir, flag_id),
         "map": {"src": data_uri(fig.png), "legend": fig.legend},
-        "chips": image_chips(flag, observations, scans),
+        "chips": image_chips(flag, observations, scans, scan_locations(store) if locations is None else locations),
     }

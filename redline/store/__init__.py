@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from ..errors import StoreError
-from .base import FLAG_FIELDS, STATS_GROUPS, FlagFilter, Store
+from .base import FLAG_FIELDS, STATS_GROUPS, FlagFilter, Store, ZoneFilter
 from .urls import sqlite_path
 
-__all__ = ["FLAG_FIELDS", "STATS_GROUPS", "FlagFilter", "Store", "open_store"]
+__all__ = ["FLAG_FIELDS", "STATS_GROUPS", "FlagFilter", "Store", "ZoneFilter", "open_store"]
 
 
 def open_store(url: str) -> Store:

@@ -11,11 +11,13 @@ per-backend code.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date
 
 from .. import model
+from ..accesslist import AccessListReport
 from ..layers import LoadReport, Zone
 
 # group_by key -> the flag columns that form the group
@@ -26,6 +28,7 @@ STATS_GROUPS = {
     "severity": ("severity",),
     "status": ("status",),
     "month": ("month",),  # month first seen, YYYY-MM
+    "source": ("source",),  # scan | national | ground (redline.model.PROBLEM_SOURCES)
 }
 
 # a flag row's columns, geometry aside: the fields of redline.model.Flag
@@ -49,6 +52,18 @@ class FlagFilter:
     cql: object | None = None  # a checked CQL2 filter (redline.cql.parse), translated to SQL in the store
     sortby: tuple = ()  # ((queryable, descending), ...) from redline.cql.parse_sortby; then by id
     offset: int | None = None  # rows to skip (paging with sortby)
+
+
+@dataclass
+class ZoneFilter:
+    """Zones of one layer's current version, a page at a time (OGC API Features)."""
+
+    region: object | None = None  # lon/lat shapely geometry: zones intersecting it (exact, in the store)
+    cql: object | None = None  # a checked CQL2 filter (redline.cql.parse), translated to SQL in the store
+    sortby: tuple = ()  # ((queryable, descending), ...) from redline.cql.parse_sortby; then by id
+    limit: int | None = None
+    offset: int | None = None  # rows to skip (paging with sortby)
+    after_id: int | None = None  # keyset paging (ids above)
 
 
 class Store(ABC):
@@ -75,6 +90,15 @@ class Store(ABC):
     def layer_versions(self, kind: str | None = None, current_only: bool = True) -> list[dict]: ...
 
     @abstractmethod
+    def add_access_list(self, report: AccessListReport) -> dict:
+        """A new version of the access list (layer kind ``access_list``) with its entries."""
+
+    @abstractmethod
+    def access_entries(self, unit_codes) -> list[dict]:
+        """The entries of the current access list for these control unit codes (rows of
+        ``access_entries`` with ``list_version``), in source row order; [] when none is loaded."""
+
+    @abstractmethod
     def zone_refs(self, zone_ids) -> dict[int, str]:
         """Each zone's own reference (its code, e.g. a permit's number; else its name) by id,
         whatever layer version it belongs to (a flag keeps the permit it matched)."""
@@ -86,6 +110,20 @@ class Store(ABC):
         """Zones of the current version of each kind; optionally only candidates for a lon/lat
         bbox (by bounding box), or exactly those intersecting a lon/lat ``region`` geometry, and
         those matching a checked CQL2 filter (``cql``, redline.cql.parse)."""
+
+    @abstractmethod
+    def zone(self, kind: str, zone_id: int) -> Zone:
+        """One zone of the current version of ``kind`` (NotFoundError if it has none of that id)."""
+
+    @abstractmethod
+    def zone_page(self, kind: str, flt: ZoneFilter) -> list[Zone]:
+        """Zones of the current version of ``kind`` matching ``flt``, ordered by its ``sortby``
+        then id (text byte by byte, NULLs last), from ``offset`` or above ``after_id``, at most
+        ``limit``."""
+
+    @abstractmethod
+    def count_zones(self, kind: str, flt: ZoneFilter) -> int:
+        """How many zones ``zone_page`` would page through (``limit``, ``offset``, ``after_id`` aside)."""
 
     @abstractmethod
     def extent(self, collection: str, flt: FlagFilter | None = None) -> dict | None:
@@ -120,6 +158,19 @@ class Store(ABC):
 
     @abstractmethod
     def count_flags(self, flt: FlagFilter | None = None) -> int: ...
+
+    @abstractmethod
+    def tile_zones(self, kind: str, bbox, band: int | None = None, cql=None) -> list[dict]:
+        """The current ``kind`` zones whose bounding box meets ``bbox`` (and the checked CQL2
+        filter ``cql``), for a vector tile: ``id``, ``name``, ``regime``, ``code``, ``kind`` and
+        ``geometry``: the zone's generalised copy for zoom band ``band`` (a zone without one,
+        under a pixel there, is left out), or the zone itself for None."""
+
+    @abstractmethod
+    def flag_points(self) -> dict[str, Sequence]:
+        """Every flag's vector-tile fields (redline.model.FLAG_TILE_FIELDS) and the centre of
+        its bounding box (``cx``, ``cy``, lon/lat), as columns (one sequence per name, in the
+        same flag order): what zoomed-out tiles are thinned from."""
 
     @abstractmethod
     def flag_cells(self, flt: FlagFilter | None, spec) -> list[dict]:
@@ -251,6 +302,21 @@ class Store(ABC):
     @abstractmethod
     def update_delivery(self, delivery_id: int, fields: dict) -> None: ...
 
+    @abstractmethod
+    def claim_delivery(
+        self,
+        delivery_id: int,
+        owner: str,
+        until: str,
+        at: str,
+        states: tuple[str, ...] = ("pending",),
+        take_from: str | None = None,
+    ) -> bool:
+        """Take (or renew) ``owner``'s lease on a delivery in one of ``states`` until ``until``
+        (ISO timestamps; ``at`` is now): whether it is now ``owner``'s. A lease held by another
+        sender is taken over only once it has expired (``claimed_until`` before ``at``), or when
+        that sender is ``take_from`` (known to be dead)."""
+
     # rectification ledger (台账, redline.ledger): one entry per problem, dated progress notes
     @abstractmethod
     def rectification(self, flag_id: int) -> dict | None:
@@ -271,3 +337,17 @@ class Store(ABC):
     @abstractmethod
     def rectification_notes(self, flag_id: int) -> list[dict]:
         """A flag's progress notes by date, then id."""
+
+    # national leads (redline.leads): each issued lead, its original columns, the flag it is
+    @abstractmethod
+    def add_lead(self, row: dict, geometry) -> int:
+        """Record an imported lead (batch, lead_id, flag_id, source_name, source_format,
+        source_crs, attrs, imported_at) with its lon/lat geometry; its id."""
+
+    @abstractmethod
+    def lead(self, batch: str, lead_id: str) -> dict | None:
+        """The lead ``lead_id`` of ``batch`` (no geometry), None when not imported."""
+
+    @abstractmethod
+    def leads(self, batch: str) -> list[dict]:
+        """A batch's leads in import order, with ``geometry``."""

@@ -25,11 +25,12 @@ objects in lon/lat (bound as WKB).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 from datetime import date, datetime
 
+import numpy as np
 import shapely
 import sqlalchemy as sa
 from sqlalchemy import bindparam, func, select
@@ -37,12 +38,15 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 
+from ..accesslist import AccessListReport
 from ..clock import now
 from ..cql import SORT_RANKS
 from ..errors import NotFoundError
-from ..layers import LoadReport, Zone
+from ..layers import LoadReport
+from ..model import CONFLICT_FIELDS, FLAG_TILE_FIELDS, HISTORY_FIELDS, SCAN_FIELDS, Zone
+from ..vocab import ACCESS_LIST
 from . import schema as S
-from .base import FLAG_FIELDS, STATS_GROUPS, FlagFilter, Store
+from .base import FLAG_FIELDS, STATS_GROUPS, FlagFilter, Store, ZoneFilter
 from .cql import Compiler, order_by
 
 _UPSERT = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}
@@ -96,6 +100,37 @@ def _cell_params(spec) -> dict:
     }
 
 
+# Zoom bands of the zones' generalised copies (table zone_bands), for vector tiles: a band
+# serves the zooms above the previous band's up to its own; zooms above the last one draw
+# the zones themselves.
+ZONE_BANDS = (7, 9, 11)
+
+
+def zone_band(z: int) -> int | None:
+    """The band that serves zoom ``z`` (None: the zones themselves)."""
+    return next((b for b in ZONE_BANDS if z <= b), None)
+
+
+def generalised_zones(geoms) -> list[tuple[int, int, bytes]]:
+    """(index, band, WKB) of the zones' copies for each band: simplified by a quarter of a
+    screen pixel at the band's highest zoom (topology kept, in lon/lat: a Web Mercator pixel
+    spans cos(latitude) as many degrees of latitude as of longitude); none for a zone that is
+    under a pixel both ways at that zoom (it is under one at every zoom of the band)."""
+    geoms = np.asarray(geoms, dtype=object)
+    if not len(geoms):
+        return []
+    b = shapely.bounds(geoms)
+    shrink = np.cos(np.radians(np.clip((b[:, 1] + b[:, 3]) / 2, -85.0, 85.0)))
+    out = []
+    for band in ZONE_BANDS:
+        px = 360.0 / (256 << band)  # degrees of longitude per screen pixel
+        seen = np.flatnonzero((b[:, 2] - b[:, 0] >= px) | (b[:, 3] - b[:, 1] >= px * shrink))
+        simple = shapely.simplify(geoms[seen], px * shrink[seen] / 4, preserve_topology=True)
+        ok = ~shapely.is_empty(simple)
+        out += [(i, band, g) for i, g in zip(seen[ok].tolist(), shapely.to_wkb(simple[ok]).tolist())]
+    return out
+
+
 class SQLStore(Store):
     """The store interface on SQLAlchemy Core statements; a backend subclasses it."""
 
@@ -140,6 +175,24 @@ class SQLStore(Store):
 
     def _zones_indexed(self, layer_version_id: int, zones: list[Zone]) -> None:
         """A layer version's zones were inserted (in order)."""
+
+    def _zone_bands(self, layer_version_id: int, geoms: list) -> None:
+        """The generalised copies of a layer version's zones (inserted in order), per band."""
+        z, zb = S.zones, S.zone_bands
+        ids = [
+            r["id"]
+            for r in self._all(
+                "zone_ids",
+                lambda: select(z.c.id).where(z.c.layer_version_id == bindparam("lv")).order_by(z.c.id),
+                {"lv": layer_version_id},
+            )
+        ]
+        rows = [{"zone_id": ids[i], "band": band, "geom": wkb} for i, band, wkb in generalised_zones(geoms)]
+        if rows:
+            sql, _ = self._statement(
+                "insert_zone_bands", lambda: sa.insert(zb).values(_binds(zb, ("zone_id", "band", "geom"))).inline()
+            )
+            self._executemany(sql, rows)
 
     def _zones_loaded(self) -> None:
         """After the transaction that loaded a layer version."""
@@ -243,27 +296,36 @@ class SQLStore(Store):
             self._depth = 0
 
     # layers ----------------------------------------------------------------------------
+    def _new_layer_version(self, kind: str, source: str, sha256: str, source_crs: str | None, report: dict):
+        """A new version row of layer ``kind`` (in the caller's transaction): (id, version)."""
+        lv = S.layer_versions
+        version = self._one(
+            "next_layer_version",
+            lambda: select((func.coalesce(func.max(lv.c.version), 0) + 1).label("v")).where(
+                lv.c.kind == bindparam("kind")
+            ),
+            {"kind": kind},
+        )["v"]
+        row = {
+            "kind": kind,
+            "version": version,
+            "source": source,
+            "source_sha256": sha256,
+            "source_crs": source_crs,
+            "loaded_at": now(),
+            "report": report,
+        }
+        return self._insert(lv, row), version
+
     def add_layer_version(self, report: LoadReport) -> dict:
-        lv, z = S.layer_versions, S.zones
+        z = S.zones
         with self.transaction():
-            version = self._one(
-                "next_layer_version",
-                lambda: select((func.coalesce(func.max(lv.c.version), 0) + 1).label("v")).where(
-                    lv.c.kind == bindparam("kind")
-                ),
-                {"kind": report.kind},
-            )["v"]
-            lv_id = self._insert(
-                lv,
-                {
-                    "kind": report.kind,
-                    "version": version,
-                    "source": report.source,
-                    "source_sha256": report.sha256,
-                    "source_crs": report.source_crs,
-                    "loaded_at": now(),
-                    "report": {**report.summary(), "field_map": report.field_map},
-                },
+            lv_id, version = self._new_layer_version(
+                report.kind,
+                report.source,
+                report.sha256,
+                report.source_crs,
+                {**report.summary(), "field_map": report.field_map},
             )
             cols = (
                 "layer_version_id",
@@ -302,8 +364,54 @@ class SQLStore(Store):
                 ],
             )
             self._zones_indexed(lv_id, report.zones)
+            self._zone_bands(lv_id, [zone.geometry for zone in report.zones])  # for vector tiles
         self._zones_loaded()
         return {"id": lv_id, "kind": report.kind, "version": version}
+
+    def add_access_list(self, report: AccessListReport) -> dict:
+        a = S.access_entries
+        cols = ("layer_version_id", "unit_code", "activity", "activity_text", "decision", "condition", "source_row")
+        with self.transaction():
+            lv_id, version = self._new_layer_version(
+                report.kind, report.source, report.sha256, None, {**report.summary(), "field_map": report.field_map}
+            )
+            sql, _ = self._statement("insert_access_entries", lambda: sa.insert(a).values(_binds(a, cols)).inline())
+            self._executemany(
+                sql,
+                [
+                    {
+                        "layer_version_id": lv_id,
+                        "unit_code": e.unit_code,
+                        "activity": e.activity,
+                        "activity_text": e.activity_text,
+                        "decision": e.decision,
+                        "condition": e.condition,
+                        "source_row": e.source_row,
+                    }
+                    for e in report.entries
+                ],
+            )
+        return {"id": lv_id, "kind": report.kind, "version": version}
+
+    def access_entries(self, unit_codes) -> list[dict]:
+        current = self.layer_versions(kind=ACCESS_LIST)
+        codes = sorted({str(c) for c in unit_codes if c is not None})
+        if not current or not codes:
+            return []
+        codes = _padded(codes)
+        a = S.access_entries
+        rows = self._all(
+            ("access_entries", len(codes)),
+            lambda: (
+                select(a)
+                .where(a.c.layer_version_id == bindparam("lv"), _in(a.c.unit_code, "code", len(codes)))
+                .order_by(a.c.source_row, a.c.id)
+            ),
+            {"lv": current[0]["id"], **_in_params("code", codes)},
+        )
+        for r in rows:
+            r["list_version"] = current[0]["version"]
+        return rows
 
     def layer_versions(self, kind=None, current_only=True) -> list[dict]:
         lv = S.layer_versions
@@ -356,8 +464,12 @@ class SQLStore(Store):
             build,
             {**_in_params("lv", ids), **self._spatial_params(bbox, region), **cql_params},
         )
+        return self._zone_records(rows)
+
+    def _zone_records(self, rows: list[dict]) -> list[Zone]:
+        """Zone rows (with their layer ``version``) as records, geometries parsed at once."""
         out = []
-        for r in self._decoded(z, rows, geometry="geometry"):
+        for r in self._decoded(S.zones, rows, geometry="geometry"):
             zone = Zone(
                 r["kind"],
                 r["name"],
@@ -375,6 +487,106 @@ class SQLStore(Store):
             zone.attrs["layer_version"] = r["version"]
             out.append(zone)
         return out
+
+    def _current_version(self, kind: str) -> int | None:
+        return next((r["id"] for r in self.layer_versions() if r["kind"] == kind), None)
+
+    def zone(self, kind: str, zone_id: int) -> Zone:
+        lv_id = self._current_version(kind)
+        z, lv = S.zones, S.layer_versions
+        rows = (
+            self._all(
+                "zone",
+                lambda: (
+                    select(z, lv.c.version)
+                    .join(lv, lv.c.id == z.c.layer_version_id)
+                    .where(z.c.id == bindparam("id"), z.c.layer_version_id == bindparam("lv"))
+                ),
+                {"id": zone_id, "lv": lv_id},
+            )
+            if lv_id is not None
+            else []
+        )
+        if not rows:
+            raise NotFoundError(f"{kind} feature {zone_id} does not exist")
+        return self._zone_records(rows)[0]
+
+    def _zone_where(self, flt: ZoneFilter, paged: bool) -> tuple[tuple | None, Callable[[], list], dict]:
+        """A zone filter on the current version ``:lv`` as (shape, conditions builder, parameters)."""
+        z = S.zones
+        has_region, after = flt.region is not None, paged and flt.after_id is not None
+        where, cql_params = Compiler(self, z).compile(flt.cql) if flt.cql is not None else (None, {})
+
+        def conditions() -> list:
+            out = [z.c.layer_version_id == bindparam("lv"), *self._spatial(z, False, has_region)]
+            if after:
+                out.append(z.c.id > bindparam("after_id"))
+            return out + ([where] if where is not None else [])
+
+        params = {**self._spatial_params(None, flt.region), "after_id": flt.after_id, **cql_params}
+        return (None if where is not None else (has_region, after)), conditions, params
+
+    def zone_page(self, kind: str, flt: ZoneFilter) -> list[Zone]:
+        lv_id = self._current_version(kind)
+        if lv_id is None:
+            return []
+        z, lv = S.zones, S.layer_versions
+        shape, conditions, params = self._zone_where(flt, paged=True)
+        limit, offset, sortby = flt.limit is not None, bool(flt.offset), tuple(flt.sortby)
+
+        def build():
+            stmt = (
+                select(z, lv.c.version)
+                .join(lv, lv.c.id == z.c.layer_version_id)
+                .where(*conditions())
+                .order_by(*order_by(z, sortby, binary=True))
+            )
+            if limit:
+                stmt = stmt.limit(bindparam("limit", type_=sa.Integer))
+            return stmt.offset(bindparam("offset", type_=sa.Integer)) if offset else stmt
+
+        rows = self._all(
+            None if shape is None else ("zone_page", shape, limit, offset, sortby),
+            build,
+            {**params, "lv": lv_id, "limit": flt.limit, "offset": flt.offset if offset else None},
+        )
+        return self._zone_records(rows)
+
+    def count_zones(self, kind: str, flt: ZoneFilter) -> int:
+        lv_id = self._current_version(kind)
+        if lv_id is None:
+            return 0
+        shape, conditions, params = self._zone_where(flt, paged=False)
+        return self._one(
+            None if shape is None else ("count_zones", shape),
+            lambda: select(func.count().label("n")).select_from(S.zones).where(*conditions()),
+            {**params, "lv": lv_id},
+        )["n"]
+
+    def tile_zones(self, kind: str, bbox, band: int | None = None, cql=None) -> list[dict]:
+        current = [r for r in self.layer_versions() if r["kind"] == kind]
+        if not current:
+            return []
+        z, zb = S.zones, S.zone_bands
+        where, cql_params = Compiler(self, z).compile(cql) if cql is not None else (None, {})
+
+        def build():
+            geom = z.c.geom if band is None else zb.c.geom
+            stmt = select(z.c.id, z.c.name, z.c.regime, z.c.code, z.c.kind, geom.label("geom"))
+            if band is not None:
+                stmt = stmt.select_from(z.join(zb, (zb.c.zone_id == z.c.id) & (zb.c.band == bindparam("band"))))
+            return stmt.where(
+                z.c.layer_version_id == bindparam("lv"),
+                *self._spatial(z, True, False),
+                *([where] if where is not None else []),
+            ).order_by(z.c.id)
+
+        rows = self._all(
+            None if cql is not None else ("tile_zones", band is not None),
+            build,
+            {"lv": current[0]["id"], "band": band, **self._spatial_params(bbox, None), **cql_params},
+        )
+        return self._decoded(z, rows, geometry="geometry")
 
     def extent(self, collection: str, flt: FlagFilter | None = None) -> dict | None:
         if collection == "flags":
@@ -435,22 +647,7 @@ class SQLStore(Store):
         )
         return self._decoded(s, rows)[0] if rows else None
 
-    _SCAN_COLUMNS = (
-        "checksum",
-        "product_id",
-        "mode",
-        "sensor",
-        "acquired_before",
-        "acquired_after",
-        "files",
-        "started_at",
-        "finished_at",
-        "state",
-        "stats",
-        "layer_versions",
-        "rules_version",
-        "observed_fraction",
-    )
+    _SCAN_COLUMNS = SCAN_FIELDS[1:]  # the record's fields but the id
 
     def insert_scan(self, scan: dict, footprint) -> int:
         with self.transaction():
@@ -464,7 +661,8 @@ class SQLStore(Store):
         shape = (bbox is not None, region is not None, bool(since), bool(until))
 
         def build():
-            stmt = select(s).where(s.c.state == "done", *self._spatial(s, shape[0], shape[1]))
+            stmt = select(*[s.c[n] for n in SCAN_FIELDS], s.c.footprint)
+            stmt = stmt.where(s.c.state == "done", *self._spatial(s, shape[0], shape[1]))
             if since:
                 stmt = stmt.where(s.c.acquired_after >= bindparam("since"))
             if until:
@@ -591,6 +789,21 @@ class SQLStore(Store):
 
         return self._all(None if shape is None else ("flag_cells", shape), build, {**params, **_cell_params(spec)})
 
+    def flag_points(self) -> dict[str, Sequence]:
+        f = S.flags
+        joins, (minx, miny, maxx, maxy) = self._bounds(f)
+
+        def build():
+            stmt = select(
+                *[f.c[k] for k in FLAG_TILE_FIELDS], ((minx + maxx) / 2).label("cx"), ((miny + maxy) / 2).label("cy")
+            ).select_from(f)
+            for table, on in joins:
+                stmt = stmt.join(table, on)
+            return stmt
+
+        rows = self._all("flag_points", build)
+        return {k: [r[k] for r in rows] for k in (*FLAG_TILE_FIELDS, "cx", "cy")}
+
     def count_flags(self, flt=None) -> int:
         shape, conditions, params = self._where(flt)
         return self._one(
@@ -631,7 +844,7 @@ class SQLStore(Store):
             "observations",
             lambda: (
                 select(o, s.c.product_id, s.c.sensor)
-                .join(s, s.c.id == o.c.scan_id)
+                .outerjoin(s, s.c.id == o.c.scan_id)  # leads and ground reports have no scan
                 .where(o.c.flag_id == bindparam("flag_id"))
                 .order_by(o.c.observed_on, o.c.id)
             ),
@@ -654,7 +867,11 @@ class SQLStore(Store):
         c = S.conflicts
         return self._all(
             "conflicts",
-            lambda: select(c).where(c.c.flag_id == bindparam("flag_id")).order_by(c.c.overlap_ha.desc(), c.c.id),
+            lambda: (
+                select(*[c.c[n] for n in CONFLICT_FIELDS])
+                .where(c.c.flag_id == bindparam("flag_id"))
+                .order_by(c.c.overlap_ha.desc(), c.c.id)
+            ),
             {"flag_id": flag_id},
         )
 
@@ -671,7 +888,11 @@ class SQLStore(Store):
             a,
             self._all(
                 "history",
-                lambda: select(a).where(a.c.flag_id == bindparam("flag_id")).order_by(a.c.id),
+                lambda: (
+                    select(*[a.c[n] for n in HISTORY_FIELDS])
+                    .where(a.c.flag_id == bindparam("flag_id"))
+                    .order_by(a.c.id)
+                ),
                 {"flag_id": flag_id},
             ),
         )
@@ -965,6 +1186,40 @@ class SQLStore(Store):
             if self._update(S.deliveries, "id", delivery_id, {**fields, "updated_at": now()}) == 0:
                 raise NotFoundError(f"delivery {delivery_id} does not exist")
 
+    def claim_delivery(
+        self, delivery_id: int, owner: str, until: str, at: str, states=("pending",), take_from: str | None = None
+    ) -> bool:
+        d = S.deliveries
+        states = _padded(states)
+
+        def build():
+            free = sa.or_(
+                d.c.claimed_until.is_(None),
+                d.c.claimed_until < bindparam("at", type_=S.TIMESTAMP),
+                d.c.claimed_by == bindparam("owner"),
+                d.c.claimed_by == bindparam("take_from"),
+            )
+            return (
+                sa.update(d)
+                .where(d.c.id == bindparam("_id"), _in(d.c.state, "state", len(states)), free)
+                .values(
+                    claimed_by=bindparam("owner"),
+                    claimed_until=bindparam("until", type_=S.TIMESTAMP),
+                    updated_at=bindparam("at", type_=S.TIMESTAMP),
+                )
+            )
+
+        params = {
+            "_id": delivery_id,
+            "owner": owner,
+            "take_from": take_from,
+            "until": until,
+            "at": at,
+            **_in_params("state", states),
+        }
+        with self.transaction():
+            return self._run(("claim_delivery", len(states)), build, params).rowcount == 1
+
     # rectification ledger ----------------------------------------------------------------
     def rectification(self, flag_id: int) -> dict | None:
         r = S.rectifications
@@ -1002,3 +1257,26 @@ class SQLStore(Store):
             lambda: select(n).where(n.c.flag_id == bindparam("flag_id")).order_by(n.c.noted_on, n.c.id),
             {"flag_id": flag_id},
         )
+
+    # national leads (redline.leads) -------------------------------------------------------
+    def add_lead(self, row: dict, geometry) -> int:
+        with self.transaction():
+            return self._insert(S.leads, row, geometry)
+
+    def lead(self, batch: str, lead_id: str) -> dict | None:
+        t = S.leads
+        rows = self._all(
+            "lead",
+            lambda: select(*[c for c in t.c if c.name != "geom"]).where(
+                t.c.batch == bindparam("batch"), t.c.lead_id == bindparam("lead_id")
+            ),
+            {"batch": batch, "lead_id": lead_id},
+        )
+        return self._decoded(t, rows)[0] if rows else None
+
+    def leads(self, batch: str) -> list[dict]:
+        t = S.leads
+        rows = self._all(
+            "leads", lambda: select(t).where(t.c.batch == bindparam("batch")).order_by(t.c.id), {"batch": batch}
+        )
+        return self._decoded(t, rows, geometry="geometry")

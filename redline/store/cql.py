@@ -120,14 +120,17 @@ class Compiler:
         return getattr(col, op)(self._bind(node.rhs))
 
 
-def order_by(table: sa.Table, sortby) -> list:
+def order_by(table: sa.Table, sortby, binary: bool = False) -> list:
     """``sortby`` ((name, descending), ...) as ORDER BY terms, the id last (a total order);
-    severity and confidence by rank, NULLs last either way."""
+    severity and confidence by rank, NULLs last either way; with ``binary``, text byte by byte
+    on both backends (S.Binary)."""
     terms = []
     for name, desc in sortby or ():
         col = table.c[name]
         if name in SORT_RANKS:
             col = sa.case({v: i for i, v in enumerate(SORT_RANKS[name])}, value=col, else_=None)
+        elif binary and isinstance(col.type, sa.Text):
+            col = S.Binary(col)
         terms += [col.is_(None), col.desc() if desc else col.asc()]
     return [*terms, table.c.id]
 

@@ -306,9 +306,9 @@ class PostGISStore(SQLStore):
                 where, cql_params = Compiler(self, S.zones).compile(flt.cql)
                 params.update(cql_params)
             build = lambda: self._mvt_zones(spec, collection, where)  # noqa: E731
-            key = ("mvt_zones", collection)
+            key = ("mvt_zones", collection, spec.band is not None)
             shape = None if where is not None else key
-        params.update(z=spec.z, x=spec.x, y=spec.y, tol=spec.tolerance_m, **_cell_params(spec))
+        params.update(z=spec.z, x=spec.x, y=spec.y, tol=spec.tolerance_m, band=spec.band, **_cell_params(spec))
         row = self._first(None if shape is None else key, build, params)
         return bytes(row["mvt"]) if row and row["mvt"] else b""
 
@@ -372,9 +372,10 @@ class PostGISStore(SQLStore):
         return self._mvt(inner, "flags", spec)
 
     def _mvt_zones(self, spec, kind, where):
-        z = S.zones
+        z, zb = S.zones, S.zone_bands
         box = func.ST_MakeEnvelope(*(bindparam(f"bbox_{k}") for k in ("minx", "miny", "maxx", "maxy")), S.SRID)
-        # the GiST box test only (not the exact test on zone_parts): the clip drops what stays outside
+        # the GiST box test only (not the exact test on zone_parts): the clip drops what stays
+        # outside; zoomed out, the zones' generalised copies of the tile's band (zone_bands)
         inner = select(
             z.c.id.label("fid"),
             z.c.id,
@@ -382,8 +383,13 @@ class PostGISStore(SQLStore):
             z.c.regime,
             z.c.code,
             z.c.kind.label("layer"),
-            self._mvt_geom(spec, z.c.geom).label("geom"),
-        ).where(
+            self._mvt_geom(spec, z.c.geom if spec.band is None else zb.c.geom).label("geom"),
+        )
+        if spec.band is not None:
+            inner = inner.select_from(
+                z.join(zb, (zb.c.zone_id == z.c.id) & (zb.c.band == bindparam("band", type_=sa.Integer)))
+            )
+        inner = inner.where(
             z.c.layer_version_id == bindparam("lv"),
             z.c.geom.op("&&", return_type=sa.Boolean)(box),
             *([where] if where is not None else []),

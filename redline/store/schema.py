@@ -152,6 +152,22 @@ zones = sa.Table(
     sa.Index("zones_version", "layer_version_id"),
 )
 
+# access lists (生态环境准入清单) of environmental control units: one row per list entry, keyed by
+# unit code, in a layer version of kind "access_list" (the control units are zones of kind "control")
+access_entries = sa.Table(
+    "access_entries",
+    metadata,
+    _id(),
+    _ref("layer_version_id", "layer_versions.id"),
+    req("unit_code", TEXT),
+    req("activity", TEXT),  # a canonical activity, or "*" for every activity
+    col("activity_text", TEXT),  # the list's own words
+    req("decision", TEXT),  # prohibited | restricted | allowed
+    col("condition", TEXT),
+    req("source_row", INT),  # the entry's row in the source table (a spreadsheet's row number)
+    sa.Index("access_entries_unit", "layer_version_id", "unit_code"),
+)
+
 # PostGIS only: the zones cut into pieces of at most 255 vertices, for spatial queries
 zone_parts = sa.Table(
     "zone_parts",
@@ -160,6 +176,18 @@ zone_parts = sa.Table(
     req("geom", GEOMETRY),
     sa.Index("zone_parts_zone", "zone_id"),
     info={"dialects": ("postgresql",)},
+)
+
+# zones generalised for zoomed-out vector tiles: one simplified copy per zoom band
+# (redline.store.core.ZONE_BANDS), written with the layer version; none for a zone under a
+# screen pixel at the band's zooms
+zone_bands = sa.Table(
+    "zone_bands",
+    metadata,
+    _ref("zone_id", "zones.id", ondelete="CASCADE"),
+    req("band", INT),
+    req("geom", GEOMETRY),
+    sa.PrimaryKeyConstraint("zone_id", "band"),
 )
 
 scans = sa.Table(
@@ -183,21 +211,38 @@ scans = sa.Table(
     col("footprint", GEOMETRY),
 )
 
+# the flag's fields added after the table was first made (migration 0006) follow its geometry
+_FLAG_ADDED = ("source", "source_ref")
+
+
+def _flag_columns(added: bool) -> list[sa.Column]:
+    return [
+        sa.Column(f.name, TYPES[f.kind], nullable=f.nullable, server_default=f.default)
+        for f in FLAG_SPECS
+        if f.name != "id" and (f.name in _FLAG_ADDED) == added
+    ]
+
+
 flags = sa.Table(
     "flags",
     metadata,
     _id(),
-    *(sa.Column(f.name, TYPES[f.kind], nullable=f.nullable) for f in FLAG_SPECS if f.name != "id"),
+    *_flag_columns(added=False),
     req("geom", GEOMETRY),
+    *_flag_columns(added=True),
     sa.Index("flags_status", "status", "severity"),
 )
 
+# One observation per sighting of a flag: by a scan (``scan_id``), or by a problem from another
+# source (``source`` national | ground, ``source_ref`` the lead's or the report's id), which
+# has no scan. One table rather than one per source: a flag's observations over time are one
+# list whatever saw it, and the matching, counting and history code reads them all alike.
 observations = sa.Table(
     "observations",
     metadata,
     _id(),
     _ref("flag_id", "flags.id"),
-    _ref("scan_id", "scans.id"),
+    _ref("scan_id", "scans.id", nullable=True),
     req("observed_on", DATE),
     req("activity", TEXT),
     req("confidence", TEXT),
@@ -205,6 +250,8 @@ observations = sa.Table(
     req("area_ha", REAL),
     req("pixels", ID),
     req("geom", GEOMETRY),
+    req("source", TEXT, server_default="scan"),
+    col("source_ref", TEXT),
     sa.Index("observations_flag", "flag_id"),
 )
 
@@ -264,6 +311,12 @@ evidence = sa.Table(
     col("note", TEXT),
     req("actor", TEXT),
     req("at", TIMESTAMP),
+    # from a photo's EXIF (redline.evidence): when it was taken, how far from the flag, and a
+    # warning when too far (or when the given point and the EXIF position disagree)
+    col("taken_at", TIMESTAMP),
+    col("position_source", TEXT),
+    col("distance_m", REAL),
+    col("warning", TEXT),
     sa.Index("evidence_flag", "flag_id"),
 )
 
@@ -336,6 +389,26 @@ rectification_notes = sa.Table(
     sa.Index("rectification_notes_flag", "flag_id"),
 )
 
+# national leads (redline.leads): each issued lead as it came (batch, its own id, its original
+# columns, the file's format and CRS) and the flag it became or observed; batch + lead id is
+# the import's idempotency key, and what the verification results are written back with
+leads = sa.Table(
+    "leads",
+    metadata,
+    _id(),
+    req("batch", TEXT),
+    req("lead_id", TEXT),
+    _ref("flag_id", "flags.id"),
+    req("source_name", TEXT),
+    req("source_format", TEXT),
+    col("source_crs", TEXT),
+    req("attrs", JSON),
+    req("imported_at", TIMESTAMP),
+    req("geom", GEOMETRY),
+    sa.UniqueConstraint("batch", "lead_id"),
+    sa.Index("leads_flag", "flag_id"),
+)
+
 # area subscriptions (redline.notify): an area (admin codes and/or a GeoJSON polygon in lon/lat),
 # filters, a channel (webhook URL + secret, or an e-mail address) and the owner whose jurisdiction
 # bounds what it may carry; removed ones are kept (their deliveries refer to them)
@@ -378,6 +451,10 @@ deliveries = sa.Table(
     req("created_at", TIMESTAMP),
     req("updated_at", TIMESTAMP),
     col("sent_at", TIMESTAMP),
+    # a sender's claim (lease) on a pending row, so that two senders never send it at once;
+    # a lease past ``claimed_until`` (its sender died) is taken over (redline.notify)
+    col("claimed_by", TEXT),
+    col("claimed_until", TIMESTAMP),
     sa.Index("deliveries_run", "run_id"),
     sa.Index("deliveries_state", "state"),
 )

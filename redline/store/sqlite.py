@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import sqlite3
 import time
+from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.dialects import sqlite
 
 from ..errors import StoreError
+from ..model import FLAG_TILE_FIELDS
 from . import schema as S
 from .core import SQLStore
 from .migrations import HEAD, revision_number, upgrade_sqlite
@@ -185,6 +187,26 @@ class SQLiteStore(SQLStore):
             self.db.execute(
                 f"UPDATE {table.name}_rtree SET minx=?, maxx=?, miny=?, maxy=? WHERE id = ?", (*_bbox(geometry), row_id)
             )
+
+    # vector tiles -----------------------------------------------------------------------
+    def flag_points(self) -> dict[str, Sequence]:
+        """Two scans, the flags and their R*Tree, matched by id (a join would look the R*Tree
+        up once per flag, twice the work), as plain tuples."""
+        f = S.flags
+        sql, params = self._statement(
+            "flag_fields", lambda: select(*[f.c[k] for k in FLAG_TILE_FIELDS]).order_by(f.c.id)
+        )
+        cur = self.db.cursor()
+        cur.row_factory = None
+        rows = cur.execute(sql, params).fetchall()
+        if not rows:
+            return {k: [] for k in (*FLAG_TILE_FIELDS, "cx", "cy")}
+        columns: dict[str, Sequence] = dict(zip(FLAG_TILE_FIELDS, zip(*rows, strict=True), strict=True))
+        centres = {
+            r[0]: (r[1], r[2]) for r in cur.execute("SELECT id, (minx + maxx) / 2, (miny + maxy) / 2 FROM flags_rtree")
+        }
+        columns["cx"], columns["cy"] = zip(*(centres[i] for i in columns["id"]), strict=True)
+        return columns
 
     def _zones_indexed(self, layer_version_id, zones):
         ids = [

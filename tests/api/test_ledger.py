@@ -120,3 +120,39 @@ def test_ledger_formats_and_jurisdiction(client, auth):
     assert len(list(csv.reader(io.StringIO(c.content.decode("utf-8-sig"))))) == len(body["items"]) + 1
     assert_problem(client.get("/ledger?f=pdf", headers=auth("admin")), 422)
     assert_problem(client.get("/ledger"), 401)
+
+
+def test_progress_notes_through_the_api_as_through_the_cli(env, client, auth):
+    by_api, by_cli = _flags(client, auth, XIN)[-2:]
+    h = auth("inspector")
+    for fid in (by_api, by_cli):
+        _api_moves(client, h, fid, STEPS[:2])
+    r = client.post(f"/flags/{by_api}/ledger/notes", json={"note": "half filled", "on": "2026-07-20"}, headers=h)
+    assert r.status_code == 201, r.text
+    assert (r.json()["flag_id"], r.json()["noted_on"], r.json()["note"], r.json()["actor"]) == (
+        by_api,
+        "2026-07-20",
+        "half filled",
+        "i",
+    )
+    args = ["--db", env["url"], "ledger", "note", str(by_cli), "half filled", "--on", "2026-07-20", "--actor", "i"]
+    assert CliRunner().invoke(cli_app, args).exit_code == 0
+    store = open_store(env["url"])
+    try:
+        last = lambda fid: [(h["actor"], h["action"], h["detail"]) for h in store.history(fid)][-1]  # noqa: E731
+        assert last(by_api) == last(by_cli) == ("i", "progress", {"noted_on": "2026-07-20", "note": "half filled"})
+        notes = [(n["noted_on"], n["note"]) for n in store.rectification_notes(by_api)]
+        assert ("2026-07-20", "half filled") in notes
+    finally:
+        store.close()
+    entry = client.get("/ledger?today=2026-07-21", headers=h).json()["items"]
+    assert by_api in [row["id"] for row in entry]
+    # the same rules: on the ledger only, inside the jurisdiction, some text, a real date
+    new = _flags(client, auth, XIN)[0]
+    assert_problem(client.post(f"/flags/{new}/ledger/notes", json={"note": "x"}, headers=h), 409, "not on the")
+    yihe = auth("inspector_yihe")
+    assert_problem(client.post(f"/flags/{by_api}/ledger/notes", json={"note": "x"}, headers=yihe), 403, "outside")
+    assert_problem(client.post(f"/flags/{by_api}/ledger/notes", json={"note": "x"}, headers=auth("viewer")), 403)
+    for body in ({"note": ""}, {"note": "x", "on": "soon"}, {"note": "x", "extra": 1}):
+        assert_problem(client.post(f"/flags/{by_api}/ledger/notes", json=body, headers=h), 422)
+    assert_problem(client.post("/flags/987654/ledger/notes", json={"note": "x"}, headers=auth("admin")), 404)

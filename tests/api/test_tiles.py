@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import mapbox_vector_tile
 import morecantile
 import pytest
 import shapely
 
-from redline.layers import read_layer, read_mapping_file
+from redline.layers import LoadReport, Zone, read_layer, read_mapping_file
 from redline.store import open_store
 
+from ..conftest import BACKENDS, backend_url
 from ..scenario import ROOT
 from .conftest import XIN, YIHE, assert_problem
 
@@ -195,15 +198,40 @@ def test_empty_and_out_of_range_tiles(client, auth):
 def test_zone_tiles_are_kept_per_layer_version(client, auth, overview):
     from redline import tiles
 
-    tiles.ZONE_TILES.clear()
+    tiles.TILES.clear()
     h = auth("viewer")
     first = client.get(_url("reserve", overview), headers=h)
-    assert first.status_code == 200 and len(tiles.ZONE_TILES.entries) == 1
+    assert first.status_code == 200 and len(tiles.TILES.entries) == 1
     again = client.get(_url("reserve", overview), headers=h)
-    assert again.content == first.content and len(tiles.ZONE_TILES.entries) == 1  # served from the cache
+    assert again.content == first.content and len(tiles.TILES.entries) == 1  # served from the cache
     filtered = client.get(_url("reserve", overview, "filter=" + "regime%3D%27core%27"), headers=h)
-    assert len(tiles.ZONE_TILES.entries) == 2 and filtered.content != first.content
+    assert len(tiles.TILES.entries) == 2 and filtered.content != first.content
     assert {g["properties"]["regime"] for g in _decode(filtered, "reserve")} == {"core"}
+
+
+def test_large_tiles_come_gzipped_once(env, auth, overview):
+    """A tile of at least REDLINE_GZIP_MIN_BYTES comes gzip-compressed to clients that accept
+    it (compressed once per tile and version, then served as is), plain to the others."""
+    import gzip
+
+    from fastapi.testclient import TestClient
+
+    from api import tiles as api_tiles
+    from api.app import create_app
+
+    h = auth("viewer")
+    with TestClient(create_app(env["settings"].model_copy(update={"gzip_min_bytes": 100}))) as client:
+        plain = client.get(_url("redline", overview), headers=h | {"Accept-Encoding": "identity"})
+        assert plain.status_code == 200 and len(plain.content) >= 100
+        assert "content-encoding" not in plain.headers
+        api_tiles.GZIPPED.clear()
+        packed = client.get(_url("redline", overview), headers=h | {"Accept-Encoding": "gzip"})
+        assert packed.headers["content-encoding"] == "gzip" and "Accept-Encoding" in packed.headers["vary"]
+        assert packed.content == plain.content  # httpx undid the gzip: the same tile
+        again = client.get(_url("redline", overview), headers=h | {"Accept-Encoding": "gzip"})
+        assert again.content == plain.content and len(api_tiles.GZIPPED.entries) == 1  # compressed once
+        body = next(iter(api_tiles.GZIPPED.entries.values()))
+        assert gzip.decompress(body) == plain.content
 
 
 def test_etag_304_and_changes(env, client, auth, flags, overview):
@@ -293,3 +321,263 @@ def test_database_tiles_match_the_engine(env, flags, overview):
                     assert ga.centroid.distance(gb.centroid) < 16, (cid, ref, i)  # a screen pixel
     finally:
         store.close()
+
+
+# --- zoomed-out tiles on a dense store: the fast paths keep what a user sees ----------------
+
+SEVERITIES = ("low", "medium", "high", "critical")
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def dense(request, tmp_path_factory):
+    """A store (both backends) with 600 flags and 150 red-line zones inside one zoom-9 tile
+    (so inside one tile of every point zoom), among them zones under a pixel when zoomed out
+    and multipolygons with holes."""
+    import numpy as np
+
+    url = backend_url(request, request.param, tmp_path_factory.mktemp("dense"))
+    t9 = TMS.tile(109.3, 40.3, 9)
+    b = TMS.bounds(t9)
+    w, s_, e, n = b.left, b.bottom, b.right, b.top
+    pad_x, pad_y = (e - w) * 0.1, (n - s_) * 0.1
+    rng = np.random.default_rng(11)
+    store = open_store(url)
+    zones = []
+    for i in range(150):
+        cx, cy = rng.uniform(w + pad_x, e - pad_x), rng.uniform(s_ + pad_y, n - pad_y)
+        r = [0.0004, 0.004, 0.02][i % 3]  # the smallest is under a pixel up to zoom 9
+        geom = shapely.Point(cx, cy).buffer(r, 12)
+        if i % 10 == 0:  # a ring with a hole, and a second part
+            geom = shapely.MultiPolygon([geom.difference(shapely.Point(cx, cy).buffer(r / 3)), geom.buffer(0).envelope])
+            geom = shapely.make_valid(geom)
+        zones.append(Zone("redline", f"RL-{i}", "redline", geom, f"C{i}", {}, area_ha=1.0))
+    store.add_layer_version(LoadReport("redline", "dense", "EPSG:4326", "-", len(zones), zones))
+    flags = []
+    with store.transaction():
+        for i in range(600):
+            cx, cy = rng.uniform(w + pad_x, e - pad_x), rng.uniform(s_ + pad_y, n - pad_y)
+            day = f"2026-0{1 + i % 9}-{1 + i % 28:02d}"
+            row = dict(FLAG_ROW, severity=SEVERITIES[i % 4], admin_code=str(i % 3), first_seen=day, last_seen=day)
+            row["id"] = store.insert_flag(row, shapely.box(cx, cy, cx + 0.002, cy + 0.002))
+            flags.append(row)
+    yield {"store": store, "flags": flags, "zones": store.zones(("redline",)), "tile9": t9}
+    store.close()
+
+
+FLAG_ROW = {
+    "status": "new",
+    "severity": "high",
+    "activity": "mining",
+    "confidence": "high",
+    "score": None,
+    "area_ha": 1.5,
+    "area_mu": 22.5,
+    "first_seen": "2026-06-01",
+    "last_seen": "2026-06-01",
+    "n_observations": 1,
+    "zone_layer": "redline",
+    "zone_name": "RL",
+    "zone_regime": "redline",
+    "admin_code": "1",
+    "admin_name": "某乡",
+    "permit_id": None,
+    "layer_versions": {"redline": 1},
+    "rules_version": "t",
+    "rule": "r",
+}
+
+
+def _tile_at(dense, z: int):
+    from redline import tiles
+
+    b = TMS.bounds(dense["tile9"])
+    t = TMS.tile((b.left + b.right) / 2, (b.bottom + b.top) / 2, z)
+    return tiles.TileRef(z, t.x, t.y)
+
+
+@pytest.mark.parametrize(
+    "wanted",
+    [
+        {},
+        {"severity": ["critical", "high"]},
+        {"admin_code": ["2"]},  # a jurisdiction
+        {"since": date(2026, 5, 1), "until": date(2026, 8, 31)},
+    ],
+    ids=["all", "severity", "admin", "dates"],
+)
+def test_point_tiles_count_every_flag_and_match_the_store(dense, wanted):
+    """Zoomed out, the engine thins the flags' points itself (FlagPoints): the tile counts
+    every flag the filter lets through, and keeps exactly the points of the store's own SQL
+    thinning (Store.flag_cells), the most severe of each cell."""
+    from redline import tiles
+    from redline.store import FlagFilter
+
+    store, flt = dense["store"], FlagFilter(**wanted)
+
+    def passes(f) -> bool:
+        return (
+            (not flt.severity or f["severity"] in flt.severity)
+            and (not flt.admin_code or f["admin_code"] in flt.admin_code)
+            and (not flt.since or f["last_seen"] >= flt.since.isoformat())
+            and (not flt.until or f["first_seen"] <= flt.until.isoformat())
+        )
+
+    expected = [f for f in dense["flags"] if passes(f)]
+    assert 0 < len(expected)
+    for z in (6, 7, 8, 9):
+        ref = tiles.TileRef(*_xyz(_tile_at(dense, z)))
+        body = tiles.render(store, "flags", ref, flt)
+        feats = mapbox_vector_tile.decode(body)["flags"]["features"]
+        assert {g["geometry"]["type"] for g in feats} == {"Point"}
+        assert sum(g["properties"]["pixel_flags"] for g in feats) == len(expected), z
+        by_id = {f["id"]: f for f in expected}
+        sql = {r["id"]: r for r in store.flag_cells(flt, tiles.spec(ref))}
+        assert {g["id"] for g in feats} == set(sql), z
+        for g in feats:
+            r, f = sql[g["id"]], by_id[g["id"]]
+            assert g["properties"]["pixel_flags"] == r["pixel_flags"]
+            assert g["properties"]["severity"] == f["severity"] and g["properties"]["admin_name"] == "某乡"
+            assert abs(g["geometry"]["coordinates"][0] - r["px"]) <= 1
+            assert abs(g["geometry"]["coordinates"][1] - (tiles.EXTENT - r["py"])) <= 1  # decoded y up
+        if z == 6:  # one cell holds many flags: the most severe of them is kept
+            biggest = max(feats, key=lambda g: g["properties"]["pixel_flags"])
+            assert biggest["properties"]["pixel_flags"] > 1
+            assert biggest["properties"]["severity"] == max((f["severity"] for f in expected), key=SEVERITIES.index)
+
+
+def _xyz(ref):
+    return ref.z, ref.x, ref.y
+
+
+def test_point_tiles_follow_flag_changes(dense):
+    """The engine's flag points are per data version: a change shows in the next tile."""
+    from redline import tiles
+
+    store = dense["store"]
+    ref = _tile_at(dense, 6)
+    version = tiles.data_version(store, "flags")
+    feats = mapbox_vector_tile.decode(tiles.render(store, "flags", ref, version=version))["flags"]["features"]
+    target = min(feats, key=lambda g: g["properties"]["pixel_flags"])
+    flag = store.flag(target["id"])
+    store.update_flag(target["id"], {"status": "dispatched"})
+    store.audit(target["id"], "tiles-test", "status", {"to": "dispatched"})  # as the workflow does
+    try:
+        new_version = tiles.data_version(store, "flags")
+        assert new_version != version
+        again = mapbox_vector_tile.decode(tiles.render(store, "flags", ref, version=new_version))["flags"]["features"]
+        assert {g["id"]: g for g in again}[target["id"]]["properties"]["status"] == "dispatched"
+    finally:
+        store.update_flag(target["id"], {"status": flag["status"]})
+        store.audit(target["id"], "tiles-test", "status", {"to": flag["status"]})
+
+
+def test_zone_tiles_keep_every_zone_a_user_can_see(dense):
+    """Zoomed out, zone tiles draw the zones' generalised copies (zone_bands): every zone of
+    at least a pixel at that zoom is in the tile; zones under a pixel come back when zoomed in."""
+    from redline import tiles
+    from redline.store.core import zone_band
+
+    store, zones = dense["store"], dense["zones"]
+    for z in (6, 7, 8, 9, 10, 11, 12):
+        ref = _tile_at(dense, z)
+        body = tiles.render(store, "redline", ref, in_database=False)
+        got = {g["id"]: g for g in mapbox_vector_tile.decode(body)["redline"]["features"]}
+        box = shapely.box(*ref.lonlat_bounds())
+        here = [zone for zone in zones if zone.geometry.intersects(box)]
+        width = {zone.id: shapely.bounds(zone.geometry)[2] - shapely.bounds(zone.geometry)[0] for zone in here}
+        seen = {i for i, w in width.items() if w >= 360.0 / (256 << z)}  # a screen pixel or more at z
+        assert seen <= got.keys(), (z, sorted(seen - got.keys()))
+        assert {g["properties"]["code"] for g in got.values()} <= {zone.code for zone in zones}
+        # PostGIS: ST_AsMVT on the same copies (it keeps a few more slivers, never fewer zones)
+        built = tiles.render(store, "redline", ref, in_database=True)
+        built_ids = {g["id"] for g in mapbox_vector_tile.decode(built)["redline"]["features"]}
+        assert seen <= built_ids, z
+        band = zone_band(z)
+        if band is not None:  # under a pixel (both ways) at the band's highest zoom: left out
+            tiny = {i for i, w in width.items() if w < 0.7 * 360.0 / (256 << band)}
+            assert not tiny & got.keys() and not tiny & built_ids, z
+            assert tiny or z > 9  # the smallest zones are under a pixel up to zoom 9
+        else:
+            assert got.keys() == built_ids == set(width)
+    smallest = min(zones, key=lambda zone: zone.geometry.area)
+    p = smallest.geometry.centroid
+    t = TMS.tile(p.x, p.y, 14)
+    body = tiles.render(store, "redline", tiles.TileRef(14, t.x, t.y))
+    assert smallest.id in {g["id"] for g in mapbox_vector_tile.decode(body)["redline"]["features"]}
+
+
+@pytest.mark.parametrize("z", [6, 8, 10, 12, 14])
+def test_tile_encoder_matches_the_library(dense, z):
+    """The tiles' vectorised encoder (redline.tiles.encode) writes what mapbox-vector-tile's own
+    encoder writes for the same features: ids, properties and geometries."""
+    from redline import tiles
+
+    store = dense["store"]
+    holed = dense["zones"][0].geometry.representative_point()  # a zone with a hole, and parts
+    flag = shapely.box(*store.flag(dense["flags"][0]["id"])["geometry"].bounds).centroid
+    for cid, at in (("redline", holed), ("flags", flag)):
+        t = TMS.tile(at.x, at.y, z)
+        ref = tiles.TileRef(z, t.x, t.y)
+        feats = tiles.zone_features(store, cid, ref) if cid == "redline" else tiles.flag_features(store, ref, None)
+        assert feats
+        lib_feats = [
+            dict(f, geometry=shapely.Point(f["geometry"]) if isinstance(f["geometry"], tuple) else f["geometry"])
+            for f in feats
+        ]
+        ours = mapbox_vector_tile.decode(tiles.encode(cid, feats))[cid]
+        theirs = mapbox_vector_tile.decode(
+            mapbox_vector_tile.encode(
+                [{"name": cid, "features": lib_feats}],
+                default_options={"extents": tiles.EXTENT, "y_coord_down": True, "check_winding_order": False},
+            )
+        )[cid]
+        assert ours["extent"] == theirs["extent"] == tiles.EXTENT
+        a, b = ({f["id"]: f for f in x["features"]} for x in (ours, theirs))
+        assert a.keys() == b.keys() and len(a) == len(feats)
+        for i in a:
+            assert a[i]["properties"] == b[i]["properties"]
+            ga, gb = (shapely.geometry.shape(x[i]["geometry"]) for x in (a, b))
+            assert ga.geom_type == gb.geom_type
+            assert ga.equals(gb) or ga.symmetric_difference(gb).area <= 1e-9 * max(gb.area, 1.0), (cid, i)
+
+
+def test_migration_0009_generalises_loaded_layers(tmp_path, request):
+    """Stores with layers loaded before 0009 get the zones' generalised copies by the upgrade."""
+    from redline import tiles
+    from redline.store.migrations import upgrade
+
+    for backend in BACKENDS:
+        url = backend_url(request, backend, tmp_path)
+        s = open_store(url)
+        zones = [
+            Zone("reserve", f"Z{i}", "core", shapely.Point(109 + i * 0.05, 40).buffer(0.02, 16), f"Z{i}", {})
+            for i in range(5)
+        ]
+        s.add_layer_version(LoadReport("reserve", "m", "EPSG:4326", "-", 5, zones))
+        s.close()
+        if backend == "sqlite":
+            import sqlite3
+
+            db = sqlite3.connect(url.removeprefix("sqlite:///"))
+            db.executescript(
+                "DROP TABLE zone_bands; UPDATE alembic_version SET version_num = '0008'; PRAGMA user_version = 8;"
+            )
+            db.close()
+        else:
+            import psycopg
+
+            with psycopg.connect(url) as conn:
+                conn.execute("DROP TABLE zone_bands")
+                conn.execute("UPDATE alembic_version SET version_num = '0008'")
+        assert upgrade(url) == ("0008", "0009")
+        s = open_store(url)
+        try:
+            for band in (7, 9, 11):
+                rows = s.tile_zones("reserve", (108, 39, 111, 41), band)
+                assert sorted(r["name"] for r in rows) == [f"Z{i}" for i in range(5)]
+                assert all(len(r["geometry"].exterior.coords) <= 66 for r in rows)
+            t = TMS.tile(109.1, 40, 6)
+            body = tiles.render(s, "reserve", tiles.TileRef(6, t.x, t.y))
+            assert len(mapbox_vector_tile.decode(body)["reserve"]["features"]) == 5
+        finally:
+            s.close()

@@ -62,10 +62,29 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
     """``redline serve`` over the scanned sample scenario (SQLite), one token per role."""
+    yield from _serve(tmp_path_factory.mktemp("browser"))
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory, postgis):
+    """The same over a PostGIS store (tests/pg.py): skipped, or failed where required, without one."""
+    url = postgis.database()
+    try:
+        yield from _serve(tmp_path_factory.mktemp("browser-pg"), url)
+    finally:
+        postgis.drop(url)
+
+
+@pytest.fixture(params=("sqlite", "postgis"))
+def store_server(request):
+    """For the tests that run on both stores: ``server`` or ``pg_server`` (ids [sqlite], [postgis])."""
+    return request.getfixturevalue("server" if request.param == "sqlite" else "pg_server")
+
+
+def _serve(out: Path, url: str | None = None):
     if not (ROOT / "web" / "dist" / "index.html").is_file():
         pytest.fail("the web app is not built: run scripts/bootstrap.sh (it builds web/dist)")
-    out = tmp_path_factory.mktemp("browser")
-    _, url = build(out)
+    _, url = build(out, url=url)
     store = open_store(url)
     try:
         tokens = {
@@ -115,7 +134,7 @@ def server(tmp_path_factory):
             files={"file": ("site.jpg", _photo(), "image/jpeg")},
             data={"note": "现场照片"},
         ).raise_for_status()
-        yield {"base": base, "tokens": tokens, "flags": flags, "out": out}
+        yield {"base": base, "tokens": tokens, "flags": flags, "out": out, "url": url}
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)  # the server and its worker processes, by group id
@@ -184,11 +203,14 @@ class Page:
 
 
 @pytest.fixture
-def app_page(browser, server, request):
+def app_page(browser, request):
+    # the server of the test: ``store_server`` (both stores) where it asks for it, else SQLite's
+    server = request.getfixturevalue("store_server" if "store_server" in request.fixturenames else "server")
     context = browser.new_context(viewport={"width": 1440, "height": 900}, locale="zh-CN")
     page = context.new_page()
     page.set_default_timeout(20_000)
-    p = Page(page, server["base"], request.node.name.removeprefix("test_"))
+    name = request.node.name.removeprefix("test_").replace("[", "-").replace("]", "")
+    p = Page(page, server["base"], name)
     yield p
     try:
         if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:

@@ -3,12 +3,15 @@ drives the page as a person would and saves screenshots of its steps."""
 
 from __future__ import annotations
 
+import calendar
+
 import httpx
 
 from .conftest import XIN, YIHE, api
 
 
-def test_sign_in_link_loads_the_map(app_page, server):
+def test_sign_in_link_loads_the_map(app_page, store_server):
+    server = store_server  # on SQLite and on PostGIS
     p, page = app_page, app_page.page
     p.sign_in(server["tokens"]["admin"])
     assert "token" not in page.url, "the sign-in link's token stays in the address bar"
@@ -62,7 +65,8 @@ def _inside(feature) -> tuple[float, float]:
     return pt.x, pt.y
 
 
-def test_the_flags_layer_shows_the_flags_the_api_returns(app_page, server):
+def test_the_flags_layer_shows_the_flags_the_api_returns(app_page, store_server):
+    server = store_server  # on SQLite and on PostGIS
     p = app_page
     p.sign_in(server["tokens"]["admin"])
     assert p.page.evaluate("() => window.redline.config.tiles"), "the app draws the API's vector tiles"
@@ -71,7 +75,8 @@ def test_the_flags_layer_shows_the_flags_the_api_returns(app_page, server):
     p.shot("all-flags")
 
 
-def test_clicking_a_flag_opens_its_panel(app_page, server):
+def test_clicking_a_flag_opens_its_panel(app_page, store_server):
+    server = store_server  # on SQLite and on PostGIS
     p, page = app_page, app_page.page
     p.sign_in(server["tokens"]["admin"])
     flag = next(f for f in server["flags"] if f["properties"]["severity"] == "critical")
@@ -147,6 +152,17 @@ def test_a_viewer_sees_no_workflow_moves(app_page, server):
     assert page.locator(".panel form.upload").count() == 0
 
 
+def _imagery_east(server, lat: float) -> float:
+    """The longitude of the east edge of the sample's change rasters, at ``lat``."""
+    import pyproj
+    import rasterio
+
+    with rasterio.open(server["out"] / "change_2026-06.tif") as r:
+        to_lonlat = pyproj.Transformer.from_crs(r.crs, "EPSG:4326", always_xy=True)
+        utm_y = pyproj.Transformer.from_crs("EPSG:4326", r.crs, always_xy=True).transform(108.8, lat)[1]
+        return to_lonlat.transform(r.bounds.right, utm_y)[0]
+
+
 def test_a_drawn_region_runs_a_check_and_a_screening(app_page, server):
     import shapely.geometry
 
@@ -161,16 +177,30 @@ def test_a_drawn_region_runs_a_check_and_a_screening(app_page, server):
         ]
     )
     minx, miny, maxx, maxy = flags.buffer(0.003).bounds
-    page.evaluate("() => window.redline.map.jumpTo({zoom: window.redline.map.getZoom() - 1})")
+    # east past the edge of the imagery, so that part of the region was never observed
+    maxx = _imagery_east(server, (miny + maxy) / 2) + 0.01
+    page.evaluate(
+        "(b) => window.redline.map.fitBounds([[b[0], b[1]], [b[2], b[3]]], {padding: 80, duration: 0})",
+        [minx, miny, maxx, maxy],
+    )
     p.wait_idle()
     page.locator(".check-tool button.draw").click()
     for lon, lat in ((minx, miny), (maxx, miny), (maxx, maxy), (minx, maxy)):
         page.mouse.click(*_screen_point(page, lon, lat))
     p.shot("drawn")
     page.locator(".check-tool button.finish").click()
-    page.locator(".check-tool button.run-check").click()
+    with page.expect_response(lambda r: r.url.endswith("/checks")) as answered:
+        page.locator(".check-tool button.run-check").click()
+    answer = answered.value.json()
     result = page.locator(".check-tool .result")
     result.locator(".zones table").wait_for()
+    # on the map: the region, the zones it touched, the part no image observed (hatched)
+    p.wait_idle()
+    drawn = page.evaluate("() => window.redline.flagMap.checkDrawn()")
+    assert answer["not_observed"] is not None, "the sample's scans do not cover the whole box"
+    assert drawn["parts"] == ["not_observed", "region"] and drawn["unobserved"] > 0
+    assert drawn["zones"] == sorted({f"{z['name']}|{z['regime']}" for z in answer["zones"] if z["layer"] != "permit"})
+    assert result.locator("dd.not-observed").inner_text().strip() == "见地图斜线区域"
     zones = result.locator(".zones tbody tr").count()
     assert zones >= 1
     touched = int(result.locator("dt:text('涉及区域') + dd").inner_text())
@@ -218,6 +248,13 @@ def test_an_uploaded_region_runs_a_check(app_page, server, tmp_path):
         for r in result.locator(".zones tbody td:first-child").all()
     ]
     assert sorted(names) == sorted(z["name"] for z in expected["zones"])
+    p.wait_idle()
+    drawn = page.evaluate("() => window.redline.flagMap.checkDrawn()")
+    assert drawn["zones"] == sorted({f"{z['name']}|{z['regime']}" for z in expected["zones"]}), "only the zones touched"
+    assert expected["region"]["type"] == "Polygon", "the region as the server read the file"
+    assert drawn["parts"] == ["region"] and expected["not_observed"] is None, (
+        "outlined; observed whole: nothing hatched"
+    )
     assert [int(a.inner_text()) for a in result.locator("a[data-flag]").all()] == [f["id"] for f in expected["flags"]]
     p.shot("upload-check")
 
@@ -272,6 +309,86 @@ def test_a_filter_changes_what_is_drawn_and_lives_in_the_url(app_page, server):
     _record("filter_redraw_s", round(redraw, 3))
 
 
+def test_filters_redraw_the_map_on_the_client_and_the_list_from_the_api(app_page, store_server):
+    """Every filter the flag tiles can express is applied by the map itself (no new tile); the
+    list asks the API; both show the flags the API returns for the same filters."""
+    server = store_server  # on SQLite and on PostGIS
+    p, page = app_page, app_page.page
+    p.sign_in(server["tokens"]["admin"])
+    tiles: list[str] = []
+    page.on("request", lambda r: "/tiles/" in r.url and tiles.append(r.url))
+    flags = [f["properties"] for f in server["flags"]]
+    month = min(f["first_seen"] for f in flags)[:7]
+    end = f"{month}-{calendar.monthrange(int(month[:4]), int(month[5:]))[1]}"
+    cases = [
+        ({"severity": ["high", "critical"]}, {"severity": ["high", "critical"]}),
+        ({"status": ["new"]}, {"status": ["new"]}),
+        ({"activity": [flags[0]["activity"]]}, {"activity": [flags[0]["activity"]]}),
+        ({"admin": [YIHE]}, {"admin": [YIHE]}),
+        ({"from": f"{month}-01", "to": end}, {"datetime": f"{month}-01/{end}"}),
+        (
+            {"severity": ["critical", "high", "medium"], "admin": [XIN], "from": f"{month}-15"},
+            {"severity": ["critical", "high", "medium"], "admin": [XIN], "datetime": f"{month}-15/.."},
+        ),
+    ]
+    for filters, params in cases:
+        ui = {"status": [], "severity": [], "activity": [], "admin": [], "from": "", "to": "", **filters}
+        page.evaluate(
+            """(f) => { for (const [k, vs] of Object.entries(f)) {
+                 if (Array.isArray(vs) && k !== 'admin') for (const i of document.querySelectorAll(
+                   `fieldset[data-key=${k}] input`)) i.checked = vs.includes(i.value); }
+               document.querySelector('select.admin').value = f.admin[0] || '';
+               document.querySelector('input.from').value = f.from; document.querySelector('input.to').value = f.to;
+               document.querySelector('input.to').dispatchEvent(new Event('change')); }""",
+            ui,
+        )
+        expected = _ids(server, **params)
+        page.wait_for_function(
+            "(ids) => JSON.stringify(window.redline.flagMap.renderedFlagIds()) === JSON.stringify(ids)", arg=expected
+        )
+        page.wait_for_function(
+            "(ids) => JSON.stringify([...document.querySelectorAll('.flag-list a')].map(a => +a.dataset.flag)"
+            ".sort((a, b) => a - b)) === JSON.stringify(ids)",
+            arg=expected,
+        )
+        assert page.locator(".list .count").inner_text() == f"(共 {len(expected)} 处)", filters
+    assert not tiles, f"a filter change fetched tiles: {tiles[:3]}"
+    assert f"admin={XIN}" in page.url and "severity=medium,high,critical" in page.url
+    p.shot("client-filters")
+
+
+def test_at_point_zooms_the_map_still_shows_what_the_api_returns(app_page, store_server):
+    """Below zoom 10 the tiles hold one point per pixel cell (its most severe flag): a filter
+    the client applies exactly there (this severity and above) fetches nothing; any other is
+    drawn at once and then replaced by tiles the API filtered."""
+    server = store_server  # on SQLite and on PostGIS
+    p, page = app_page, app_page.page
+    p.sign_in(server["tokens"]["admin"])
+    page.evaluate("() => window.redline.map.jumpTo({zoom: 9.2})")
+    p.wait_idle()
+    assert p.rendered() == _ids(server), "at zoom 9 each sample flag has a pixel cell of its own"
+    tiles: list[str] = []
+    page.on("request", lambda r: "/tiles/" in r.url and tiles.append(r.url))
+    page.locator("fieldset[data-key=severity] input[value=critical]").check()
+    page.locator("fieldset[data-key=severity] input[value=high]").check()
+    expected = _ids(server, severity=["high", "critical"])
+    page.wait_for_function(
+        "(ids) => JSON.stringify(window.redline.flagMap.renderedFlagIds()) === JSON.stringify(ids)", arg=expected
+    )
+    assert not tiles, "high and above is exact on thinned points: nothing to fetch"
+    page.locator("fieldset[data-key=severity] input[value=critical]").uncheck()
+    page.locator("fieldset[data-key=status] input[value=new]").check()
+    expected = _ids(server, severity="high", status="new")
+    page.wait_for_function(
+        "(ids) => JSON.stringify(window.redline.flagMap.renderedFlagIds()) === JSON.stringify(ids)", arg=expected
+    )
+    p.wait_idle(flags=bool(expected))
+    assert p.rendered() == expected
+    assert any("status=new" in u and "severity=high" in u for u in tiles), tiles[:2]
+    assert all("/collections/flags/" in u for u in tiles), "only the flag points are fetched again"
+    p.shot("points-filtered")
+
+
 def test_the_inspector_of_one_township_never_sees_another_townships_flags(app_page, server):
     p, page = app_page, app_page.page
     p.sign_in(server["tokens"]["inspector_yihe"])
@@ -297,17 +414,79 @@ def test_the_inspector_of_one_township_never_sees_another_townships_flags(app_pa
     assert page.locator(".notice").inner_text() == f"无权限: admin unit(s) {XIN} are outside your jurisdiction"
 
 
-def test_the_overview_charts_come_from_stats(app_page, server):
+def _move(server, fid: int, *steps: tuple[str, dict]) -> None:
+    for status, extra in steps:
+        r = httpx.patch(
+            f"{server['base']}/flags/{fid}",
+            json={"status": status, "note": "浏览器测试", **extra},
+            headers={"Authorization": f"Bearer {server['tokens']['admin']}"},
+        )
+        assert r.status_code == 200, r.text
+
+
+def test_the_overview_charts_come_from_stats_and_the_ledger(app_page, store_server):
+    server = store_server  # on SQLite and on PostGIS
     p, page = app_page, app_page.page
+    # two problems on the rectification ledger in XIN: one overdue, one being rectified
+    ledger = api(server, "inspector", "/ledger", f="json")
+    if not ledger["items"]:
+        new = [
+            f["id"] for f in api(server, "inspector", "/collections/flags/items", status="new", limit=100)["features"]
+        ]
+        assert len(new) >= 3
+        _move(
+            server,
+            new[-1],
+            ("dispatched", {}),
+            ("verified_violation", {"responsible": "镇政府", "deadline": "2026-01-31"}),
+        )
+        _move(
+            server,
+            new[-2],
+            ("dispatched", {}),
+            ("verified_violation", {"responsible": "镇政府", "deadline": "2099-12-31"}),
+            ("rectifying", {}),
+        )
+        ledger = api(server, "inspector", "/ledger", f="json")
+    summary = ledger["summary"]
+    assert summary and all(g["admin_code"] == XIN for g in summary), "the inspector's ledger is XIN's"
     p.sign_in(server["tokens"]["inspector"], query="?view=overview")
-    for key in ("month", "severity", "activity", "region", "status"):
+    for key in ("month", "severity", "activity", "region", "status", "progress"):
         page.locator(f".chart[data-key={key}] canvas").wait_for()
     page.wait_for_function(
-        "() => document.querySelectorAll('.chart canvas').length === 5 && "
+        "() => document.querySelectorAll('.chart canvas').length === 6 && "
         "[...document.querySelectorAll('.chart canvas')].every(c => c.width > 0)"
     )
     assert page.locator(".chart .error").count() == 0
+    fig = page.locator(".chart[data-key=progress]")
+    assert fig.locator("figcaption").inner_text().startswith("整改进展")
+    counts = {s.get_attribute("data-status"): int(s.locator("b").inner_text()) for s in fig.locator(".state").all()}
+    assert counts == {
+        s: sum(i["status"] == s for i in ledger["items"])
+        for s in ("verified_violation", "rectifying", "rectified", "closed")
+    }
+    rows = [[c.inner_text() for c in r.locator("td").all()] for r in fig.locator(".progress-table tbody tr").all()]
+    assert rows == [
+        [
+            g["admin_name"],
+            str(g["problems"]),
+            str(g["rectified"]),
+            f"{round(100 * g['rectified_share'])}%",
+            str(g["overdue"]),
+        ]
+        for g in summary
+    ]
+    assert any(g["overdue"] for g in summary), "a problem past its deadline is counted overdue"
+    fig.scroll_into_view_if_needed()
     p.shot("overview")
+    # in English
+    page.locator("button.lang").click()
+    page.wait_for_function("() => window.redline && window.redline.ready")
+    fig.locator(".progress-table tbody tr").first.wait_for()
+    assert fig.locator("figcaption").inner_text().startswith("Rectification progress")
+    assert fig.locator("thead").inner_text().split("\t")[:2] == ["Admin unit", "Problems"]
+    fig.scroll_into_view_if_needed()
+    p.shot("overview-en")
 
 
 def test_json_clients_keep_the_landing_page(server):

@@ -9,6 +9,7 @@ declared in the OpenAPI document, and leave the store (and the evidence folder) 
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import secrets
@@ -161,8 +162,35 @@ ROWS = (
     # analysts
     Row("GET", "/exports", ("analyst", "admin"), "list", call=_get(lambda w: "/exports?format=geojson")),
     Row("GET", "/stats", ROLES, "list", call=_get(lambda w: "/stats?group_by=region")),
+    # field packets (api/packets.py): inspectors and admins, the jurisdiction's flags only
+    Row("GET", "/packet", ("inspector", "admin"), "list", call=_get(lambda w: "/packet?sheets=false")),
     # the rectification ledger (one problem in each township: see ``world``)
     Row("GET", "/ledger", ROLES, "list", call=_get(lambda w: "/ledger")),
+    Row(
+        "POST",
+        "/flags/{flag_id}/ledger/notes",
+        ("inspector", "admin"),
+        "flag",
+        call=lambda w: {"url": f"/flags/{w['ledger_xin']}/ledger/notes", "json": {"note": "half filled"}},
+        harmless=lambda w: {"url": f"/flags/{w['ledger_xin']}/ledger/notes", "json": {"note": ""}},
+        ok=422,
+    ),
+    # ground reports: inspectors inside their jurisdiction (a place in XIN), admins anywhere
+    Row(
+        "POST",
+        "/reports/ground",
+        ("inspector", "admin"),
+        "flag",
+        call=lambda w: {
+            "data": {"geometry": w["xin_point"], "activity": "mining", "note": "excavators"},
+            "files": {"photos": ("site.jpg", JPEG, "image/jpeg")},
+        },
+        harmless=lambda w: {
+            "data": {"geometry": w["xin_point"], "activity": "mining", "note": "x"},
+            "files": {"photos": ("x.html", b"<html>")},
+        },
+        ok=422,
+    ),
     # scans
     Row(
         "POST",
@@ -261,7 +289,8 @@ def world(env):
         store.add_token("blanks", "inspector", ["", "  "], _hash(tokens["blank"]))
         store.add_subscription(new_subscription(OPERATOR, "doomed", admin_codes=[XIN], email="a@example.cn"))
         # one problem on the rectification ledger in each township (GET /ledger)
-        for fid in (next(i for i in by_unit[XIN] if i != xin), by_unit[YIHE][0]):
+        ledger_xin = next(i for i in by_unit[XIN] if i != xin)
+        for fid in (ledger_xin, by_unit[YIHE][0]):
             for to in ("dispatched", "verified_violation"):
                 move(store, fid, to, "root")
     finally:
@@ -270,7 +299,21 @@ def world(env):
     centre = shapely.box(*bounds).centroid
     t = morecantile.tms.get("WebMercatorQuad").tile(centre.x, centre.y, 11)
     tile = f"/collections/flags/tiles/WebMercatorQuad/{t.z}/{t.y}/{t.x}"
-    return {"xin": xin, "flags": by_unit, "job": job, "region": region, "tokens": tokens, "tile": tile, **evidence}
+    # a place in XIN clear of every flag (the sample lead XS-2026-0003, in a red line)
+    with (env["out"] / "national_leads.csv").open(encoding="utf-8") as f:
+        lead = next(r for r in csv.DictReader(f) if r["线索编号"] == "XS-2026-0003")
+    xin_point = json.dumps({"type": "Point", "coordinates": [float(lead["经度"]), float(lead["纬度"])]})
+    return {
+        "xin": xin,
+        "ledger_xin": ledger_xin,
+        "xin_point": xin_point,
+        "flags": by_unit,
+        "job": job,
+        "region": region,
+        "tokens": tokens,
+        "tile": tile,
+        **evidence,
+    }
 
 
 def snapshot(env) -> dict:
@@ -320,6 +363,18 @@ def admin_codes(env, row: Row, response) -> list[str]:
         return [g["admin_code"] for g in response.json()["groups"]]
     if row.path == "/ledger":
         return [r["admin_code"] for r in response.json()["items"]]
+    if row.path == "/packet":  # a zip: the flags layer of its GeoPackage
+        import io
+        import warnings
+        import zipfile
+
+        import pyogrio
+
+        with zipfile.ZipFile(io.BytesIO(response.content)) as z:
+            gpkg = z.read("flags.gpkg")
+        with warnings.catch_warnings():  # GDAL: an in-memory GeoPackage has no .gpkg name
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return list(pyogrio.read_dataframe(io.BytesIO(gpkg), layer="flags")["admin_code"])
     if "/tiles/" in row.path:  # a vector tile: its flags' units, in id order
         layers = mapbox_vector_tile.decode(response.content) if response.content else {}
         return [

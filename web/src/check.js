@@ -75,6 +75,7 @@ export class CheckTool {
 
   clear() {
     this.clearDrawing();
+    this.fm.showCheck(null);
     this.file = null;
     const input = $(".region-file", this.el);
     if (input) input.value = "";
@@ -106,12 +107,14 @@ export class CheckTool {
       let body = poly;
       if (!poly) { body = new FormData(); body.append("file", this.file); }
       const a = await api.send("POST", "/checks", body);
+      this.fm.showCheck(a, poly ?? a.region);  // an uploaded file: the region as the server read it
       const s = a.summary;
       return `<h4>${t("check_result")}</h4>
         <dl class="attrs"><dt>${t("region")}</dt><dd>${area(s.region.ha, s.region.mu)}</dd>
         <dt>${t("zones_touched")}</dt><dd>${s.zones_touched}</dd>
         <dt>${t("flags_inside")}</dt><dd>${s.flags}</dd>
-        <dt>${t("observed")}</dt><dd>${pct(s.observed_fraction)}${s.last_observed ? ` · ${t("last_observed")} ${date(s.last_observed)}` : ""}</dd></dl>
+        <dt>${t("observed")}</dt><dd>${pct(s.observed_fraction)}${s.last_observed ? ` · ${t("last_observed")} ${date(s.last_observed)}` : ""}</dd>
+        <dt>${t("not_observed")}</dt><dd class="not-observed">${a.not_observed ? `<span class="sw hatch"></span> ${t("not_observed_drawn")}` : t("all_observed")}</dd></dl>
         <div class="zones">${a.zones.length ? table([t("zone"), t("area"), t("observed")], a.zones.map((z) => [
           `${esc(z.name)} <small>${esc(word("regime", z.regime))}</small>`, area(z.overlap.ha, z.overlap.mu), pct(z.observed_fraction)]))
           : `<div class="muted">${t("no_zones")}</div>`}</div>

@@ -5,12 +5,14 @@ import * as api from "./api.js";
 import { CheckTool } from "./check.js";
 import { $, $$, esc } from "./dom.js";
 import { date, getLang, num, setLang, t, word } from "./i18n.js";
-import { bboxOf, FlagMap, LAYERS, legend } from "./map.js";
-import { Overview } from "./overview.js";
 import { FlagPanel } from "./panel.js";
 import * as urlState from "./state.js";
 
 const root = document.getElementById("app");
+// the map's code (MapLibre: most of the app's bytes) loads while the page asks the API who the
+// token is and for the first list page
+let mapModule = null;
+const loadMap = () => (mapModule ??= import("./map.js"));
 setLang(getLang());
 document.title = `redline · ${t("app")}`;
 
@@ -24,12 +26,7 @@ function signInForm(message = "") {
   $("form.signin").onsubmit = (e) => {
     e.preventDefault();
     api.setToken(new FormData(e.target).get("token").trim());
-    function monthEnd(m) {
-  const [y, mo] = m.split("-").map(Number);
-  return `${m}-${String(new Date(Date.UTC(y, mo, 0)).getUTCDate()).padStart(2, "0")}`;
-}
-
-start();
+    start();
   };
 }
 
@@ -42,6 +39,11 @@ async function start() {
   const fromLink = urlState.takeTokenFromFragment();
   if (fromLink) api.setToken(fromLink);
   if (!api.token()) return signInForm();
+  // the first page of the list is asked for at once, beside who the token is (it decides
+  // where the map opens)
+  loadMap();
+  const firstPage = listPage(urlState.apiParams(urlState.read().filters));
+  firstPage.catch(() => {});  // shown by the list
   let me, config;
   try {
     [me, config] = await Promise.all([api.get("/me"), api.get("/app/config.json")]);
@@ -49,10 +51,18 @@ async function start() {
     api.setToken(null);
     return signInForm(e.message);
   }
-  await shell(me, config);
+  await shell(me, config, firstPage);
 }
 
-async function shell(me, config) {
+/** One page of the flag list for the filters (the API's answer; at most 200 flags). */
+function listPage(params) {
+  const p = new URLSearchParams(params);
+  p.set("limit", "200");
+  return api.get("/collections/flags/items", p);
+}
+
+async function shell(me, config, firstPage) {
+  const { bboxOf, FlagMap, LAYERS, legend } = await loadMap();
   const state = urlState.read();
   const sharedView = Boolean(state.camera);  // a shared link keeps its view; otherwise fit to the flags
   const multi = (k) => `<fieldset class="multi" data-key="${k}"><legend>${t(k)}</legend>${urlState.VOCAB[k].map((v) =>
@@ -85,19 +95,20 @@ async function shell(me, config) {
 
   const panel = new FlagPanel($(".panel"), {
     me,
-    onChanged: () => refresh(),
+    onChanged: () => refresh({ reload: true }),  // a flag moved: its tiles changed
     onClose: () => { panel.close(); state.flag = null; fm.select(null); urlState.write(state); },
     onZoom: (feature) => fm.showFeature(feature),
   });
   // from the map: the flag is in view already; from a list or a link: the map goes to it
   const openFlag = (id, zoom = true) => { state.flag = id; urlState.write(state); fm.select(id); panel.open(id, { zoom }); };
-  // the list first: without a shared view, the map opens on the flags (no tiles fetched for a view
-  // that is left at once)
+  // the map starts at once; without a shared view it opens on the flags of the first list page
+  // (its tiles are asked for only then: none for a view that is left at once)
   let noticeTimer = null;
-  const firstList = loadList(urlState.apiParams(state.filters));
-  const bounds = sharedView ? null : bboxOf((await firstList).features);
+  let listSeq = 0;
+  const firstList = loadList(firstPage);
   const fm = new FlagMap($("#map"), {
-    config, camera: state.camera, bounds, onFlagClick: (id) => openFlag(id, false),
+    config, camera: state.camera, bounds: sharedView ? null : firstList.then((page) => bboxOf(page.features)),
+    filters: state.filters, onFlagClick: (id) => openFlag(id, false),
     onMove: (camera) => { state.camera = camera; urlState.write(state); },
     // a failed tile says less than the API's problem document: it never hides one
     onError: (message) => { if ($(".notice").hidden) notice(`${t("error")}: ${message}`); },
@@ -111,7 +122,9 @@ async function shell(me, config) {
   }
   const tool = new CheckTool($(".check-tool"), fm, { onFlag: openFlag });
   tool.render();
-  const overview = new Overview($(".overview-view"));
+  // the overview's code (and its chart library) is loaded when it is first shown
+  let overviewView = null;
+  const overview = () => (overviewView ??= import("./overview.js").then(({ Overview }) => new Overview($(".overview-view"))));
 
   // filters -> URL -> map, list and overview
   const readFilters = () => {
@@ -123,20 +136,22 @@ async function shell(me, config) {
     state.filters.from = $("input.from").value;
     state.filters.to = $("input.to").value;
   };
-  async function refresh(list = null) {
+  // a filter change: the map redraws at once on the client (the tiles carry the filtered
+  // fields); the list (and the overview) ask the API, which also enforces the jurisdiction
+  async function refresh({ reload = false } = {}) {
     urlState.write(state);
+    fm.setFlagFilter(state.filters);
+    if (reload) fm.reloadFlags();
     const params = urlState.apiParams(state.filters);
-    const pending = list ?? loadList(params);
-    await fm.setFlagFilter(params);
-    if (state.view === "overview") overview.render(params);
-    await pending;
+    if (state.view === "overview") overview().then((o) => o.render(params));
+    await loadList(listPage(params));
   }
-  async function loadList(params) {
-    const p = new URLSearchParams(params);
-    p.set("limit", "200");
+  async function loadList(pending) {
     const ol = $(".flag-list");
+    const seq = ++listSeq;  // only the answer to the latest filters is shown
     try {
-      const page = await api.get("/collections/flags/items", p);
+      const page = await pending;
+      if (seq !== listSeq) return page;
       $(".list .count").textContent = `(${t("matched", { n: num(page.numberMatched, 0) })})`;
       ol.innerHTML = page.features.map((f) => {
         const q = f.properties;
@@ -146,7 +161,9 @@ async function shell(me, config) {
       for (const a of $$("a[data-flag]", ol)) a.onclick = (e) => { e.preventDefault(); openFlag(Number(a.dataset.flag)); };
       return page;
     } catch (e) {
+      if (seq !== listSeq) return { features: [] };
       ol.innerHTML = `<li class="error">${esc(e.message)}</li>`;
+      $(".list .count").textContent = "";
       notice(e.message);
       return { features: [] };
     }
@@ -155,7 +172,7 @@ async function shell(me, config) {
   let months = [];
   const slider = $("input.month");
   const showMonth = () => { $(".months output").textContent = slider.value === "0" ? t("all_months") : months[slider.value - 1]; };
-  api.get("/stats", "group_by=month").then(({ groups }) => {
+  fm.firstRender.then(() => api.get("/stats", "group_by=month")).then(({ groups }) => {
     months = groups.map((g) => g.month).filter(Boolean).sort();
     slider.max = String(months.length);
     const i = months.findIndex((m) => state.filters.from === `${m}-01` && state.filters.to === monthEnd(m));
@@ -182,7 +199,7 @@ async function shell(me, config) {
   for (const cb of $$("[data-layer]")) cb.onchange = () => fm.ready.then(() => fm.setVisible(cb.dataset.layer, cb.checked));
 
   // admin units the caller may see, with their names (statistics are scoped by the API)
-  api.get("/stats", "group_by=region").then(({ groups }) => {
+  fm.firstRender.then(() => api.get("/stats", "group_by=region")).then(({ groups }) => {
     const sel = $("select.admin");
     for (const g of groups) {
       const o = new Option(`${g.admin_name || ""} ${g.admin_code}`, g.admin_code);
@@ -198,14 +215,14 @@ async function shell(me, config) {
     $(".side .layers").hidden = $(".side .checks").hidden = $(".side .list").hidden = view !== "map";
     for (const b of $$("nav [data-view]")) b.classList.toggle("active", b.dataset.view === view);
     urlState.write(state);
-    if (view === "overview") overview.render(urlState.apiParams(state.filters));
+    if (view === "overview") overview().then((o) => o.render(urlState.apiParams(state.filters)));
     else fm.map.resize();
   }
   for (const b of $$("nav [data-view]")) b.onclick = () => showView(b.dataset.view);
 
   window.redline = { map: fm.map, flagMap: fm, state, me, config, refresh, openFlag };
   showView(state.view);
-  window.redline.ready = fm.ready.then(() => refresh(firstList));
+  window.redline.ready = Promise.all([fm.ready, firstList]);
   if (state.flag) openFlag(state.flag, !sharedView);
 }
 
