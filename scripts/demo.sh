@@ -40,7 +40,8 @@ redline ground add --lon 108.7101 --lat 39.8530 --activity 采矿 --note "群众
 echo "== 4b. the ledger: verify the national lead in the field, put it on the ledger, write the results back"
 LEAD=$(redline flags list --json | python -c 'import json, sys; print(next(f["id"] for f in json.load(sys.stdin) if f["source"] == "national"))')
 redline flags move "$LEAD" dispatched --note "派核查组"
-redline flags move "$LEAD" verified_violation --note "现场核实：新开垦耕地" --deadline 2026-10-31 --responsible "杭锦旗自然资源局"
+redline flags move "$LEAD" verified_violation --note "现场核实：线索属实" --deadline "$(date -d '+60 days' +%F)" \
+  --responsible "杭锦旗自然资源局"
 redline ledger list
 redline leads export --batch GJ-2026-07 -o out/leads_results.xlsx
 redline ledger export out/ledger.xlsx
