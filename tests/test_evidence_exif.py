@@ -225,3 +225,18 @@ def test_api_upload_answers_the_position_distance_and_warning(env, client, auth)
         ),
         422,
     )
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "HEIF"])
+def test_the_problem_sheet_shows_the_photo_its_distance_and_the_warning(store, tmp_path, fid, fmt):
+    from redline.reports.sheet import evidence_items
+
+    e = _save(store, tmp_path, fid, photo(108.005, 39.02, fmt=fmt), max_distance_m=200)
+    [item] = evidence_items(store, tmp_path / "evidence", fid)
+    assert item["src"] and item["src"].startswith("data:image/jpeg;base64,")  # a thumbnail, HEIC included
+    assert (item["distance_m"], item["warning"], item["taken_at"]) == (e["distance_m"], e["warning"], e["taken_at"])
+    from redline.reports import flag_report
+
+    html = flag_report(store, fid, "html", evidence_dir=tmp_path / "evidence").decode()
+    assert e["warning"] in html and f"{e['distance_m']:,.0f} m from the flag" in html
+    assert item["src"] in html

@@ -199,8 +199,14 @@ def _thumbnail(path: Path) -> str | None:
     from PIL import Image, UnidentifiedImageError
 
     try:
+        import pillow_heif
+
+        pillow_heif.register_heif_opener()  # phones' HEIC photos
+    except ImportError:  # pragma: no cover - a dependency; HEIC photos then show as a caption
+        pass
+    try:
         with Image.open(path) as im:
-            if im.format not in ("JPEG", "PNG") or im.width * im.height > MAX_PHOTO_PIXELS:
+            if im.format not in ("JPEG", "PNG", "HEIF") or im.width * im.height > MAX_PHOTO_PIXELS:
                 return None  # a small file may still decode to gigabytes: not on a report
             im.draft("RGB", (THUMB_PX, THUMB_PX))  # JPEG: decode at a reduced scale
             rgb = im.convert("RGB")
@@ -212,14 +218,30 @@ def _thumbnail(path: Path) -> str | None:
     return data_uri(buf.getvalue(), "image/jpeg")
 
 
+# what the sheet prints of each piece of evidence: who, when, where (and how far from the flag)
+EVIDENCE_KEYS = (
+    "id",
+    "original_name",
+    "content_type",
+    "lon",
+    "lat",
+    "taken_at",
+    "distance_m",
+    "warning",
+    "note",
+    "actor",
+    "at",
+)
+
+
 def evidence_items(store: Store, evidence_dir: Path | None, flag_id: int) -> list[dict]:
     out: list[dict[str, Any]] = []
     for e in store.evidence(flag_id):
-        item = {k: e.get(k) for k in ("id", "original_name", "content_type", "lon", "lat", "note", "actor", "at")}
+        item = {k: e.get(k) for k in EVIDENCE_KEYS}
         item["src"] = None
         if (
             evidence_dir is not None
-            and e["content_type"] in ("image/jpeg", "image/png")
+            and e["content_type"] in ("image/jpeg", "image/png", "image/heic")
             and sum(1 for i in out if i["src"]) < MAX_PHOTOS
         ):
             path = Path(evidence_dir) / str(int(flag_id)) / e["stored_name"]
