@@ -19,8 +19,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
-from pydantic import BaseModel, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel
 
 from redline.auth import PERMISSIONS
 
@@ -42,23 +41,6 @@ MISSING = "the web app is not built in web/dist: run scripts/bootstrap.sh (npm c
 # built file names carry a content hash: cached for good; the page itself is always revalidated
 HASHED = re.compile(r"-[A-Za-z0-9_-]{8}\.(js|mjs|css)$")
 SAFE_PART = re.compile(r"^[A-Za-z0-9_.-]+$")
-
-
-class WebSettings(BaseSettings):
-    """``REDLINE_WEB_BASEMAP``: an XYZ raster tile URL template (``https://host/{z}/{x}/{y}.png``)
-    for a basemap under the layers; none by default, so the app works with no internet."""
-
-    model_config = SettingsConfigDict(env_prefix="REDLINE_WEB_", extra="ignore")
-    basemap: str | None = None
-
-    @field_validator("basemap")
-    @classmethod
-    def _xyz(cls, v: str | None) -> str | None:
-        if v in (None, ""):
-            return None
-        if not re.match(r"^https?://[^\s/]+/\S*$", v) or not all(k in v for k in ("{z}", "{x}", "{y}")):
-            raise ValueError("REDLINE_WEB_BASEMAP must be an http(s) XYZ URL template with {z}, {x} and {y}")
-        return v
 
 
 class WebConfig(BaseModel):
@@ -98,12 +80,12 @@ def index(request: Request, dist: Path = DIST) -> Response:
     page = dist / "index.html"
     if not page.is_file():
         return problem(503, "Web app unavailable", MISSING)
-    settings = WebSettings()
+    basemap = request.app.state.settings.basemap_url
     return HTMLResponse(
         page.read_text(encoding="utf-8"),
         headers={
             "Cache-Control": "no-cache",
-            "Content-Security-Policy": _csp(settings.basemap),
+            "Content-Security-Policy": _csp(basemap),
             "X-Content-Type-Options": "nosniff",
             "Referrer-Policy": "no-referrer",
         },
@@ -137,7 +119,7 @@ def router_for(dist: Path = DIST) -> APIRouter:
 
     @router.get("/app/config.json", response_model=WebConfig, include_in_schema=False)
     def config(request: Request) -> Any:
-        return {"tiles": _has_tiles(request), "basemap": WebSettings().basemap}
+        return {"tiles": _has_tiles(request), "basemap": request.app.state.settings.basemap_url}
 
     @router.get("/app/{path:path}", include_in_schema=False)
     def asset(request: Request, path: str) -> Response:
@@ -161,4 +143,4 @@ def router_for(dist: Path = DIST) -> APIRouter:
 
 router = router_for()
 
-__all__ = ["Me", "WebConfig", "WebSettings", "index", "router", "router_for", "wants_html"]
+__all__ = ["Me", "WebConfig", "index", "router", "router_for", "wants_html"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
@@ -29,8 +30,8 @@ class Settings(BaseSettings):
     footprint_cell: int = Field(8, ge=1, le=256)
     # Guard against pathological inputs (a polygon with millions of vertices).
     max_vertices_per_feature: int = Field(2_000_000, ge=4)
-    # Reports: an XYZ tile server drawn under the screening report's maps, e.g.
-    # https://tiles.example.org/{z}/{x}/{y}.png (none by default: maps fetch nothing).
+    # An XYZ tile server drawn under the web map and the screening report's maps, e.g.
+    # https://tiles.example.org/{z}/{x}/{y}.png (none by default: nothing is fetched, intranets work).
     basemap_url: str | None = None
 
     # HTTP API ---------------------------------------------------------------------------
@@ -102,9 +103,7 @@ class Settings(BaseSettings):
     @field_validator("basemap_url")
     @classmethod
     def _xyz_template(cls, v: str | None) -> str | None:
-        if v is not None and (
-            not v.startswith(("http://", "https://")) or not all(k in v for k in ("{z}", "{x}", "{y}"))
-        ):
+        if v and (not re.match(r"^https?://[^\s/]+/\S*$", v) or not all(k in v for k in ("{z}", "{x}", "{y}"))):
             raise ValueError("the basemap URL (REDLINE_BASEMAP_URL) must be http(s) with {z}, {x} and {y}")
         return v or None
 

@@ -103,7 +103,7 @@ def _serve(out: Path, url: str | None = None):
         "REDLINE_DATA_DIR": str(out / "data"),
         "REDLINE_WORK_PROCESSES": "1",
     }
-    env.pop("REDLINE_WEB_BASEMAP", None)
+    env.pop("REDLINE_BASEMAP_URL", None)
     log = open(out / "server.log", "wb")
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "redline"), "serve", "--port", str(port)],

@@ -5,7 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from api.webapp import WebSettings, _csp, wants_html
+from api.webapp import _csp, wants_html
+from redline.config import Settings
 
 from .conftest import XIN
 
@@ -29,14 +30,14 @@ def test_only_browsers_get_the_page_at_the_root(accept, html):
 
 
 def test_basemap_setting_is_an_xyz_template(monkeypatch):
-    assert WebSettings().basemap is None
-    monkeypatch.setenv("REDLINE_WEB_BASEMAP", "https://tiles.example.cn/{z}/{x}/{y}.png")
-    assert WebSettings().basemap == "https://tiles.example.cn/{z}/{x}/{y}.png"
-    assert "img-src 'self' data: blob: https://tiles.example.cn;" in _csp(WebSettings().basemap)
+    assert Settings().basemap_url is None
+    monkeypatch.setenv("REDLINE_BASEMAP_URL", "https://tiles.example.cn/{z}/{x}/{y}.png")
+    assert Settings().basemap_url == "https://tiles.example.cn/{z}/{x}/{y}.png"
+    assert "img-src 'self' data: blob: https://tiles.example.cn;" in _csp(Settings().basemap_url)
     for bad in ("javascript:alert(1)//{z}{x}{y}", "https://tiles.example.cn/a.png", "ftp://x/{z}/{x}/{y}"):
-        monkeypatch.setenv("REDLINE_WEB_BASEMAP", bad)
+        monkeypatch.setenv("REDLINE_BASEMAP_URL", bad)
         with pytest.raises(ValueError):
-            WebSettings()
+            Settings()
 
 
 def test_config_me_and_assets(server):
