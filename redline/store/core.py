@@ -102,8 +102,9 @@ def _cell_params(spec) -> dict:
 
 # Zoom bands of the zones' generalised copies (table zone_bands), for vector tiles: a band
 # serves the zooms above the previous band's up to its own; zooms above the last one draw
-# the zones themselves.
-ZONE_BANDS = (7, 9, 11)
+# the zones themselves. One band per zoom up to 9: zoomed out a tile holds thousands of
+# zones, and a band shared with higher zooms carries more vertices than the tile draws.
+ZONE_BANDS = (6, 7, 8, 9, 11)
 
 
 def zone_band(z: int) -> int | None:
@@ -112,10 +113,11 @@ def zone_band(z: int) -> int | None:
 
 
 def generalised_zones(geoms) -> list[tuple[int, int, bytes]]:
-    """(index, band, WKB) of the zones' copies for each band: simplified by a quarter of a
-    screen pixel at the band's highest zoom (topology kept, in lon/lat: a Web Mercator pixel
-    spans cos(latitude) as many degrees of latitude as of longitude); none for a zone that is
-    under a pixel both ways at that zoom (it is under one at every zoom of the band)."""
+    """(index, band, WKB) of the zones' copies for each band: simplified by half a screen
+    pixel at the band's highest zoom, what the tile's own simplification drops anyway
+    (topology kept, in lon/lat: a Web Mercator pixel spans cos(latitude) as many degrees of
+    latitude as of longitude); none for a zone that is under a pixel both ways at that zoom
+    (it is under one at every zoom of the band)."""
     geoms = np.asarray(geoms, dtype=object)
     if not len(geoms):
         return []
@@ -125,7 +127,7 @@ def generalised_zones(geoms) -> list[tuple[int, int, bytes]]:
     for band in ZONE_BANDS:
         px = 360.0 / (256 << band)  # degrees of longitude per screen pixel
         seen = np.flatnonzero((b[:, 2] - b[:, 0] >= px) | (b[:, 3] - b[:, 1] >= px * shrink))
-        simple = shapely.simplify(geoms[seen], px * shrink[seen] / 4, preserve_topology=True)
+        simple = shapely.simplify(geoms[seen], px * shrink[seen] / 2, preserve_topology=True)
         ok = ~shapely.is_empty(simple)
         out += [(i, band, g) for i, g in zip(seen[ok].tolist(), shapely.to_wkb(simple[ok]).tolist())]
     return out
