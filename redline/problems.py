@@ -3,7 +3,7 @@
 A problem is a lon/lat geometry (a point stands for the ground within :data:`POINT_RADIUS_M`
 of it) with an activity, a day and its source's own reference. It is judged the way a scan
 judges a patch (:class:`redline.overlay.Overlay`, the rules, :func:`redline.scan.flag_fields`)
-and matched to the existing flags the way a scan matches (:func:`redline.scan._match`): where
+and matched to the existing flags the way a scan matches (:func:`redline.scan.match_flag`): where
 it overlaps a flag it is a new observation of that flag (never a duplicate); elsewhere it is a
 new flag with ``source`` national | ground and ``source_ref``. Either way the observation
 row carries the source and no scan (``observations.scan_id`` is empty: see
@@ -28,7 +28,7 @@ from .model import PROBLEM_SOURCES
 from .overlay import Overlay
 from .patches import Patch
 from .rules import PROTECTION_LAYERS, Rules, load_rules
-from .scan import _match, flag_fields
+from .scan import flag_fields, match_flag
 from .store import Store
 
 # a point problem (a lead's coordinates, an inspector's GPS fix) stands for this much ground
@@ -143,7 +143,7 @@ class Recorder:
         day = problem.observed_on.isoformat()
         detail = {"source": problem.source, "source_ref": problem.source_ref}
         with store.transaction():
-            flag = _match(store, area, {})
+            flag = match_flag(store, area, {})
             if flag is None:
                 status = "permitted" if permitted else "new"
                 fid = store.insert_flag(

@@ -170,7 +170,7 @@ def scan_identity(product: ChangeProduct, settings: Settings) -> str:
     return h.hexdigest()
 
 
-def _match(store: Store, geom, this_scan: dict[int, tuple]) -> dict | None:
+def match_flag(store: Store, geom, this_scan: dict[int, tuple]) -> dict | None:
     """The existing flag this patch is a new observation of: the largest overlap wins. A flag
     this scan already re-observed is matched by its geometry *before* the scan (the first
     part of a field split by a new track must not hide the flag from the second part)."""
@@ -194,7 +194,7 @@ def _record(store, result: ScanResult, a: Assessment, product, versions, rules, 
         result.permitted += 1
     else:
         result.conflicts += 1
-    flag = _match(store, patch.geometry, this_scan)
+    flag = match_flag(store, patch.geometry, this_scan)
     if flag is None:
         fid = store.insert_flag(
             {
