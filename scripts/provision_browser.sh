@@ -12,6 +12,7 @@ set -euo pipefail
 
 say() { echo "provision_browser: $*" >&2; }
 fail() { say "ERROR: $*"; exit 1; }
+source "$(dirname "$0")/_debian.sh"
 
 chromium=${REDLINE_CHROMIUM:-/usr/bin/chromium}
 need=()
@@ -21,16 +22,6 @@ if ! { command -v fc-list >/dev/null && fc-list :lang=zh-cn family | grep -q .; 
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 
-[ "$(id -u)" = 0 ] || fail "missing ${need[*]} and this is not root: run 'apt-get install ${need[*]}' as root"
-command -v apt-get >/dev/null || fail "missing ${need[*]} and there is no apt-get"
-export DEBIAN_FRONTEND=noninteractive
-err=$(mktemp)
-trap 'rm -f "$err"' EXIT
-if ! apt-cache show "${need[@]}" >/dev/null 2>&1; then
-  apt-get update -qq >/dev/null 2>"$err" || fail "apt-get update failed: $(tr '\n' ' ' <"$err")"
-fi
-say "installing ${need[*]}"
-apt-get install -y -qq --no-install-recommends "${need[@]}" fontconfig >/dev/null 2>"$err" \
-  || fail "apt-get install ${need[*]} failed: $(tr '\n' ' ' <"$err")"
+debian_install "${need[*]}" "${need[@]}" fontconfig
 [ -x "$chromium" ] || fail "chromium is installed but $chromium is missing"
 say "ready: $("$chromium" --version 2>/dev/null || echo chromium)"

@@ -6,20 +6,11 @@
 set -euo pipefail
 say() { echo "provision_gdal_bin: $*" >&2; }
 fail() { say "ERROR: $*"; exit 1; }
+source "$(dirname "$0")/_debian.sh"
 
 tools=(gdal_translate ogr2ogr gdal_polygonize.py gdal_calc.py)
 missing() { for t in "${tools[@]}"; do command -v "$t" >/dev/null || echo "$t"; done; }
 [ -z "$(missing)" ] && exit 0
-[ "$(id -u)" = 0 ] || fail "$(missing | tr '\n' ' ')not found and this is not root: run 'apt-get install gdal-bin' as root"
-command -v apt-get >/dev/null || fail "$(missing | tr '\n' ' ')not found and there is no apt-get: install GDAL's command-line tools"
-export DEBIAN_FRONTEND=noninteractive
-err=$(mktemp)
-trap 'rm -f "$err"' EXIT
-if ! apt-cache show gdal-bin >/dev/null 2>&1; then
-  apt-get update -qq >/dev/null 2>"$err" || fail "apt-get update failed: $(tr '\n' ' ' <"$err")"
-fi
-say "installing gdal-bin"
-apt-get install -y -qq --no-install-recommends gdal-bin >/dev/null 2>"$err" \
-  || fail "apt-get install gdal-bin failed: $(tr '\n' ' ' <"$err")"
+debian_install "$(missing | tr '\n' ' ')(GDAL's command-line tools)" gdal-bin
 [ -z "$(missing)" ] || fail "gdal-bin is installed but $(missing | tr '\n' ' ')is still missing"
 say "ready: $(gdalinfo --version)"

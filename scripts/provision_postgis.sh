@@ -18,6 +18,7 @@ TEMPLATE=redline_test_template
 
 say() { echo "provision_postgis: $*" >&2; }
 fail() { say "ERROR: $*"; exit 1; }
+source "$(dirname "$0")/_debian.sh"
 err=$(mktemp)
 trap 'rm -f "$err"' EXIT
 q() { psql "$ADMIN_URL" -X -q -A -t -v ON_ERROR_STOP=1 -c "$1"; }
@@ -38,15 +39,7 @@ major=$((server_num / 10000))
 
 if [ -z "$(q "SELECT 1 FROM pg_available_extensions WHERE name = 'postgis'")" ]; then
   pkg="postgresql-${major}-postgis-3"
-  [ "$(id -u)" = 0 ] || fail "PostGIS is not installed for PostgreSQL $major and this is not root: run 'apt-get install $pkg' as root"
-  command -v apt-get >/dev/null || fail "PostGIS is not installed for PostgreSQL $major and there is no apt-get to install $pkg"
-  say "installing $pkg for PostgreSQL $major"
-  export DEBIAN_FRONTEND=noninteractive
-  if ! apt-cache show "$pkg" >/dev/null 2>&1; then
-    apt-get update -qq >/dev/null 2>"$err" || fail "apt-get update failed: $(tr '\n' ' ' <"$err")"
-  fi
-  apt-get install -y -qq --no-install-recommends "$pkg" >/dev/null 2>"$err" \
-    || fail "apt-get install $pkg failed: $(tr '\n' ' ' <"$err")"
+  debian_install "PostGIS for PostgreSQL $major" "$pkg"
   [ -n "$(q "SELECT 1 FROM pg_available_extensions WHERE name = 'postgis'")" ] \
     || fail "$pkg is installed but the server at $ADMIN_URL does not offer the postgis extension"
 fi

@@ -14,6 +14,7 @@ set -euo pipefail
 
 say() { echo "provision_reports: $*" >&2; }
 fail() { say "ERROR: $*"; exit 1; }
+source "$(dirname "$0")/_debian.sh"
 
 need=()
 if ! { command -v fc-list >/dev/null && fc-list :lang=zh-cn family | grep -qi "noto"; }; then
@@ -27,18 +28,6 @@ for lib in "${!libs[@]}"; do
 done
 [ ${#need[@]} -eq 0 ] && exit 0
 
-[ "$(id -u)" = 0 ] || fail "missing ${need[*]} and this is not root: run 'apt-get install ${need[*]}' as root"
-command -v apt-get >/dev/null || fail "missing ${need[*]} and there is no apt-get"
-export DEBIAN_FRONTEND=noninteractive
-err=$(mktemp)
-trap 'rm -f "$err"' EXIT
-# another install may hold dpkg's lock (the browser's provisioning, say): wait for it
-apt_get() { apt-get -o DPkg::Lock::Timeout=600 "$@"; }
-if ! apt-cache show "${need[@]}" >/dev/null 2>&1; then
-  apt_get update -qq >/dev/null 2>"$err" || fail "apt-get update failed: $(tr '\n' ' ' <"$err")"
-fi
-say "installing ${need[*]}"
-apt_get install -y -qq --no-install-recommends "${need[@]}" >/dev/null 2>"$err" \
-  || fail "apt-get install ${need[*]} failed: $(tr '\n' ' ' <"$err")"
+debian_install "${need[*]}" "${need[@]}"
 fc-list :lang=zh-cn family | grep -qi noto || fail "fonts-noto-cjk is installed but fontconfig finds no Chinese font"
 say "ready: $(fc-list :lang=zh-cn family | grep -i noto | head -1), $(pdftotext -v 2>&1 | head -1)"
