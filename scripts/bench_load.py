@@ -18,9 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from redline.auth import create_token  # noqa: E402
 from redline.store import open_store  # noqa: E402
+from tests.live import LiveServer  # noqa: E402
 from tests.scenario import build  # noqa: E402
 
 REDLINE = str(Path(sys.executable).with_name("redline"))
@@ -50,12 +49,6 @@ REGION = {
         ],
     },
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def variants(out: Path, n: int) -> list[Path]:
@@ -148,35 +141,20 @@ def main() -> None:
     store.close()
     products = variants(out, 200)
 
-    port = free_port()
-    env = {
-        **os.environ,
-        "REDLINE_DATABASE_URL": url,
-        "REDLINE_EVIDENCE_DIR": str(work / "evidence"),
-        "REDLINE_DATA_DIR": str(out),
-    }
-    log = open(work / "serve.log", "wb")
-    server = subprocess.Popen(
-        [REDLINE, "serve", "--port", str(port)], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
-    )
-    base = f"http://127.0.0.1:{port}"
+    env = {"REDLINE_EVIDENCE_DIR": str(work / "evidence"), "REDLINE_DATA_DIR": str(out)}
+    server = LiveServer(url, work / "serve.log", env)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                sys.exit(f"server did not start; see {work / 'serve.log'}")
-            time.sleep(0.1)
+        server.__enter__()
+    except RuntimeError as e:
+        sys.exit(str(e))
+    base = server.base
+    try:
         with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
             for _ in range(3):  # warm-up: imports, first connections
                 http.post("/checks", json=REGION)
                 http.get("/collections/flags/items?limit=50")
 
-        writer = Writer(env, [] if args.no_writer else products)
+        writer = Writer(server.env, [] if args.no_writer else products)
         record = {n: {"ms": [], "errors": []} for n in ("POST /checks", "GET /collections/flags/items")}
         print(
             f"{args.clients} clients for {args.seconds:g} s against {base} ({n_flags} flags)"
@@ -195,9 +173,7 @@ def main() -> None:
         writer.stop.set()
         writer.join()
     finally:
-        server.terminate()
-        server.wait(30)
-        log.close()
+        server.stop()
 
     print(f"\n{'endpoint':32} {'requests':>8} {'req/s':>7} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'errors':>6}")
     total, errors = 0, 0

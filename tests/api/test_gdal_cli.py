@@ -8,9 +8,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
@@ -22,8 +20,8 @@ from redline.auth import create_token
 from redline.safeio import HARDENED_CONFIG
 from redline.store import open_store
 
-from ..browser.conftest import _free_port
 from ..conftest import BACKENDS, backend_url
+from ..live import LiveServer
 from ..scenario import build
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,40 +41,9 @@ def served(request, tmp_path_factory):
         yellow = create_token(store, "yihe", "inspector", ["150625201"])
     finally:
         store.close()
-    port = _free_port()
-    env = {**os.environ, "REDLINE_DATABASE_URL": url, "REDLINE_WORK_PROCESSES": "1"}
-    log_path = out / "server.log"
-    log = open(log_path, "wb")
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "redline"), "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"redline serve did not start: {log_path.read_text()[-2000:]}")
-            time.sleep(0.2)
-        yield {"base": base, "token": token, "inspector": yellow, "log": log_path}
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)  # the server and its worker processes, by group id
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        log.close()
+    log = out / "server.log"
+    with LiveServer(url, log, {"REDLINE_WORK_PROCESSES": "1"}) as server:
+        yield {"base": server.base, "token": token, "inspector": yellow, "log": log}
 
 
 def _ogrinfo(served, *args: str, token: str | None = None) -> str:
