@@ -2,7 +2,7 @@
 
 ``REDLINE_KILL_AT=point`` (or ``point:n``, the n-th time it is reached) makes
 :func:`checkpoint` kill the process there. Unset, a checkpoint costs one dict look-up.
-The nightly batch has its own variable (``REDLINE_NIGHTLY_KILL_AT``), kept for its tests.
+The nightly batch reads its own variable (``REDLINE_NIGHTLY_KILL_AT``, ``env``), kept for its tests.
 """
 
 from __future__ import annotations
@@ -11,16 +11,17 @@ import os
 import signal
 
 KILL_ENV = "REDLINE_KILL_AT"
-_hits: dict[str, int] = {}
+_hits: dict[tuple[str, str], int] = {}
 
 
-def checkpoint(point: str) -> None:
-    spec = os.environ.get(KILL_ENV)
+def checkpoint(point: str, env: str = KILL_ENV) -> None:
+    """Die here with SIGKILL when the variable ``env`` names this point (tests only)."""
+    spec = os.environ.get(env)
     if not spec:
         return
     name, _, nth = spec.partition(":")
     if name != point:
         return
-    _hits[point] = _hits.get(point, 0) + 1
-    if _hits[point] == int(nth or 1):
+    _hits[env, point] = _hits.get((env, point), 0) + 1
+    if _hits[env, point] == int(nth or 1):
         os.kill(os.getpid(), signal.SIGKILL)

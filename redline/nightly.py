@@ -26,15 +26,15 @@ from __future__ import annotations
 
 import fcntl
 import os
-import signal
 import uuid
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from . import notify
+from . import faults, notify
 from .clock import now
 from .config import DEFAULTS, Settings
 from .digest import build_digest, write_digest
@@ -46,20 +46,7 @@ from .scan import ScanResult, scan_product
 from .store import Store
 
 KILL_ENV = "REDLINE_NIGHTLY_KILL_AT"  # fault injection for tests: "point" or "point:n" (n-th time)
-_hits: dict[str, int] = {}
-
-
-def checkpoint(point: str) -> None:
-    """Die here with SIGKILL when ``REDLINE_NIGHTLY_KILL_AT`` names this point (tests only)."""
-    spec = os.environ.get(KILL_ENV)
-    if not spec:
-        return
-    name, _, nth = spec.partition(":")
-    if name != point:
-        return
-    _hits[point] = _hits.get(point, 0) + 1
-    if _hits[point] == int(nth or 1):
-        os.kill(os.getpid(), signal.SIGKILL)
+checkpoint = partial(faults.checkpoint, env=KILL_ENV)
 
 
 @dataclass
