@@ -11,6 +11,7 @@ from pathlib import Path
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from redline import geo
 from redline.config import Settings
 from redline.errors import InputError
 from redline.regions import RegionLimits
@@ -78,12 +79,4 @@ def parse_datetime_interval(value: str | None) -> tuple[date | None, date | None
 
 
 def parse_bbox(value: str | None):
-    if value is None:
-        return None
-    try:
-        box = tuple(float(v) for v in value.split(","))
-    except ValueError:
-        box = ()
-    if len(box) != 4 or not (box[0] <= box[2] and box[1] <= box[3]) or any(v != v for v in box):
-        raise InputError("bbox must be minx,miny,maxx,maxy in CRS84 (lon/lat)")
-    return box
+    return None if value is None else geo.parse_bbox(value)

@@ -15,12 +15,23 @@ import shapely.ops
 from pyproj import CRS, Geod, Transformer
 from pyproj.exceptions import CRSError as _PyprojCRSError
 
-from .errors import CRSError
+from .errors import CRSError, InputError
 from .safeio import require_terrestrial, user_crs
 
 STORAGE_CRS = CRS.from_epsg(4326)
 GEOD = Geod(ellps="WGS84")
 M2_PER_HA = 10_000.0
+
+
+def parse_bbox(value: str) -> tuple[float, float, float, float]:
+    """``minx,miny,maxx,maxy`` (the API's ``bbox``, the CLI's ``--bbox``) as four numbers."""
+    try:
+        box = tuple(float(v) for v in value.split(","))
+    except ValueError:
+        box = ()
+    if len(box) != 4 or not (box[0] <= box[2] and box[1] <= box[3]) or any(v != v for v in box):
+        raise InputError("bbox must be minx,miny,maxx,maxy in CRS84 (lon/lat)")
+    return box
 
 
 def parse_crs(value) -> CRS:

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from .. import vocab
+from .. import geo, vocab
 from ..config import Settings
 from ..errors import InputError
 from ..store import FlagFilter, open_store
@@ -104,12 +104,9 @@ def parse_bbox(value: str | None):
     if value is None:
         return None
     try:
-        box = tuple(float(v) for v in value.split(","))
-    except ValueError:
-        box = ()
-    if len(box) != 4 or box[0] > box[2] or box[1] > box[3]:
-        raise typer.BadParameter("expected minx,miny,maxx,maxy in lon/lat", param_hint="--bbox")
-    return box
+        return geo.parse_bbox(value)
+    except InputError as e:
+        raise typer.BadParameter(str(e), param_hint="--bbox") from None
 
 
 def flag_filter(
