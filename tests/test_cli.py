@@ -48,6 +48,12 @@ def test_user_mistakes_are_one_line(tmp_path, write_raster, class_table, load_zo
     assert_one_line_error(run("check", tmp_path / "nowhere.geojson", tmp_path=tmp_path), "no such file")
 
 
+def test_error_line_prints_a_name_as_given(tmp_path):
+    # a file name that looks like console markup is printed as it is, not styled away
+    name = tmp_path / "[bold]site[/bold].tif"
+    assert_one_line_error(run("scan", name, tmp_path=tmp_path), f"{name}: no such file")
+
+
 def test_unknown_codes_and_no_overlap(tmp_path, write_raster, class_table):
     import geopandas as gpd
 

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from pydantic import ValidationError
+from rich.markup import escape
 
 from ..config import Settings, get_settings
 from ..errors import RedlineError
@@ -82,8 +83,13 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, prog_name="redline")
     except RedlineError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        _error(str(exc))
         sys.exit(2)
     except ValidationError as exc:  # settings from the environment
-        err_console.print(f"[bold red]error:[/] configuration: {exc.errors()[0]['msg']}", highlight=False)
+        _error(f"configuration: {exc.errors()[0]['msg']}")
         sys.exit(2)
+
+
+def _error(text: str) -> None:
+    # the text may hold a user's file name or value: never read as markup
+    err_console.print(f"[bold red]error:[/] {escape(text)}", highlight=False, soft_wrap=True)
