@@ -636,18 +636,13 @@ def test_cli_screen_report(screened, tmp_path):
     assert p.returncode == 2 and ".pdf or .html" in p.stderr and "Traceback" not in p.stderr
 
 
-def test_screening_maps_draw_a_basemap_from_a_local_tile_server(screened):
-    """REDLINE_BASEMAP_URL: tiles from an XYZ server (here a local one serving magenta tiles)
-    under the maps; a dead server leaves the maps as they are; only http(s) templates pass."""
+@pytest.fixture
+def tiles():
+    """A local XYZ tile server serving magenta tiles; ``url`` its template, ``asked`` the paths
+    asked of it, ``stop()`` takes it down."""
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    from PIL import Image
-    from pydantic import ValidationError
-
-    from redline.config import Settings
-    from redline.reports.basemap import MAX_TILES
-    from redline.reports.screenreport import screening_context
+    from types import SimpleNamespace
 
     buf = io.BytesIO()
     Image.new("RGBA", (256, 256), (255, 0, 255, 255)).save(buf, "PNG")
@@ -668,26 +663,89 @@ def test_screening_maps_draw_a_basemap_from_a_local_tile_server(screened):
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Tiles)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/{{z}}/{{x}}/{{y}}.png"
+    running = [True]
 
-    def magenta_share(fig) -> float:
-        px = png_pixels(fig.png)
-        left, top, right, bottom = (int(v) for v in fig.axes_px)
-        inside = px[top:bottom, left:right].reshape(-1, 3)
-        return float((np.abs(inside - np.array([255, 0, 255])).sum(axis=1) < 40).mean())
+    def stop():
+        if running.pop() if running else False:
+            server.shutdown()
+            server.server_close()
+
+    yield SimpleNamespace(
+        url=f"http://127.0.0.1:{server.server_address[1]}/{{z}}/{{x}}/{{y}}.png", asked=asked, stop=stop
+    )
+    stop()
+
+
+def magenta_share(png: bytes, axes_px=None) -> float:
+    """How much of a map (within ``axes_px``, else all of it) shows the tile server's magenta,
+    as it is or under a translucent zone (no colour of the maps' own is that purple)."""
+    px = png_pixels(png)
+    if axes_px is not None:
+        left, top, right, bottom = (int(v) for v in axes_px)
+        px = px[top:bottom, left:right]
+    rgb = px.reshape(-1, 3)
+    return float((np.minimum(rgb[:, 0], rgb[:, 2]) - rgb[:, 1] > 55).mean())
+
+
+def test_screening_maps_draw_a_basemap_from_a_local_tile_server(screened, tiles):
+    """REDLINE_BASEMAP_URL: tiles from an XYZ server (here a local one serving magenta tiles)
+    under the maps; a dead server leaves the maps as they are; only http(s) templates pass."""
+    from pydantic import ValidationError
+
+    from redline.config import Settings
+    from redline.reports.basemap import MAX_TILES
+    from redline.reports.screenreport import screening_context
 
     s = screened
-    try:
-        with_map = screening_context(s["store"], s["footprint"], s["answer"], basemap_url=url)["figures"]
-    finally:
-        server.shutdown()
-        server.server_close()
-    assert 1 <= len(asked) <= 2 * MAX_TILES and all(p.endswith(".png") for p in asked)  # two maps
-    assert magenta_share(with_map["overview"]) > 0.05  # outside the zones the basemap shows
-    plain = screening_context(s["store"], s["footprint"], s["answer"])["figures"]
-    assert magenta_share(plain["overview"]) == 0
-    dead = screening_context(s["store"], s["footprint"], s["answer"], basemap_url=url)["figures"]  # server gone
-    assert magenta_share(dead["overview"]) == 0
+    with_map = screening_context(s["store"], s["footprint"], s["answer"], basemap_url=tiles.url)["figures"]
+    tiles.stop()
+    assert 1 <= len(tiles.asked) <= 2 * MAX_TILES and all(p.endswith(".png") for p in tiles.asked)  # two maps
+    overview = with_map["overview"]
+    assert magenta_share(overview.png, overview.axes_px) > 0.05  # outside the zones the basemap shows
+    plain = screening_context(s["store"], s["footprint"], s["answer"])["figures"]["overview"]
+    assert magenta_share(plain.png, plain.axes_px) < 0.001  # a stray edge pixel at most
+    dead = screening_context(s["store"], s["footprint"], s["answer"], basemap_url=tiles.url)["figures"]["overview"]
+    assert magenta_share(dead.png, dead.axes_px) < 0.001  # the server is gone
     with pytest.raises(ValidationError, match="basemap URL"):
         Settings(basemap_url="file:///etc/passwd?{z}{x}{y}")
     assert Settings().basemap_url is None
+
+
+def test_check_sheet_and_digest_maps_draw_the_basemap_only_when_set(store, scenario, tiles):
+    """The check report's, the problem sheet's (one or a packet) and the digest's maps: tiles
+    are asked for and drawn under the map with the setting, nothing is asked without it."""
+    import base64
+
+    from redline.model import FLAG_BRIEF
+    from redline.reports.basemap import MAX_TILES
+    from redline.reports.digestreport import digest_html
+
+    region = _region(scenario)
+    answer = check_region(store, region, principal=OPERATOR)
+    flag = flag_where(scenario, severity="critical")
+    packet = FlagFilter(severity=["critical"])
+    n_packet = store.count_flags(packet)
+    digest = _digest([{k: f[k] for k in FLAG_BRIEF} for f in scenario["flags"].values()])
+    reports = {
+        "check": lambda **kw: check_report(store, region, answer, "html", **kw).decode(),
+        "sheet": lambda **kw: flag_report(store, flag["id"], "html", **kw).decode(),
+        "packet": lambda **kw: flags_report(store, packet, "html", **kw).decode(),
+        "digest": lambda **kw: digest_html(store, digest, **kw),
+    }
+    maps_of = {"check": 1, "sheet": 1, "packet": n_packet, "digest": 1}
+
+    def maps(html: str) -> list[bytes]:
+        return [base64.b64decode(m) for m in re.findall(r'<img class="map" src="data:image/png;base64,([^"]+)"', html)]
+
+    for name, report in reports.items():
+        html = report()
+        assert tiles.asked == [], name  # off by default: nothing is fetched
+        assert "basemap 底图" not in html and all(magenta_share(png) < 0.001 for png in maps(html)), name
+
+        html = report(basemap_url=tiles.url)
+        asked, pngs = list(tiles.asked), maps(html)
+        tiles.asked.clear()
+        assert len(pngs) == maps_of[name] and 1 <= len(asked) <= MAX_TILES * len(pngs), (name, len(asked))
+        assert all(re.fullmatch(r"/\d+/\d+/\d+\.png", p) for p in asked), asked
+        assert "basemap 底图" in html, name  # in the map's legend
+        assert all(magenta_share(png) > 0.02 for png in pngs), (name, [magenta_share(png) for png in pngs])

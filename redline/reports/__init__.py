@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 from ..auth import OPERATOR, Principal
 from ..errors import InputError
@@ -42,65 +43,52 @@ def write_report(path: Path, data: bytes) -> None:
             os.unlink(tmp)
 
 
-def flag_report(
-    store: Store, flag_id: int, fmt: str = "pdf", *, principal: Principal = OPERATOR, evidence_dir: Path | None = None
-) -> bytes:
-    """The problem sheet of flag ``flag_id`` (refused when ``principal`` may not see it)."""
-    return render(
-        "flags.html", fmt, sheets=[sheet_context(store, flag_id, principal=principal, evidence_dir=evidence_dir)]
-    )
+class SheetOptions(TypedDict, total=False):
+    """Who asks (the sheets show only what they may see), the evidence folder (photos as
+    thumbnails) and an XYZ tile template drawn under the maps (Settings.basemap_url)."""
+
+    principal: Principal
+    evidence_dir: Path | None
+    basemap_url: str | None
 
 
-def flags_report(
-    store: Store,
-    flt: FlagFilter | None,
-    fmt: str = "pdf",
-    *,
-    principal: Principal = OPERATOR,
-    evidence_dir: Path | None = None,
-) -> bytes:
+class AreaOptions(TypedDict, total=False):
+    """Who asks (the map shows only the flags they may see), the report's title and an XYZ
+    tile template drawn under its maps (Settings.basemap_url)."""
+
+    principal: Principal
+    title: str | None
+    basemap_url: str | None
+
+
+def flag_report(store: Store, flag_id: int, fmt: str = "pdf", **options: Unpack[SheetOptions]) -> bytes:
+    """The problem sheet of flag ``flag_id`` (refused when the principal may not see it)."""
+    return render("flags.html", fmt, sheets=[sheet_context(store, flag_id, **options)])
+
+
+def flags_report(store: Store, flt: FlagFilter | None, fmt: str = "pdf", **options: Unpack[SheetOptions]) -> bytes:
     """One problem sheet per flag matching ``flt`` (in the principal's jurisdiction), by id."""
-    flt = principal.scope(flt)
+    flt = options.get("principal", OPERATOR).scope(flt)
     n = store.count_flags(flt)
     if n > MAX_PACKET:
         raise InputError(f"{n} flags match; a packet holds at most {MAX_PACKET} sheets: narrow the filters")
     ids = [f["id"] for f in store.flags(flt, with_geometry=False)]
     locations = scan_locations(store)  # once for the packet
-    sheets = [
-        sheet_context(store, i, principal=principal, evidence_dir=evidence_dir, locations=locations)
-        for i in sorted(ids)
-    ]
-    return render("flags.html", fmt, sheets=sheets)
+    return render(
+        "flags.html", fmt, sheets=[sheet_context(store, i, locations=locations, **options) for i in sorted(ids)]
+    )
 
 
-def check_report(
-    store: Store,
-    region,
-    answer: CheckAnswer,
-    fmt: str = "pdf",
-    *,
-    principal: Principal = OPERATOR,
-    title: str | None = None,
-) -> bytes:
+def check_report(store: Store, region, answer: CheckAnswer, fmt: str = "pdf", **options: Unpack[AreaOptions]) -> bytes:
     """The report of a check: ``answer`` is :func:`redline.check.check_region`'s for the lon/lat
-    ``region``, asked by ``principal`` (the map shows only the flags they may see)."""
-    return render("check.html", fmt, **check_context(store, region, answer, principal=principal, title=title))
+    ``region``."""
+    return render("check.html", fmt, **check_context(store, region, answer, **options))
 
 
-def screening_report(
-    store: Store,
-    footprint,
-    answer: dict,
-    fmt: str = "pdf",
-    *,
-    principal: Principal = OPERATOR,
-    title: str | None = None,
-    basemap_url: str | None = None,
-) -> bytes:
+def screening_report(store: Store, footprint, answer: dict, fmt: str = "pdf", **options: Unpack[AreaOptions]) -> bytes:
     """The report of a screening: ``answer`` is :func:`redline.screening.screen`'s for the lon/lat
-    ``footprint``; ``basemap_url``: an XYZ tile template drawn under its maps (Settings)."""
-    context = screening_context(store, footprint, answer, principal=principal, title=title, basemap_url=basemap_url)
-    return render("screening.html", fmt, **context)
+    ``footprint``."""
+    return render("screening.html", fmt, **screening_context(store, footprint, answer, **options))
 
 
 __all__ = [

@@ -14,12 +14,11 @@ import shapely
 
 from ..auth import OPERATOR, Principal
 from ..check import not_observed as unobserved
-from ..clock import now
 from ..model import CheckAnswer
 from ..rules import PROTECTION_LAYERS
 from ..store import FlagFilter, Store
+from .context import map_image, report_header
 from .figures import map_figure
-from .render import data_uri
 
 MAX_LABELLED = 40  # flags numbered on the map; beyond, the map would be all labels
 
@@ -29,7 +28,13 @@ def _day(value) -> date | None:
 
 
 def check_context(
-    store: Store, region, answer: CheckAnswer, *, principal: Principal = OPERATOR, title: str | None = None
+    store: Store,
+    region,
+    answer: CheckAnswer,
+    *,
+    principal: Principal = OPERATOR,
+    title: str | None = None,
+    basemap_url: str | None = None,
 ) -> dict:
     since, until = _day(answer.period.since), _day(answer.period.until)
     around = region.buffer(
@@ -52,13 +57,8 @@ def check_context(
         pad=0.05,
         size_in=(7.2, 6.0),
         label_flags=len(flags) <= MAX_LABELLED,
+        basemap_url=basemap_url,
     )
-    layers = [
-        {k: lv.get(k) for k in ("kind", "version", "source", "source_crs", "loaded_at")}
-        for lv in store.layer_versions()
-    ]
-    for lv in layers:
-        lv["source"] = Path(lv["source"]).name if lv["source"] else None  # no server paths in a filed report
     products = [
         {
             "product_id": s["product_id"],
@@ -76,14 +76,11 @@ def check_context(
     for p in products:
         p["observed_fraction"] = coverage.get(p["product_id"])
     return {
-        "title": title,
-        "generated_at": now()[:16].replace("T", " ") + " UTC",
-        "principal": principal.name,
+        **report_header(store, principal, title),
         "answer": answer.model_dump(),
         "bounds": [round(v, 6) for v in region.bounds],
-        "map": {"src": data_uri(fig.png), "legend": fig.legend},
+        "map": map_image(fig),
         "figure": fig,
-        "layers": layers,
         "products": products,
         "rules_versions": sorted({s["rules_version"] for s in scans} | {f["rules_version"] for f in flags}),
     }

@@ -19,6 +19,7 @@ from ..digest import _admin  # the digest's own name for a unit
 from ..errors import NotFoundError
 from ..rules import PROTECTION_LAYERS
 from ..store import Store
+from .context import map_image
 from .figures import SEVERITY_COLOURS, bar_chart, map_figure
 from .render import data_uri, render_html
 from .sheet import image_chips
@@ -81,8 +82,11 @@ def _geometries(store: Store, ids: list[int]) -> dict[int, dict]:
     return out
 
 
-def digest_context(store: Store | None, d: dict, csv_name: str | None = None) -> dict:
-    """Without a store the page has the tables but no figures."""
+def digest_context(
+    store: Store | None, d: dict, csv_name: str | None = None, *, basemap_url: str | None = None
+) -> dict:
+    """Without a store the page has the tables but no figures; ``basemap_url``: an XYZ tile
+    template drawn under the map (Settings)."""
     new = d["new_flags"]["flags"]
     flags = _geometries(store, [f["id"] for f in new]) if store is not None else {}
     figures: dict = {}
@@ -100,8 +104,9 @@ def digest_context(store: Store | None, d: dict, csv_name: str | None = None) ->
             pad=0.08,
             size_in=(7.2, 5.4),
             label_flags=len(flags) <= MAX_LABELLED,
+            basemap_url=basemap_url,
         )
-        figures["map"] = {"src": data_uri(fig.png), "legend": fig.legend}
+        figures["map"] = map_image(fig)
     months = store.stats("month") if store is not None else []
     months = sorted((m for m in months if m.get("month")), key=lambda m: m["month"])[-24:]
     if months:
@@ -132,6 +137,6 @@ def digest_context(store: Store | None, d: dict, csv_name: str | None = None) ->
     }
 
 
-def digest_html(store: Store | None, d: dict, csv_name: str | None = None) -> str:
+def digest_html(store: Store | None, d: dict, csv_name: str | None = None, *, basemap_url: str | None = None) -> str:
     """The digest page (HTML, self-contained but for the CSV it links by file name)."""
-    return render_html("digest.html", fmt="html", **digest_context(store, d, csv_name))
+    return render_html("digest.html", fmt="html", **digest_context(store, d, csv_name, basemap_url=basemap_url))

@@ -1,4 +1,4 @@
-"""Map figures and charts for reports, drawn with matplotlib (Agg, no network, no basemap).
+"""Map figures and charts for reports, drawn with matplotlib (Agg; no network unless a basemap is set).
 
 A map is drawn in a local azimuthal equidistant projection centred on what it shows, so the
 scale bar is true in metres and north is up at the centre. Geometry comes in lon/lat
@@ -254,6 +254,7 @@ def map_figure(
         fig = Figure(figsize=size_in, dpi=dpi)
         ax = fig.add_axes((0.01, 0.01, 0.98, 0.98 if title is None else 0.92))
         ax.set_facecolor("#f8f9fa")
+        image = None
         if basemap_url:
             from .basemap import basemap_image
 
@@ -285,7 +286,8 @@ def map_figure(
                 _draw(ax, g, facecolor="none", edgecolor=edge, linewidth=1.2, linestyle="--", zorder=4)
             else:
                 face, edge, label = REGIME_STYLE.get(z.regime, ("#e9ecef", "#495057", z.regime))
-                alpha = 0.55 if z.kind == "redline" else 1.0  # red lines show what lies under them
+                # red lines show what lies under them; over a basemap every zone does (roads, villages)
+                alpha = 0.55 if z.kind == "redline" or image is not None else 1.0
                 _draw(
                     ax, g, facecolor=face, edgecolor=edge, linewidth=1.0, alpha=alpha, zorder=2 + (z.kind == "redline")
                 )

@@ -7,18 +7,15 @@ footprint over the zones and units it touches) and an overview with the 1/5/10 k
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import shapely
 
 from .. import vocab
 from ..auth import OPERATOR, Principal
-from ..clock import now
 from ..rules import PROTECTION_LAYERS
 from ..screening import padded_bounds
 from ..store import Store
+from .context import map_image, report_header
 from .figures import map_figure
-from .render import data_uri
 
 LAYER_LABELS = {"redline": "红线 red line", "reserve": "保护区 reserve", "control": "管控单元 control unit"}
 VERDICT_LABELS = {"prohibited": "prohibited 禁止", "needs_approval": "needs approval 需审批", "clear": "clear 无冲突"}
@@ -60,23 +57,14 @@ def screening_context(
         size_in=(7.2, 6.6),
         basemap_url=basemap_url,
     )
-    layers = [
-        {k: lv.get(k) for k in ("kind", "version", "source", "source_crs", "loaded_at")}
-        for lv in store.layer_versions()
-    ]
-    for lv in layers:
-        lv["source"] = Path(lv["source"]).name if lv["source"] else None  # no server paths in a filed report
     return {
-        "title": title,
-        "generated_at": now()[:16].replace("T", " ") + " UTC",
-        "principal": principal.name,
+        **report_header(store, principal, title),
         "answer": answer,
         "touched": answer["zones"] + answer["control_units"],
         "bounds": [round(v, 6) for v in fb],
-        "detail_map": {"src": data_uri(detail.png), "legend": detail.legend},
-        "overview_map": {"src": data_uri(overview.png), "legend": overview.legend},
+        "detail_map": map_image(detail),
+        "overview_map": map_image(overview),
         "figures": {"detail": detail, "overview": overview},
-        "layers": layers,
         "layer_labels": LAYER_LABELS,
         "verdict_labels": VERDICT_LABELS,
         "decision_labels": DECISION_LABELS,

@@ -24,11 +24,11 @@ from rasterio.windows import transform as window_transform
 
 from ..auth import OPERATOR, Principal
 from ..change import open_raster
-from ..clock import now
 from ..errors import RedlineError
 from ..geo import STORAGE_CRS, apply_affine, reproject
 from ..rules import PROTECTION_LAYERS
 from ..store import FlagFilter, Store
+from .context import map_image, printed_at
 from .figures import chip_image, map_figure, rgb_chip_image
 from .render import data_uri
 
@@ -285,9 +285,11 @@ def sheet_context(
     principal: Principal = OPERATOR,
     evidence_dir: Path | None = None,
     locations: dict[int, list[str]] | None = None,
+    basemap_url: str | None = None,
 ) -> dict:
     """What one problem sheet shows (``principal`` must be allowed to see the flag);
-    ``locations``: :func:`scan_locations`, when the caller prints many sheets."""
+    ``locations``: :func:`scan_locations`, when the caller prints many sheets; ``basemap_url``:
+    an XYZ tile template drawn under the map (Settings)."""
     flag = store.flag(flag_id)
     principal.require_flag(flag)
     geom = flag["geometry"]
@@ -307,16 +309,17 @@ def sheet_context(
         min_span_m=3000,
         pad=0.6,
         size_in=(7.0, 6.0),
+        basemap_url=basemap_url,
     )
     history = [{**h, "summary": _summary(h)} for h in store.history(flag_id)]
     return {
         "flag": {k: v for k, v in flag.items() if k != "geometry"},
-        "generated_at": now()[:16].replace("T", " ") + " UTC",
+        "generated_at": printed_at(),
         "location": _location(geom),
         "conflicts": store.conflicts(flag_id),
         "observations": [{k: v for k, v in o.items() if k != "geometry"} for o in observations],
         "history": history,
         "evidence": evidence_items(store, evidence_dir, flag_id),
-        "map": {"src": data_uri(fig.png), "legend": fig.legend},
+        "map": map_image(fig),
         "chips": image_chips(flag, observations, scans, scan_locations(store) if locations is None else locations),
     }
