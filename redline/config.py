@@ -30,7 +30,7 @@ class Settings(BaseSettings):
     footprint_cell: int = Field(8, ge=1, le=256)
     # Guard against pathological inputs (a polygon with millions of vertices).
     max_vertices_per_feature: int = Field(2_000_000, ge=4)
-    # An XYZ tile server drawn under the web map and the screening report's maps, e.g.
+    # An XYZ tile server drawn under the web map and the reports' maps, e.g.
     # https://tiles.example.org/{z}/{x}/{y}.png (none by default: nothing is fetched, intranets work).
     basemap_url: str | None = None
 

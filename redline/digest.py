@@ -151,16 +151,21 @@ def build_digest(
 # --- the page ------------------------------------------------------------------------
 
 
-def render_html(d: dict, store: Store | None = None, csv_name: str | None = None) -> str:
+def render_html(
+    d: dict, store: Store | None = None, csv_name: str | None = None, basemap_url: str | None = None
+) -> str:
     """The digest page, from the report templates (redline/reports/templates/digest.html):
-    self-contained HTML, figures embedded. With ``store``: a map of the night's new flags, flags
-    per month and image chips of the critical flags. ``csv_name``: the full list, linked."""
+    self-contained HTML, figures embedded. With ``store``: a map of the night's new flags (over
+    the ``basemap_url`` tiles when set), flags per month and image chips of the critical flags.
+    ``csv_name``: the full list, linked."""
     from .reports.digestreport import digest_html  # matplotlib: only when a digest is written
 
-    return digest_html(store, d, csv_name)
+    return digest_html(store, d, csv_name, basemap_url=basemap_url)
 
 
-def write_digest(folder: Path, digest: dict, hook=None, store: Store | None = None) -> dict:
+def write_digest(
+    folder: Path, digest: dict, hook=None, store: Store | None = None, basemap_url: str | None = None
+) -> dict:
     """Write ``digest-<run>.json`` / ``.csv`` (every flag of the night) / ``.html`` and refresh
     ``latest.json`` / ``latest.html`` (which links the run's CSV by name, in the same folder)."""
     from .reports.digestreport import digest_csv
@@ -173,7 +178,7 @@ def write_digest(folder: Path, digest: dict, hook=None, store: Store | None = No
         "csv": folder / f"digest-{run}.csv",
         "html": folder / f"digest-{run}.html",
     }
-    page = render_html(digest, store, paths["csv"].name)
+    page = render_html(digest, store, paths["csv"].name, basemap_url)
     write_atomic(paths["json"], text)
     if hook:
         hook("digest-json")

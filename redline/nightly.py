@@ -146,7 +146,9 @@ class Night:
             entries = [e for e in self.store.ledger_entries(unreported=True) if e["state"] in ("done", "failed")]
             self.run["finished_at"] = now()
             digest = build_digest(self.store, self.run, entries, self.known_failures, unsettled)
-            digest["files"] = write_digest(opts.digest_dir, digest, hook=checkpoint, store=self.store)
+            digest["files"] = write_digest(
+                opts.digest_dir, digest, hook=checkpoint, store=self.store, basemap_url=self.settings.basemap_url
+            )
             checkpoint("digest-written")
             digest["exports"] = [export_flags(self.store, p) for p in opts.exports]
             with self.store.transaction():  # subscriptions' deliveries planned once: with the entries reported

@@ -505,7 +505,7 @@ def email_message(sub: dict, delivery: dict, settings: Settings, store: Store | 
         for f in delivery["payload"]["body"]["flags"]
     ]
     msg.set_content(f"redline, subscription {sub['name']}, night {delivery['run_id']}\n\n" + "\n".join(lines) + "\n")
-    msg.add_alternative(digest_html(store, d, csv_name), subtype="html")
+    msg.add_alternative(digest_html(store, d, csv_name, basemap_url=settings.basemap_url), subtype="html")
     msg.add_attachment(digest_csv(d), subtype="csv", charset="utf-8", filename=csv_name)
     return msg
 

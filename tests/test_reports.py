@@ -749,3 +749,18 @@ def test_check_sheet_and_digest_maps_draw_the_basemap_only_when_set(store, scena
         assert all(re.fullmatch(r"/\d+/\d+/\d+\.png", p) for p in asked), asked
         assert "basemap 底图" in html, name  # in the map's legend
         assert all(magenta_share(png) > 0.02 for png in pngs), (name, [magenta_share(png) for png in pngs])
+
+
+def test_cli_reports_take_the_basemap_setting(scenario, tiles, tmp_path):
+    # REDLINE_BASEMAP_URL reaches the check report and the problem sheet made from the command line
+    env = {**os.environ, "REDLINE_DATABASE_URL": scenario["url"], "REDLINE_BASEMAP_URL": tiles.url}
+    flag = flag_where(scenario, severity="critical")
+    for args in (
+        ("check", ROOT / "sample_data" / "check_region.geojson", "--report", tmp_path / "check.html"),
+        ("report", "flag", flag["id"], "-o", tmp_path / "sheet.html"),
+    ):
+        before = len(tiles.asked)
+        p = subprocess.run([REDLINE, *map(str, args)], capture_output=True, text=True, env=env, timeout=300)
+        assert p.returncode == 0, p.stderr
+        assert len(tiles.asked) > before, f"no tile asked for by {args[0]}"
+        assert "底图" in (tmp_path / args[-1]).read_text()  # the legend names the basemap

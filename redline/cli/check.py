@@ -11,7 +11,7 @@ from rich.table import Table
 from ..auth import OPERATOR
 from ..check import check_region
 from ..regions import read_region
-from .options import JsonOpt, SinceOpt, UntilOpt, console, parse_date, print_json, store
+from .options import JsonOpt, SinceOpt, UntilOpt, console, parse_date, print_json, settings, store
 
 
 def check(
@@ -36,7 +36,12 @@ def check(
         if report is not None:
             from ..reports import check_report, format_for, write_report  # matplotlib, WeasyPrint: only when used
 
-            write_report(report, check_report(s, region, answer, format_for(report), title=region_file.name))
+            write_report(
+                report,
+                check_report(
+                    s, region, answer, format_for(report), title=region_file.name, basemap_url=settings().basemap_url
+                ),
+            )
             typer.echo(f"wrote {report}", err=as_json)  # stdout stays JSON with --json
     data = answer.model_dump(mode="json")
     if as_json:

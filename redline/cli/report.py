@@ -41,7 +41,9 @@ def flag(flag_id: int, output: OutputOpt, evidence_dir: EvidenceOpt = None):
 
     fmt = format_for(output)
     with store() as s:
-        data = flag_report(s, flag_id, fmt, evidence_dir=evidence_dir or settings().evidence_dir)
+        data = flag_report(
+            s, flag_id, fmt, evidence_dir=evidence_dir or settings().evidence_dir, basemap_url=settings().basemap_url
+        )
     write_report(output, data)
     _done(output, len(data), f"problem sheet of flag {flag_id}")
 
@@ -65,6 +67,8 @@ def flags(
     flt = flag_filter(status, severity, activity, admin, since, until, bbox)
     with store() as s:
         n = s.count_flags(flt)
-        data = flags_report(s, flt, fmt, evidence_dir=evidence_dir or settings().evidence_dir)
+        data = flags_report(
+            s, flt, fmt, evidence_dir=evidence_dir or settings().evidence_dir, basemap_url=settings().basemap_url
+        )
     write_report(output, data)
     _done(output, len(data), f"{n} problem sheet(s)")
