@@ -26,6 +26,7 @@ from . import (
     features,
     flags,
     ground,
+    leads,
     ledger,
     packets,
     processes,
@@ -125,6 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         webapp.router,
         subscriptions.router,
         ledger.router,
+        leads.router,
         ground.router,
         packets.router,
     ):

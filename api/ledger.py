@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from typing import Annotated, Any, Literal
 
@@ -9,9 +10,13 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from redline.ledger import MEDIA_TYPES, add_note, ledger_rows, summary
+from redline import cql
+from redline.geo import parse_crs
+from redline.ledger import MEDIA_TYPES, add_note, ledger_rows, states, summary
 
 from .deps import SettingsDep, StoreDep, requires
+from .filters import FlagQuery
+from .params import BAD_PARAMETER, BadParameterError, reject_unknown, route_parameters
 from .schemas import Id
 from .work import ledger_task
 
@@ -21,25 +26,46 @@ router = APIRouter(tags=["workflow"])
 @router.get(
     "/ledger",
     summary="The rectification ledger",
-    responses={200: {"content": {"application/json": {}, **{m: {} for m in MEDIA_TYPES.values()}}}},
+    responses={
+        200: {"content": {"application/json": {}, **{m: {} for m in MEDIA_TYPES.values()}}},
+        403: {"description": "Admin units outside your jurisdiction"},
+        **BAD_PARAMETER,
+    },
 )
 async def get_ledger(
     request: Request,
     store: StoreDep,
     settings: SettingsDep,
     user: Annotated[Any, requires("read")],
+    flt: FlagQuery,
     f: Annotated[
         Literal["json", "csv", "xlsx"], Query(description="json, csv or xlsx (with a summary sheet)")
     ] = "json",
     today: Annotated[date | None, Query(description="Count overdue days as of this date (default today)")] = None,
+    filter: Annotated[str | None, Query(description="CQL2 filter over the flags' queryables.")] = None,
+    filter_lang: Annotated[
+        Literal["cql2-text", "cql2-json"] | None,
+        Query(alias="filter-lang", description="cql2-text (default) or cql2-json."),
+    ] = None,
+    filter_crs: Annotated[
+        str | None, Query(alias="filter-crs", description="CRS of the filter's geometries (default CRS84).")
+    ] = None,
 ) -> Any:
     """Problems inside your jurisdiction (verified violations, on their way to close-out, and
     closed ones): responsible, deadline, overdue days, whether the imagery still sees activity;
-    and the summary by admin unit (problems, rectified share, overdue)."""
+    the count in each ledger state (`states`) and the summary by admin unit (problems, rectified
+    share, overdue). The flag filters of `/collections/flags/items` (status, severity, activity,
+    admin, bbox, datetime, filter) narrow the rows and the counts alike; statuses off the ledger
+    match nothing."""
+    reject_unknown(request, route_parameters(request))
+    if filter is None and (filter_lang or filter_crs):
+        raise BadParameterError("filter-lang and filter-crs need a filter")
+    if filter is not None:
+        flt = replace(flt, cql=cql.parse(filter, filter_lang, "flags", parse_crs(filter_crs) if filter_crs else None))
     if f == "json":
-        rows = await run_in_threadpool(ledger_rows, store, user, today)
-        return {"items": rows, "summary": summary(rows)}
-    data = await request.app.state.work.run(ledger_task, settings.database_url, user, f, today)
+        rows = await run_in_threadpool(ledger_rows, store, user, today, flt)
+        return {"items": rows, "states": states(rows), "summary": summary(rows)}
+    data = await request.app.state.work.run(ledger_task, settings.database_url, user, f, today, flt)
     return Response(
         data,
         media_type=MEDIA_TYPES[f],

@@ -26,6 +26,7 @@ from redline.check import check_region
 from redline.config import Settings
 from redline.errors import BusyError
 from redline.export import export_flags
+from redline.leads import LeadLimits, export_results, import_leads
 from redline.regions import RegionLimits, parse_json, read_region, region_from_geojson
 from redline.reports import check_report, flag_report, screening_report
 from redline.rules import load_rules
@@ -130,10 +131,38 @@ def packet_task(url: str, path: str, principal: Principal, flt: FlagFilter, sett
     return write_packet(_store(url), path, flt, principal=principal, settings=settings, sheets=sheets, max_sheets=most)
 
 
-def ledger_task(url: str, principal: Principal, fmt: str, today: date | None) -> bytes:
+def ledger_task(url: str, principal: Principal, fmt: str, today: date | None, flt: FlagFilter | None = None) -> bytes:
     from redline.ledger import export as export_ledger
 
-    return export_ledger(_store(url), principal, fmt, today)
+    return export_ledger(_store(url), principal, fmt, today, flt)
+
+
+def leads_import_task(
+    url: str,
+    principal: Principal,
+    upload: tuple[str, str],
+    batch: str,
+    mapping: dict[str, str] | None,
+    settings: Settings,
+    limits: LeadLimits,
+) -> dict:
+    path, name = upload
+    result = import_leads(
+        _store(url),
+        path,
+        batch,
+        mapping=mapping,
+        actor=principal.name,
+        settings=settings,
+        name=name,
+        limits=limits,
+        principal=principal,
+    )
+    return result.summary()
+
+
+def leads_export_task(url: str, principal: Principal, batch: str, path: str) -> dict:
+    return export_results(_store(url), batch, path, principal)
 
 
 # --- in the server ----------------------------------------------------------------------

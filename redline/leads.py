@@ -11,6 +11,9 @@ read-only, the csv module) under :class:`LeadLimits`; GDAL never sees them.
 overlaps, never a duplicate), and keeps the lead as it came (its original columns, the
 file's format and CRS) in the ``leads`` table. Batch + lead id is the idempotency key: a
 lead already imported in that batch is left alone, so importing a file twice changes nothing.
+An importer with a jurisdiction (an inspector) records only the leads that fall in it (where the
+flag would lie, or the flag the lead observes); the others are refused, each with its reason, and
+nothing of them is written (an administrator may import them later).
 ``export_results`` writes the batch back (XLSX, CSV, GeoPackage or zipped shapefile) with the
 lead ids and original columns plus the verification results.
 """
@@ -30,12 +33,14 @@ from pathlib import Path
 
 import shapely
 
+from .auth import OPERATOR, Principal
 from .clock import now
 from .config import DEFAULTS, Settings
-from .errors import CRSError, FieldMappingError, InputError, MissingFileError, TooLargeError
+from .errors import CRSError, FieldMappingError, InputError, MissingFileError, NotFoundError, TooLargeError
 from .geo import STORAGE_CRS, parse_crs, reproject
-from .problems import Problem, Recorder
+from .problems import Problem, Recorder, problem_area
 from .safeio import Limits, geojson_crs, geojson_features, sniff_vector
+from .scan import match_flag
 from .store import Store
 
 # canonical field -> the column names that mean it, tried in order (case and spaces ignored)
@@ -92,6 +97,7 @@ class ImportResult:
     observed_flags: list[int] = field(default_factory=list)
     unchanged: int = 0
     outside: list[str] = field(default_factory=list)  # lead ids in no red-line or reserve zone
+    refused: list[dict] = field(default_factory=list)  # {"lead_id", "reason"}: outside the importer's jurisdiction
 
     def summary(self) -> dict:
         return dict(self.__dict__)
@@ -108,18 +114,25 @@ def read_mapping(path: str | Path) -> dict[str, str]:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read the column mapping {path.name}: {exc}") from None
+    return parse_mapping(text, path.name)
+
+
+def parse_mapping(text: str, name: str = "mapping") -> dict[str, str]:
+    """A column mapping given as text (JSON or TOML); see :func:`read_mapping`."""
     try:
         doc = json.loads(text) if text.lstrip().startswith("{") else tomllib.loads(text)
-    except (ValueError, tomllib.TOMLDecodeError) as exc:
-        raise InputError(f"{path.name}: not a JSON or TOML column mapping ({str(exc)[:200]})") from None
+    except (ValueError, tomllib.TOMLDecodeError, RecursionError) as exc:
+        raise InputError(f"{name}: not a JSON or TOML column mapping ({str(exc)[:200]})") from None
+    if not isinstance(doc, dict):
+        raise FieldMappingError(f"{name}: a column mapping is an object of field: column")
     if isinstance(doc.get("leads"), dict):
         doc = doc["leads"]
     known = (*DEFAULT_COLUMNS, "crs")
     unknown = sorted(set(doc) - set(known))
     if unknown:
-        raise FieldMappingError(f"{path.name}: unknown field(s) {', '.join(unknown)}; known: {', '.join(known)}")
+        raise FieldMappingError(f"{name}: unknown field(s) {', '.join(unknown)}; known: {', '.join(known)}")
     if not all(isinstance(v, str) for v in doc.values()):
-        raise FieldMappingError(f"{path.name}: each field names one column (text)")
+        raise FieldMappingError(f"{name}: each field names one column (text)")
     return dict(doc)
 
 
@@ -447,9 +460,12 @@ def import_leads(
     name: str | None = None,
     limits: LeadLimits = LeadLimits(),
     today: date | None = None,
+    principal: Principal = OPERATOR,
 ) -> ImportResult:
     """Import a batch's lead file: new leads become flags (source national) or observations of
-    the flags they overlap; leads of the batch already imported are left as they are."""
+    the flags they overlap; leads of the batch already imported are left as they are, and leads
+    outside ``principal``'s jurisdiction are refused (``result.refused``), nothing written."""
+    principal.require("workflow")
     batch = (batch or "").strip()
     if not batch or len(batch) > 200:
         raise InputError("a batch id (--batch) of 1 to 200 characters is required")
@@ -463,7 +479,12 @@ def import_leads(
                 result.unchanged += 1
                 continue
             problem = Problem(lead.geometry, lead.activity, lead.found_on, "national", lead.lead_id)
-            done = recorder.record(problem, actor, f"{leads.name}: lead {lead.lead_id}")
+            what = f"{leads.name}: lead {lead.lead_id}"
+            reason = _outside(store, recorder, problem, what, principal)
+            if reason is not None:
+                result.refused.append({"lead_id": lead.lead_id, "reason": reason})
+                continue
+            done = recorder.record(problem, actor, what)
             (result.new_flags if done.new else result.observed_flags).append(done.flag_id)
             if done.zone is None:
                 result.outside.append(lead.lead_id)
@@ -483,20 +504,40 @@ def import_leads(
     return result
 
 
+def _outside(store: Store, recorder: Recorder, problem: Problem, what: str, principal: Principal) -> str | None:
+    """Why ``principal`` may not record ``problem`` (None: they may): the flag it observes, or
+    else the admin unit the new flag would get, lies outside their jurisdiction."""
+    if not principal.restricted:
+        return None
+    area = problem_area(problem.geometry, what)
+    flag = match_flag(store, area, {})
+    if flag is not None:
+        return None if principal.may_see(flag) else "it observes a flag outside your jurisdiction"
+    unit = recorder.judge(problem, area)[0]["admin_code"]
+    if unit in principal.jurisdiction:
+        return None
+    return f"it lies in admin unit {unit}, outside your jurisdiction" if unit else "it lies in no admin unit of yours"
+
+
 # --- verification results -------------------------------------------------------------------
 
 
-def results(store: Store, batch: str) -> tuple[list[dict], list[str]]:
-    """The batch's leads with their verification results: (rows, the original columns)."""
+def results(store: Store, batch: str, principal: Principal = OPERATOR) -> tuple[list[dict], list[str]]:
+    """The batch's leads with their verification results: (rows, the original columns); only
+    the leads whose flags ``principal`` may see."""
     leads = store.leads(batch)
+    flags = {lead["flag_id"]: store.flag(lead["flag_id"]) for lead in leads}
+    leads = [lead for lead in leads if principal.may_see(flags[lead["flag_id"]])]
     if not leads:
-        raise InputError(f"no leads were imported in batch {batch!r}")
+        raise NotFoundError(
+            f"no leads were imported in batch {batch!r}" + (" inside your jurisdiction" if principal.restricted else "")
+        )
     columns: list[str] = []
     for lead in leads:
         columns += [c for c in lead["attrs"] if c not in columns]
     out = []
     for lead in leads:
-        flag = store.flag(lead["flag_id"])
+        flag = flags[lead["flag_id"]]
         history = store.history(lead["flag_id"])
         verdict = next(
             (
@@ -535,9 +576,10 @@ def _result_names(columns: list[str]) -> dict[str, str]:
     return {c: f"{c}_rl" if _key(c) in taken else c for c in RESULT_COLUMNS}
 
 
-def export_results(store: Store, batch: str, path: str | Path) -> dict:
+def export_results(store: Store, batch: str, path: str | Path, principal: Principal = OPERATOR) -> dict:
     """Write batch ``batch``'s verification results to ``path`` (.xlsx, .csv, .gpkg or .zip for a
-    zipped shapefile): the original columns, then the results, one row per lead."""
+    zipped shapefile): the original columns, then the results, one row per lead (those
+    ``principal`` may see)."""
     import os
 
     path = Path(path)
@@ -546,7 +588,7 @@ def export_results(store: Store, batch: str, path: str | Path) -> dict:
         raise InputError(f"{path.name}: write lead results as {', '.join(EXPORT_FORMATS)}")
     if not path.parent.is_dir():
         raise InputError(f"{path.parent}: folder does not exist")
-    rows, columns = results(store, batch)
+    rows, columns = results(store, batch, principal)
     names = _result_names(columns)
     header = [*columns, *names.values()]
     table = [[*(r["attrs"].get(c) for c in columns), *(r["results"][c] for c in RESULT_COLUMNS)] for r in rows]
@@ -634,6 +676,7 @@ __all__ = [
     "LeadLimits",
     "export_results",
     "import_leads",
+    "parse_mapping",
     "read_leads",
     "read_mapping",
     "results",

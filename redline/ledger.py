@@ -277,10 +277,14 @@ def ledger_rows(
     store: Store, principal: Principal, today: date | None = None, flt: FlagFilter | None = None
 ) -> list[dict]:
     """One row per problem inside ``principal``'s jurisdiction: flags in a ledger status, and
-    closed flags that came through the ledger."""
+    closed flags that came through the ledger. ``flt`` narrows them like a flag listing (status,
+    severity, activity, admin unit, dates, CQL2); its statuses count only where they are the
+    ledger's."""
     today = today or date.today()
     flt = principal.scope(flt)
-    flt.status = list(LEDGER_STATUSES)
+    flt.status = [s for s in LEDGER_STATUSES if not flt.status or s in flt.status]
+    if not flt.status:  # only statuses off the ledger asked for (an empty list would mean any)
+        return []
     entries = {e["flag_id"]: e for e in store.rectifications()}
     rows = []
     for f in store.flags(flt, with_geometry=False):
@@ -333,6 +337,11 @@ def entry_detail(store: Store, flag_id: int, principal: Principal, today: date |
         "activity_persists": activity_persists(flag, store.history(flag_id)),
         "notes": store.rectification_notes(flag_id),
     }
+
+
+def states(rows: list[dict]) -> dict[str, int]:
+    """How many problems are in each ledger state, in the workflow's order."""
+    return {s: sum(r["status"] == s for r in rows) for s in LEDGER_STATUSES}
 
 
 def summary(rows: list[dict]) -> list[dict]:
@@ -400,10 +409,12 @@ MEDIA_TYPES = {
 }
 
 
-def export(store: Store, principal: Principal, fmt: str, today: date | None = None) -> bytes:
+def export(
+    store: Store, principal: Principal, fmt: str, today: date | None = None, flt: FlagFilter | None = None
+) -> bytes:
     if fmt not in FORMATS:
         raise InputError(f"unknown ledger format {fmt!r}; expected one of {', '.join(FORMATS)}")
-    return FORMATS[fmt](ledger_rows(store, principal, today))
+    return FORMATS[fmt](ledger_rows(store, principal, today, flt))
 
 
 # --- the close-out archive ----------------------------------------------------------------
@@ -443,7 +454,7 @@ def archive(
     from .workflow import flag_detail
 
     detail = entry_detail(store, flag_id, principal, today)  # refused outside the jurisdiction / off the ledger
-    flag = flag_detail(store, flag_id, principal, history=True)
+    flag = flag_detail(store, flag_id, principal, history=True).model_dump()
     history = flag.pop("history")
     notes = detail.pop("notes")
     members: list[tuple[str, bytes]] = []
@@ -534,5 +545,6 @@ __all__ = [
     "ledger_rows",
     "on_move",
     "overdue_days",
+    "states",
     "summary",
 ]

@@ -14,6 +14,7 @@ from datetime import date
 from .auth import Principal
 from .config import DEFAULTS, Settings
 from .errors import ConflictError, InputError
+from .model import FlagDetail
 from .store import Store
 from .vocab import FLAG_STATUSES
 
@@ -41,10 +42,11 @@ def allowed_next(status: str) -> tuple[str, ...]:
     return TRANSITIONS.get(status, ())
 
 
-def flag_detail(store: Store, flag_id: int, principal: Principal, history: bool = False) -> dict:
+def flag_detail(store: Store, flag_id: int, principal: Principal, history: bool = False) -> FlagDetail:
     """One flag as people read it (API, CLI, reports): its fields, conflicts by zone,
     observations over time, the moves allowed next and, optionally, its history; refused
-    outside ``principal``'s jurisdiction."""
+    outside ``principal``'s jurisdiction. On the ledger it carries ``ledger`` (the entry, overdue
+    days, whether activity persists); with ``history`` the audit trail (both extra fields)."""
     flag = store.flag(flag_id)
     principal.require_flag(flag)
     flag.pop("geometry", None)
@@ -60,7 +62,7 @@ def flag_detail(store: Store, flag_id: int, principal: Principal, history: bool 
         flag["ledger"]["activity_persists"] = activity_persists(flag, store.history(flag_id), flag["observations"])
     if history:
         flag["history"] = store.history(flag_id)
-    return flag
+    return FlagDetail.model_validate(flag)
 
 
 def move(

@@ -82,9 +82,9 @@ def test_the_sample_lead_file_imports_once_and_observes_the_scanned_flag(scenari
     assert after == (before[0] + 2, before[1] + 3)
     # the overlapping lead is an observation of the scanned flag, with its source and no scan
     detail = flag_detail(store, farmland["id"], OPERATOR)
-    assert detail["source"] == "scan" and detail["n_observations"] == farmland["n_observations"] + 1
-    lead_obs = [o for o in detail["observations"] if o["source"] == "national"]
-    assert [(o["source_ref"], o["scan_id"], o["product_id"]) for o in lead_obs] == [("XS-2026-0001", None, None)]
+    assert detail.source == "scan" and detail.n_observations == farmland["n_observations"] + 1
+    lead_obs = [o for o in detail.observations if o.source == "national"]
+    assert [(o.source_ref, o.scan_id, o.product_id) for o in lead_obs] == [("XS-2026-0001", None, None)]
     # the others are new flags with source national, judged against the red lines
     new = [store.flag(i) for i in done["new_flags"]]
     assert sorted(f["source_ref"] for f in new) == SAMPLE_IDS[1:]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from datetime import date
 
 import openpyxl
@@ -371,6 +372,33 @@ def test_cli_move_and_ledger_export(store, store_url, tmp_path):
         "rectified",
     )
     assert cli("ledger", "export", tmp_path / "l.txt").exit_code != 0
+
+
+def test_cli_ledger_list_and_export_take_the_flag_filters(store, store_url, tmp_path):
+    mining, road = new_flag(store, "mining"), new_flag(store, "transport", admin=("150625201", "B"))
+    to_rectified(store, mining)
+    for status in ("dispatched", "verified_violation"):
+        move(store, road, status, "chief", principal=ADMIN)
+
+    def listed(*args) -> dict:
+        r = CliRunner().invoke(app, ["--db", store_url, "ledger", "list", "--json", *args])
+        assert r.exit_code == 0, r.output
+        return json.loads(r.output)
+
+    every = listed()
+    assert {r["id"] for r in every["items"]} == {mining, road}
+    assert every["states"] == {"verified_violation": 1, "rectifying": 0, "rectified": 1, "closed": 0}
+    only = listed("--activity", "road")
+    assert [r["id"] for r in only["items"]] == [road] and [g["admin_code"] for g in only["summary"]] == ["150625201"]
+    assert only["states"]["verified_violation"] == 1 and only["states"]["rectified"] == 0
+    assert [r["id"] for r in listed("--status", "rectified", "--status", "new")["items"]] == [mining]
+    assert listed("--status", "new")["items"] == [] and listed("--since", "2100-01-01")["summary"] == []
+    out = tmp_path / "ledger.csv"
+    r = CliRunner().invoke(app, ["--db", store_url, "ledger", "export", str(out), "--admin", "150625100"])
+    assert r.exit_code == 0, r.output
+    assert [int(row["id"]) for row in csv.DictReader(io.StringIO(out.read_text(encoding="utf-8-sig")))] == [mining]
+    r = CliRunner().invoke(app, ["--db", store_url, "ledger", "list", "--status", "done"])
+    assert r.exit_code != 0 and "--status 'done'" in str(r.exception)
 
 
 def test_the_nightly_recovery_verdict_opens_the_close_out(store, flags, write_raster, class_table):  # noqa: F811

@@ -12,9 +12,10 @@ import pytest
 import shapely
 
 from redline.auth import Principal
-from redline.errors import ConflictError, InputError, NotFoundError
+from redline.errors import ConflictError, InputError, NotFoundError, PermissionDeniedError
+from redline.model import FlagDetail
 from redline.vocab import FLAG_STATUSES
-from redline.workflow import TransitionError, allowed_next, move
+from redline.workflow import TransitionError, allowed_next, flag_detail, move
 
 LEGAL = {
     ("new", "dispatched"),
@@ -154,6 +155,22 @@ def test_unknown_status_and_missing_flag(store):
     assert store.flag(fid)["status"] == "new"
     with pytest.raises(NotFoundError):
         move(store, fid + 1000, "dispatched", "insp")
+
+
+def test_flag_detail_is_the_flag_detail_record(store):
+    fid = flag_in(store, "new")
+    detail = flag_detail(store, fid, CLOSER)
+    assert isinstance(detail, FlagDetail)
+    assert (detail.id, detail.status, detail.allowed_next, detail.conflicts) == (fid, "new", ["dispatched"], [])
+    assert detail.model_extra == {}  # off the ledger, no history asked for
+    for to in ("dispatched", "verified_violation"):
+        move(store, fid, to, "insp", ledger={"deadline": "2026-08-31"} if to == "verified_violation" else None)
+    detail = flag_detail(store, fid, CLOSER, history=True)
+    assert detail.allowed_next == ["rectifying"]
+    assert detail.model_extra is not None and detail.model_extra["ledger"]["deadline"] == "2026-08-31"
+    assert [h["detail"]["to"] for h in detail.model_extra["history"]] == ["dispatched", "verified_violation"]
+    with pytest.raises(PermissionDeniedError):
+        flag_detail(store, fid, Principal("j", "inspector", ("150625201",)))
 
 
 # --- the same table through the API (PATCH /flags/{id}) ---------------------------------

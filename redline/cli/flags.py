@@ -96,7 +96,7 @@ def list_flags(
 def show(flag_id: int, as_json: JsonOpt = False):
     """One flag with its conflicts, observations and history."""
     with store() as s:
-        f = flag_detail(s, flag_id, OPERATOR, history=True)
+        f = flag_detail(s, flag_id, OPERATOR, history=True).model_dump()
     if as_json:
         print_json(f)
         return

@@ -39,6 +39,8 @@ def import_file(
         + (f"; outside every red line and reserve: {', '.join(result.outside)}" if result.outside else ""),
         highlight=False,
     )
+    for r in result.refused:  # only where the importer has a jurisdiction (the API's inspectors)
+        console.print(f"refused {r['lead_id']}: {r['reason']}", highlight=False)
 
 
 @app.command("export")

@@ -11,8 +11,23 @@ from rich.table import Table
 
 from ..auth import OPERATOR
 from ..errors import InputError
-from ..ledger import FORMATS, add_note, archive, entry_detail, export, ledger_rows, summary
-from .options import JsonOpt, console, parse_date, print_json, settings, store
+from ..ledger import FORMATS, add_note, archive, entry_detail, export, ledger_rows, states, summary
+from .options import (
+    ActivityOpt,
+    AdminOpt,
+    BboxOpt,
+    FlagSinceOpt,
+    FlagUntilOpt,
+    JsonOpt,
+    SeverityOpt,
+    StatusOpt,
+    console,
+    flag_filter,
+    parse_date,
+    print_json,
+    settings,
+    store,
+)
 
 app = typer.Typer(help="The rectification ledger: problems, deadlines, progress, close-out.", no_args_is_help=True)
 
@@ -20,12 +35,24 @@ TodayOpt = Annotated[str | None, typer.Option(help="Count overdue days as of thi
 
 
 @app.command("list")
-def list_ledger(today: TodayOpt = None, as_json: JsonOpt = False):
-    """One row per problem, with overdue days; and the summary by admin unit."""
+def list_ledger(
+    today: TodayOpt = None,
+    status: StatusOpt = None,
+    severity: SeverityOpt = None,
+    activity: ActivityOpt = None,
+    admin: AdminOpt = None,
+    since: FlagSinceOpt = None,
+    until: FlagUntilOpt = None,
+    bbox: BboxOpt = None,
+    as_json: JsonOpt = False,
+):
+    """One row per problem, with overdue days; the count in each ledger state and the summary by
+    admin unit. The flag filters narrow both (statuses off the ledger match nothing)."""
+    flt = flag_filter(status, severity, activity, admin, since, until, bbox)
     with store() as s:
-        rows = ledger_rows(s, OPERATOR, parse_date(today, "today"))
+        rows = ledger_rows(s, OPERATOR, parse_date(today, "today"), flt)
     if as_json:
-        print_json({"items": rows, "summary": summary(rows)})
+        print_json({"items": rows, "states": states(rows), "summary": summary(rows)})
         return
     t = Table(
         "id",
@@ -101,13 +128,22 @@ def note(
 def export_ledger(
     out: Annotated[Path, typer.Argument(help="FILE.xlsx (ledger and summary sheets) or FILE.csv.")],
     today: TodayOpt = None,
+    status: StatusOpt = None,
+    severity: SeverityOpt = None,
+    activity: ActivityOpt = None,
+    admin: AdminOpt = None,
+    since: FlagSinceOpt = None,
+    until: FlagUntilOpt = None,
+    bbox: BboxOpt = None,
 ):
-    """Write the ledger: one row per problem (and, in XLSX, a summary sheet by admin unit)."""
+    """Write the ledger: one row per problem (and, in XLSX, a summary sheet by admin unit), narrowed
+    by the flag filters."""
     fmt = out.suffix.lower().lstrip(".")
     if fmt not in FORMATS:
         raise InputError(f"{out}: the ledger is written as .xlsx or .csv")
+    flt = flag_filter(status, severity, activity, admin, since, until, bbox)
     with store() as s:
-        data = export(s, OPERATOR, fmt, parse_date(today, "today"))
+        data = export(s, OPERATOR, fmt, parse_date(today, "today"), flt)
     out.write_bytes(data)
     console.print(f"wrote {out}")
 
