@@ -76,7 +76,7 @@ async def post_check(
     null when imagery saw all of it)."""
     since, until = parse_datetime_interval(datetime)
     # ?f=pdf|html: the same check, answered with its report (map, tables, provenance)
-    task, extra = (check_task, ()) if f is None else (check_report_task, (f,))
+    task, extra = (check_task, ()) if f is None else (check_report_task, (f, settings.basemap_url))
     reply = encoded_json if f is None else (lambda data: report_response(data, f, "check"))
     work = request.app.state.work
     args = (settings.database_url, user)

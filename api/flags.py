@@ -99,7 +99,7 @@ async def flag_report(
     products, status history, evidence photos and blank fields for the field team."""
     await run_in_threadpool(_visible_flag, store, flag_id, user)
     data = await request.app.state.work.run(
-        flag_report_task, settings.database_url, user, flag_id, f, settings.evidence_dir
+        flag_report_task, settings.database_url, user, flag_id, f, settings.evidence_dir, settings.basemap_url
     )
     return report_response(data, f, f"flag-{flag_id}")
 

@@ -86,10 +86,12 @@ def check_report_task(
     until: date | None,
     limits: RegionLimits,
     fmt: str,
+    basemap_url: str | None = None,
 ) -> bytes:
     store, region = _store(url), _region(body, upload, crs, limits)
     answer = check_region(store, region, since, until, principal=principal)
-    return check_report(store, region, answer, fmt, principal=principal, title=upload[1] if upload else None)
+    title = upload[1] if upload else None
+    return check_report(store, region, answer, fmt, principal=principal, title=title, basemap_url=basemap_url)
 
 
 def screening_task(
@@ -120,8 +122,11 @@ def export_task(url: str, path: str, fmt: str, flt: FlagFilter, crs: str | None)
     return export_flags(_store(url), path, fmt, flt, crs)
 
 
-def flag_report_task(url: str, principal: Principal, flag_id: int, fmt: str, evidence_dir: Path) -> bytes:
-    return flag_report(_store(url), flag_id, fmt, principal=principal, evidence_dir=evidence_dir)
+def flag_report_task(
+    url: str, principal: Principal, flag_id: int, fmt: str, evidence_dir: Path, basemap_url: str | None = None
+) -> bytes:
+    store = _store(url)
+    return flag_report(store, flag_id, fmt, principal=principal, evidence_dir=evidence_dir, basemap_url=basemap_url)
 
 
 def packet_task(url: str, path: str, principal: Principal, flt: FlagFilter, settings: Settings, sheets: bool) -> dict:

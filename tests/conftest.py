@@ -125,3 +125,47 @@ def load_zones(tmp_path, store):
 
 def blank(h=600, w=700):
     return np.zeros((h, w), dtype=np.uint8)
+
+
+@pytest.fixture
+def tile_server():
+    """A local XYZ tile server serving magenta tiles; ``url`` its template, ``asked`` the paths
+    asked of it, ``stop()`` takes it down."""
+    import io
+    import re
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from types import SimpleNamespace
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGBA", (256, 256), (255, 0, 255, 255)).save(buf, "PNG")
+    tile, asked = buf.getvalue(), []
+
+    class Tiles(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            asked.append(self.path)
+            ok = re.fullmatch(r"/\d+/\d+/\d+\.png", self.path)
+            self.send_response(200 if ok else 404)
+            self.send_header("Content-Type", "image/png")
+            self.end_headers()
+            if ok:
+                self.wfile.write(tile)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Tiles)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    running = [True]
+
+    def stop():
+        if running.pop() if running else False:
+            server.shutdown()
+            server.server_close()
+
+    yield SimpleNamespace(
+        url=f"http://127.0.0.1:{server.server_address[1]}/{{z}}/{{x}}/{{y}}.png", asked=asked, stop=stop
+    )
+    stop()

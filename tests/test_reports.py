@@ -636,46 +636,6 @@ def test_cli_screen_report(screened, tmp_path):
     assert p.returncode == 2 and ".pdf or .html" in p.stderr and "Traceback" not in p.stderr
 
 
-@pytest.fixture
-def tiles():
-    """A local XYZ tile server serving magenta tiles; ``url`` its template, ``asked`` the paths
-    asked of it, ``stop()`` takes it down."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-    from types import SimpleNamespace
-
-    buf = io.BytesIO()
-    Image.new("RGBA", (256, 256), (255, 0, 255, 255)).save(buf, "PNG")
-    tile, asked = buf.getvalue(), []
-
-    class Tiles(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 - http.server's name
-            asked.append(self.path)
-            ok = re.fullmatch(r"/\d+/\d+/\d+\.png", self.path)
-            self.send_response(200 if ok else 404)
-            self.send_header("Content-Type", "image/png")
-            self.end_headers()
-            if ok:
-                self.wfile.write(tile)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Tiles)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    running = [True]
-
-    def stop():
-        if running.pop() if running else False:
-            server.shutdown()
-            server.server_close()
-
-    yield SimpleNamespace(
-        url=f"http://127.0.0.1:{server.server_address[1]}/{{z}}/{{x}}/{{y}}.png", asked=asked, stop=stop
-    )
-    stop()
-
-
 def magenta_share(png: bytes, axes_px=None) -> float:
     """How much of a map (within ``axes_px``, else all of it) shows the tile server's magenta,
     as it is or under a translucent zone (no colour of the maps' own is that purple)."""
@@ -687,7 +647,7 @@ def magenta_share(png: bytes, axes_px=None) -> float:
     return float((np.minimum(rgb[:, 0], rgb[:, 2]) - rgb[:, 1] > 55).mean())
 
 
-def test_screening_maps_draw_a_basemap_from_a_local_tile_server(screened, tiles):
+def test_screening_maps_draw_a_basemap_from_a_local_tile_server(screened, tile_server):
     """REDLINE_BASEMAP_URL: tiles from an XYZ server (here a local one serving magenta tiles)
     under the maps; a dead server leaves the maps as they are; only http(s) templates pass."""
     from pydantic import ValidationError
@@ -697,22 +657,23 @@ def test_screening_maps_draw_a_basemap_from_a_local_tile_server(screened, tiles)
     from redline.reports.screenreport import screening_context
 
     s = screened
-    with_map = screening_context(s["store"], s["footprint"], s["answer"], basemap_url=tiles.url)["figures"]
-    tiles.stop()
-    assert 1 <= len(tiles.asked) <= 2 * MAX_TILES and all(p.endswith(".png") for p in tiles.asked)  # two maps
+    url, asked = tile_server.url, tile_server.asked
+    with_map = screening_context(s["store"], s["footprint"], s["answer"], basemap_url=url)["figures"]
+    tile_server.stop()
+    assert 1 <= len(asked) <= 2 * MAX_TILES and all(p.endswith(".png") for p in asked)  # two maps
     overview = with_map["overview"]
     assert magenta_share(overview.png, overview.axes_px) > 0.05  # outside the zones the basemap shows
     plain = screening_context(s["store"], s["footprint"], s["answer"])["figures"]["overview"]
     assert magenta_share(plain.png, plain.axes_px) < 0.001  # a stray edge pixel at most
-    dead = screening_context(s["store"], s["footprint"], s["answer"], basemap_url=tiles.url)["figures"]["overview"]
+    dead = screening_context(s["store"], s["footprint"], s["answer"], basemap_url=url)["figures"]["overview"]
     assert magenta_share(dead.png, dead.axes_px) < 0.001  # the server is gone
     with pytest.raises(ValidationError, match="basemap URL"):
         Settings(basemap_url="file:///etc/passwd?{z}{x}{y}")
     assert Settings().basemap_url is None
 
 
-def test_check_sheet_and_digest_maps_draw_the_basemap_only_when_set(store, scenario, tiles):
-    """The check report's, the problem sheet's (one or a packet) and the digest's maps: tiles
+def test_check_sheet_and_digest_maps_draw_the_basemap_only_when_set(store, scenario, tile_server):
+    """The check report's, the problem sheet's (one or a packet) and the digest's maps: tile_server
     are asked for and drawn under the map with the setting, nothing is asked without it."""
     import base64
 
@@ -739,28 +700,28 @@ def test_check_sheet_and_digest_maps_draw_the_basemap_only_when_set(store, scena
 
     for name, report in reports.items():
         html = report()
-        assert tiles.asked == [], name  # off by default: nothing is fetched
+        assert tile_server.asked == [], name  # off by default: nothing is fetched
         assert "basemap 底图" not in html and all(magenta_share(png) < 0.001 for png in maps(html)), name
 
-        html = report(basemap_url=tiles.url)
-        asked, pngs = list(tiles.asked), maps(html)
-        tiles.asked.clear()
+        html = report(basemap_url=tile_server.url)
+        asked, pngs = list(tile_server.asked), maps(html)
+        tile_server.asked.clear()
         assert len(pngs) == maps_of[name] and 1 <= len(asked) <= MAX_TILES * len(pngs), (name, len(asked))
         assert all(re.fullmatch(r"/\d+/\d+/\d+\.png", p) for p in asked), asked
         assert "basemap 底图" in html, name  # in the map's legend
         assert all(magenta_share(png) > 0.02 for png in pngs), (name, [magenta_share(png) for png in pngs])
 
 
-def test_cli_reports_take_the_basemap_setting(scenario, tiles, tmp_path):
+def test_cli_reports_take_the_basemap_setting(scenario, tile_server, tmp_path):
     # REDLINE_BASEMAP_URL reaches the check report and the problem sheet made from the command line
-    env = {**os.environ, "REDLINE_DATABASE_URL": scenario["url"], "REDLINE_BASEMAP_URL": tiles.url}
+    env = {**os.environ, "REDLINE_DATABASE_URL": scenario["url"], "REDLINE_BASEMAP_URL": tile_server.url}
     flag = flag_where(scenario, severity="critical")
     for args in (
         ("check", ROOT / "sample_data" / "check_region.geojson", "--report", tmp_path / "check.html"),
         ("report", "flag", flag["id"], "-o", tmp_path / "sheet.html"),
     ):
-        before = len(tiles.asked)
+        before = len(tile_server.asked)
         p = subprocess.run([REDLINE, *map(str, args)], capture_output=True, text=True, env=env, timeout=300)
         assert p.returncode == 0, p.stderr
-        assert len(tiles.asked) > before, f"no tile asked for by {args[0]}"
+        assert len(tile_server.asked) > before, f"no tile asked for by {args[0]}"
         assert "底图" in (tmp_path / args[-1]).read_text()  # the legend names the basemap

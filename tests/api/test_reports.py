@@ -7,7 +7,10 @@ import json
 import re
 import subprocess
 
+from fastapi.testclient import TestClient
 from pypdf import PdfReader
+
+from api.app import create_app
 
 from ..scenario import ROOT
 from .conftest import XIN, YIHE, assert_problem
@@ -69,3 +72,20 @@ def test_check_report_from_the_api(client, auth, tmp_path):
     ids = {int(i) for i in re.findall(r'<tr><td class="n">(\d+)</td>', html)}
     assert ids == {f["id"] for f in answer["flags"]} and ids
     assert_problem(client.post("/checks?f=xls", json=region, headers=auth("admin")), 422)
+
+
+def test_report_maps_take_the_basemap_setting(env, auth, tile_server):
+    # the app's REDLINE_BASEMAP_URL reaches the sheet and the check report its workers draw
+    settings = env["settings"].model_copy(update={"basemap_url": tile_server.url})
+    with TestClient(create_app(settings)) as client:
+        flag_id = client.get("/collections/flags/items?limit=1", headers=auth("admin")).json()["features"][0]["id"]
+        region = json.loads((ROOT / "sample_data" / "check_region.geojson").read_text())
+        for method, path, body in (
+            ("GET", f"/flags/{flag_id}/report?f=html", None),
+            ("POST", "/checks?f=html", region),
+        ):
+            before = len(tile_server.asked)
+            r = client.request(method, path, json=body, headers=auth("admin"))
+            assert r.status_code == 200, r.text
+            assert len(tile_server.asked) > before, f"no tile asked for by {path}"
+            assert "底图" in r.text  # the legend names the basemap
