@@ -8,33 +8,16 @@ reader or a crash never sees half a digest.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections import Counter, defaultdict
 from pathlib import Path
 
 from . import vocab
 from .errors import NotFoundError
 from .model import FLAG_BRIEF
+from .safeio import write_atomic
 from .store import Store
 
 FLAG_KEYS = FLAG_BRIEF  # the flag's fields marked Brief in redline.model
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that it appears whole or not at all."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _admin(f: dict) -> str:

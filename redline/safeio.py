@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,23 @@ HARDENED_CONFIG = {
     "OGR_SQLITE_ALLOW_EXTERNAL_ACCESS": "NO",
     "PROJ_NETWORK": "OFF",
 }
+
+
+def write_atomic(path: Path | str, data: bytes | str) -> None:
+    """Write ``data`` (text: UTF-8) to ``path`` so that it appears whole or not at all: a
+    temporary file beside it, fsync, rename."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode("utf-8") if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def harden_gdal() -> None:

@@ -11,6 +11,7 @@ from rich.table import Table
 from ..auth import OPERATOR
 from ..check import check_region
 from ..regions import read_region
+from ..safeio import write_atomic
 from .options import JsonOpt, SinceOpt, UntilOpt, console, parse_date, print_json, settings, store
 
 
@@ -34,9 +35,9 @@ def check(
     with store() as s:
         answer = check_region(s, region, parse_date(since, "since"), parse_date(until, "until"), principal=OPERATOR)
         if report is not None:
-            from ..reports import check_report, format_for, write_report  # matplotlib, WeasyPrint: only when used
+            from ..reports import check_report, format_for  # matplotlib, WeasyPrint: only when used
 
-            write_report(
+            write_atomic(
                 report,
                 check_report(
                     s, region, answer, format_for(report), title=region_file.name, basemap_url=settings().basemap_url

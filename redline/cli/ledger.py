@@ -12,6 +12,7 @@ from rich.table import Table
 from ..auth import OPERATOR
 from ..errors import InputError
 from ..ledger import FORMATS, add_note, archive, entry_detail, export, ledger_rows, states, summary
+from ..safeio import write_atomic
 from .options import (
     ActivityOpt,
     AdminOpt,
@@ -156,7 +157,6 @@ def archive_problem(
 ):
     """The close-out archive of one problem: problem sheet, ledger entry and plan reference,
     progress notes, approvals, evidence files, history, and a manifest with each file's SHA-256."""
-    from ..reports import write_report
 
     if out.suffix.lower() != ".zip":
         raise InputError(f"{out}: the archive is written as .zip")
@@ -164,5 +164,5 @@ def archive_problem(
         raise InputError(f"{out.parent}: folder does not exist")
     with store() as s:
         data = archive(s, flag_id, OPERATOR, evidence_dir=settings().evidence_dir, sheet=sheet)
-    write_report(out, data)
+    write_atomic(out, data)
     console.print(f"wrote {out}")

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from ..safeio import write_atomic
 from .options import (
     ActivityOpt,
     AdminOpt,
@@ -37,14 +38,14 @@ def _done(path: Path, size: int, what: str) -> None:
 def flag(flag_id: int, output: OutputOpt, evidence_dir: EvidenceOpt = None):
     """The problem sheet of one flag: location, zone, map, image chips, history, evidence and
     blank fields for the field team."""
-    from ..reports import flag_report, format_for, write_report  # matplotlib, WeasyPrint: only when used
+    from ..reports import flag_report, format_for  # matplotlib, WeasyPrint: only when used
 
     fmt = format_for(output)
     with store() as s:
         data = flag_report(
             s, flag_id, fmt, evidence_dir=evidence_dir or settings().evidence_dir, basemap_url=settings().basemap_url
         )
-    write_report(output, data)
+    write_atomic(output, data)
     _done(output, len(data), f"problem sheet of flag {flag_id}")
 
 
@@ -61,7 +62,7 @@ def flags(
     evidence_dir: EvidenceOpt = None,
 ):
     """A packet of problem sheets, one per flag matching the filters (by id), for printing."""
-    from ..reports import flags_report, format_for, write_report
+    from ..reports import flags_report, format_for
 
     fmt = format_for(output)
     flt = flag_filter(status, severity, activity, admin, since, until, bbox)
@@ -70,5 +71,5 @@ def flags(
         data = flags_report(
             s, flt, fmt, evidence_dir=evidence_dir or settings().evidence_dir, basemap_url=settings().basemap_url
         )
-    write_report(output, data)
+    write_atomic(output, data)
     _done(output, len(data), f"{n} problem sheet(s)")

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from ..regions import read_region
 from ..rules import load_rules
+from ..safeio import write_atomic
 from ..screening import screen as screen_footprint
 from .options import JsonOpt, console, print_json, settings, store
 
@@ -39,12 +40,12 @@ def screen(
     with store() as s:
         answer = screen_footprint(s, footprint, activity, rules)
         if report is not None:
-            from ..reports import format_for, screening_report, write_report  # matplotlib, WeasyPrint: when used
+            from ..reports import format_for, screening_report  # matplotlib, WeasyPrint: when used
 
             data = screening_report(
                 s, footprint, answer, format_for(report), title=footprint_file.name, basemap_url=settings().basemap_url
             )
-            write_report(report, data)
+            write_atomic(report, data)
             typer.echo(f"wrote {report}", err=as_json)  # stdout stays JSON with --json
     if as_json:
         print_json(answer)

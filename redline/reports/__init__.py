@@ -10,8 +10,6 @@ Each returns the document as bytes (``fmt`` 'pdf' or 'html'). The engine's; no w
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import TypedDict, Unpack
 
@@ -25,22 +23,6 @@ from .screenreport import screening_context
 from .sheet import scan_locations, sheet_context
 
 MAX_PACKET = 500  # sheets in one packet: beyond this, narrow the filters
-
-
-def write_report(path: Path, data: bytes) -> None:
-    """Write a report so that it appears whole or not at all (temp file, fsync, rename)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent if str(path.parent) else ".")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 class SheetOptions(TypedDict, total=False):
@@ -100,5 +82,4 @@ __all__ = [
     "flags_report",
     "format_for",
     "screening_report",
-    "write_report",
 ]
