@@ -278,17 +278,22 @@ def _flag_feature(f: dict, crs_uri: str, crs) -> dict:
 _dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode  # as JSONResponse
 
 
+_POLYGON = '{"type":"Polygon","coordinates":'
+
+
 def _flag_features(rows: list[dict], crs_uri: str, crs) -> list[str]:
     """Flags as the texts of their GeoJSON features (what :func:`_flag_feature` gives, encoded):
     the geometries written by GEOS all at once, a page of 10,000 without a Python object per
     coordinate."""
-    geoms = np.array([r.pop("geometry") for r in rows], dtype=object)
-    parts, index = shapely.get_parts(geoms, return_index=True)
-    if crs_uri == CRS84 and len(set(index.tolist())) == len(geoms):  # as _output does, all at once
-        geoms = shapely.multipolygons(parts, indices=index)
-    else:
-        geoms = np.array([_output(g, crs_uri, crs) for g in geoms], dtype=object)
-    texts = shapely.to_geojson(geoms).tolist() if len(geoms) else []
+    geoms = [r.pop("geometry") for r in rows]
+    if crs_uri != CRS84:
+        geoms = [_output(g, crs_uri, crs) for g in geoms]
+    texts = shapely.to_geojson(np.array(geoms, dtype=object)).tolist() if geoms else []
+    if crs_uri == CRS84:  # a Polygon as _output makes it: a MultiPolygon of one, the same coordinates
+        texts = [
+            f'{{"type":"MultiPolygon","coordinates":[{t[len(_POLYGON) : -1]}]}}' if t.startswith(_POLYGON) else t
+            for t in texts
+        ]
     return [
         f'{{"type":"Feature","id":{int(r["id"])},"geometry":{g},"properties":{_dumps(r)}}}'
         for r, g in zip(rows, texts, strict=True)
@@ -372,16 +377,18 @@ def items(
         raise BadParameterError("after pages in id order: with sortby, page with offset")
     rows: list[Any]  # flag rows or zones
     features: list[Any]  # GeoJSON feature texts (flags) or objects (zones)
+    # a first page that holds every match has counted them: no count query
+    whole = after is None and not offset
     if cid == "flags":
         scoped = replace(flt, bbox=bbox, cql=node, sortby=order)
-        matched = store.count_flags(scoped)
         rows = store.flags(replace(scoped, limit=limit + 1, after_id=after, offset=offset))
+        matched = len(rows) if whole and len(rows) <= limit else store.count_flags(scoped)
         features = _flag_features(rows[:limit], crs_uri, out_crs)  # GeoJSON texts
         last = rows[limit - 1]["id"] if len(rows) > limit else None
     else:
         zflt = ZoneFilter(region=_box_shape(bbox) if bbox is not None else None, cql=node, sortby=order)
-        matched = store.count_zones(cid, zflt)
         rows = store.zone_page(cid, replace(zflt, limit=limit + 1, offset=offset, after_id=after))
+        matched = len(rows) if whole and len(rows) <= limit else store.count_zones(cid, zflt)
         features = [_zone_feature(z, crs_uri, out_crs) for z in rows[:limit]]
         last = features[-1]["id"] if features else None
     base = f"{_base(request)}/collections/{cid}/items"

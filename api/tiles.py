@@ -34,7 +34,7 @@ CACHE_CONTROL = "private, no-cache"
 FLAG_PARAMS = ("status", "severity", "activity", "admin", "datetime")
 CQL_PARAMS = ("filter", "filter-lang", "filter-crs")
 FILTER_PARAMS = (*FLAG_PARAMS, *CQL_PARAMS)
-GZIPPED = engine.TileCache(32 << 20)  # gzip-compressed tiles by ETag
+GZIPPED = engine.TileCache(32 << 20)  # gzip-compressed tiles by database and ETag
 
 
 def _base(request: Request) -> str:
@@ -276,9 +276,10 @@ def tile(
     headers["Vary"] = "Authorization, Accept-Encoding"
     if len(body) >= request.app.state.settings.gzip_min_bytes and "gzip" in request.headers.get("accept-encoding", ""):
         # compressed once per tile and data version, not per request by the gzip middleware
-        packed = GZIPPED.get(headers["ETag"])
+        key = (store.identity, headers["ETag"])  # an ETag names the data version, not the database
+        packed = GZIPPED.get(key)
         if packed is None:
             packed = gzip.compress(body, 6)
-            GZIPPED.put(headers["ETag"], packed)
+            GZIPPED.put(key, packed)
         return Response(packed, media_type=MVT, headers={**headers, "Content-Encoding": "gzip"})
     return Response(body, media_type=MVT, headers=headers)

@@ -8,6 +8,7 @@ import tomllib
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import geopandas as gpd
 import numpy as np
@@ -21,6 +22,9 @@ from .errors import CRSError, FieldMappingError, InputError, MissingFileError
 from .geo import STORAGE_CRS, area_ha, parse_crs, polygonal
 from .model import Zone  # the record, defined once with the others (redline.model)
 from .safeio import Limits, geojson_crs, geojson_features, sniff_vector
+
+if TYPE_CHECKING:  # the store imports this module (LoadReport)
+    from .store import Store
 
 # Canonical attributes per layer kind: name -> required?
 SCHEMA: dict[str, dict[str, bool]] = {
@@ -58,6 +62,17 @@ class LoadReport:
             "dropped_not_polygon": self.dropped_not_polygon,
             "area_ha": round(sum(z.area_ha for z in self.zones), 2),
         }
+
+
+def add_layer(store: Store, report: LoadReport) -> dict:
+    """Store a new version of a layer (the store's ``add_layer_version``), then render its
+    zoomed-out vector tiles once (:func:`redline.tiles.prerender_zone_tiles`: after the
+    commit, in transactions of their own, so the load stands whatever happens to them).
+    The version, with ``tiles``: what was pre-rendered."""
+    from .tiles import prerender_zone_tiles  # the MVT encoder: only when a layer is loaded
+
+    version = store.add_layer_version(report)
+    return {**version, "tiles": prerender_zone_tiles(store, report.kind)}
 
 
 def read_mapping_file(path: Path, kind: str) -> dict[str, str]:

@@ -23,6 +23,9 @@ Zoomed out, the work does not grow with the data as the tile does:
 - zone tiles up to zoom 11 draw the zones' generalised copies of the zoom's band
   (``zone_bands``, written with each layer version; :data:`redline.store.core.ZONE_BANDS`),
   without the zones under a pixel there;
+- zone tiles up to :data:`PRERENDER_ZOOM` are rendered once, when a layer version is
+  loaded (:func:`prerender_zone_tiles`, table ``zone_tiles``), and served from there unless a
+  CQL2 filter applies;
 - tiles are encoded by :func:`encode` (the MVT protobuf, geometry commands computed for all
   features at once) and kept per data version (:data:`TILES`).
 
@@ -62,6 +65,13 @@ SCREEN_PX = 256  # a tile is drawn 256 (CSS) pixels wide
 BUFFER = 64  # tile units kept beyond each edge, so that outlines join across tiles
 SIMPLIFY = EXTENT / SCREEN_PX / 2  # half a screen pixel, in tile units
 FLAG_POINT_ZOOM = 10  # flags are points below this zoom, polygons from it on
+# zone tiles of zooms 0..8 are rendered with each layer version (zone_tiles): below 9 a tile of
+# a province's red lines holds thousands of zones (z8: ~0.2 s to build, a few ms to read)
+PRERENDER_ZOOM = 8
+# what a zone tile holds (clip, simplification, bands, properties, encoding): bump it when that
+# changes, so that tiles pre-rendered by an older redline are rendered afresh instead of served
+ZONE_TILE_RULES = 1
+PRERENDER_BATCH = 32  # pre-rendered tiles written per transaction
 MIN_ZOOM, MAX_ZOOM = 0, 22  # advertised tile matrix limits (the grid itself goes to 24)
 
 COLLECTIONS = {
@@ -235,6 +245,22 @@ def _day(value) -> int | None:
     return date.fromisoformat(str(value)[:10]).toordinal()
 
 
+def _coded(values, vocab: list) -> np.ndarray:
+    """``values`` as indexes into ``vocab``, which is extended (in place) with those new to it;
+    None: -1."""
+    index: dict = {v: i for i, v in enumerate(vocab)}
+    index[None] = -1
+
+    def code(v) -> int:
+        c = index.get(v)
+        if c is None:
+            c = index[v] = len(vocab)
+            vocab.append(v)
+        return c
+
+    return np.fromiter(map(code, values), np.int32, len(values))
+
+
 class FlagPoints:
     """Every flag of one store at one data version, as columns: the centre of its bounding
     box in Web Mercator metres, its tile properties and the fields the tile filters test
@@ -243,38 +269,58 @@ class FlagPoints:
 
     Thinning 100,000 flags for a zoomed-out tile is then a few array operations instead of a
     window query over every flag of the tile (:meth:`Store.flag_cells`, still used for CQL2
-    filters); the rule and the result are the same."""
+    filters); the rule and the result are the same. After a few flags change (a workflow
+    move), :meth:`patched` gives the next data version's points from these and the changed
+    flags' rows, without reading every flag again."""
 
     _CODED = tuple(k for k in FLAG_PROPERTIES if k not in ("id", "area_ha"))
+    _ARRAYS = ("id", *_CODED, "mx", "my", "area")  # what a patch merges; the rest is derived
 
     def __init__(self, columns: dict[str, Any]):
-        ids = np.asarray(columns["id"], np.int64)
-        n = self.n = len(ids)
-        self.codes: dict[str, np.ndarray] = {}
-        self.vocab: dict[str, list] = {}
-        for k in self._CODED:
-            seen: dict = {None: -1}
-            self.codes[k] = np.fromiter((seen.setdefault(v, len(seen) - 1) for v in columns[k]), np.int32, n)
-            self.vocab[k] = list(seen)[1:]
+        self.vocab: dict[str, list] = {k: [] for k in self._CODED}
+        self._sorted(self._arrays(columns))
+
+    def _arrays(self, columns: dict[str, Any]) -> dict[str, np.ndarray]:
+        """Columns of flags (as :meth:`Store.flag_points` gives them) as arrays, in their order,
+        categories coded in :attr:`vocab` (extended with the values new to it)."""
+        cx, cy = np.asarray(columns["cx"], float), np.asarray(columns["cy"], float)
+        return {
+            "id": np.asarray(columns["id"], np.int64),
+            **{k: _coded(columns[k], self.vocab[k]) for k in self._CODED},
+            "mx": np.radians(cx) * _R,
+            "my": np.log(np.tan(np.pi / 4 + np.radians(cy) / 2)) * _R,
+            "area": np.array([np.nan if v is None else v for v in columns["area_ha"]], float),
+        }
+
+    def _sorted(self, a: dict[str, np.ndarray]) -> None:
+        """Keep the arrays ``a`` in priority order, with the day numbers the filters test."""
+        self.n = len(a["id"])
         days = {k: np.array([_day(v) for v in self.vocab[k]] + [-1], np.int64) for k in ("first_seen", "last_seen")}
-        last = days["last_seen"][self.codes["last_seen"]]  # null: -1 (the table's last entry)
+        last = days["last_seen"][a["last_seen"]]  # null: -1 (the table's last entry)
         days["first_seen"][-1] = np.iinfo(np.int64).max
-        first = days["first_seen"][self.codes["first_seen"]]
+        first = days["first_seen"][a["first_seen"]]
         ranks = np.array([SORT_RANKS["severity"].index(v) for v in self.vocab["severity"]] + [-1])
-        rank = ranks[self.codes["severity"]]
-        order = np.lexsort((ids, -last, last < 0, -rank))  # the last key sorts first
-        self.id, self.last_day, self.first_day = ids[order], last[order], first[order]
-        for k in self._CODED:
-            self.codes[k] = self.codes[k][order]
-        cx = np.asarray(columns["cx"], float)[order]
-        cy = np.asarray(columns["cy"], float)[order]
-        self.mx = np.radians(cx) * _R
-        self.my = np.log(np.tan(np.pi / 4 + np.radians(cy) / 2)) * _R
-        self.area = np.array([np.nan if v is None else v for v in columns["area_ha"]], float)[order]
+        rank = ranks[a["severity"]]
+        order = np.lexsort((a["id"], -last, last < 0, -rank))  # the last key sorts first (ids are unique)
+        self.id, self.last_day, self.first_day = a["id"][order], last[order], first[order]
+        self.codes = {k: a[k][order] for k in self._CODED}
+        self.mx, self.my, self.area = a["mx"][order], a["my"][order], a["area"][order]
 
     @classmethod
     def load(cls, store: Store) -> FlagPoints:
         return cls(store.flag_points())
+
+    def patched(self, changes: dict[str, Any]) -> FlagPoints:
+        """These points with the flags of ``changes`` (columns as :meth:`Store.flag_points`
+        gives them: flags changed or new since) as they are now, as a new object: this one
+        may be in use by another thread. The same points as a full load of that version."""
+        new = object.__new__(FlagPoints)
+        new.vocab = {k: list(v) for k, v in self.vocab.items()}  # grows only: the old codes stay
+        rows = new._arrays(changes)
+        old = {"id": self.id, **self.codes, "mx": self.mx, "my": self.my, "area": self.area}
+        kept = ~np.isin(self.id, rows["id"])
+        new._sorted({k: np.concatenate([old[k][kept], rows[k]]) for k in self._ARRAYS})
+        return new
 
     def _mask(self, flt: FlagFilter) -> np.ndarray:
         m = np.ones(self.n, bool)
@@ -327,19 +373,30 @@ class FlagPoints:
 
 
 class _FlagPointsCache:
-    """The latest :class:`FlagPoints` per store (process-wide), by data version."""
+    """The latest :class:`FlagPoints` per store (process-wide), by data version, with the
+    store's :meth:`~Store.change_stamp` they are at least as new as. A new version where only
+    flags changed (workflow moves, ledger notes, a lead) patches the cached points with the
+    changed flags' rows (:meth:`Store.flag_point_changes`); a new scan or layer version, or
+    a first request, loads every flag. ``loads`` counts both ways ("full", "patched")."""
 
     def __init__(self) -> None:
-        self.entries: dict[str, tuple[Any, FlagPoints]] = {}
+        self.entries: dict[str, tuple[Any, list, FlagPoints]] = {}
+        self.loads = {"full": 0, "patched": 0}
         self.lock = threading.Lock()
 
     def get(self, store: Store, version) -> FlagPoints:
-        with self.lock:
+        with self.lock:  # under the lock: one load per version
             hit = self.entries.get(store.identity)
             if hit is not None and hit[0] == version:
-                return hit[1]
-            points = FlagPoints.load(store)  # under the lock: one load per version
-            self.entries[store.identity] = (version, points)
+                return hit[2]
+            stamp = store.change_stamp()  # before the rows: they are at least this new
+            changes = store.flag_point_changes(hit[1], stamp) if hit is not None else None
+            if hit is not None and changes is not None:
+                points, how = hit[2].patched(changes), "patched"
+            else:
+                points, how = FlagPoints.load(store), "full"
+            self.loads[how] += 1
+            self.entries[store.identity] = (version, stamp, points)
             return points
 
     def clear(self) -> None:
@@ -537,10 +594,80 @@ def render(
         hit = TILES.get(key)
         if hit is not None:
             return hit
-    body = _render(store, collection, tile, flt, in_database, version)
+    body = _prerendered(store, collection, tile, flt) if in_database else None
+    if body is None:
+        body = _render(store, collection, tile, flt, in_database, version)
     if key is not None:
         TILES.put(key, body)
     return body
+
+
+def _prerendered(store: Store, collection: str, tile: TileRef, flt: FlagFilter | None) -> bytes | None:
+    """The zone tile as :func:`prerender_zone_tiles` wrote it for the current layer version
+    (``b""``: empty), or None where it must be rendered: a CQL2 filter, a zoom above
+    :data:`PRERENDER_ZOOM`, or that version's tiles not (all, or not by these rules) written."""
+    if collection == "flags" or tile.z > PRERENDER_ZOOM or (flt is not None and flt.cql is not None):
+        return None
+    return store.zone_tile(collection, tile.z, tile.x, tile.y, ZONE_TILE_RULES)
+
+
+def prerender_zone_tiles(store: Store, kind: str) -> dict | None:
+    """Render the zone tiles of zooms 0..:data:`PRERENDER_ZOOM` of the current ``kind``
+    version into the store (``zone_tiles``) as :func:`render` builds them (PostGIS: ST_AsMVT;
+    SQLite: the engine's encoder), the other versions' tiles dropped. Only the tiles that can
+    hold a zone are rendered (those whose buffered box meets the layer's extent) and only
+    the non-empty ones kept; the set is marked complete last, once every tile is there, so a
+    run cut short leaves tiles that are never served (they are rendered per request) and
+    loses nothing. Returns what was written, or None when ``kind`` has no version."""
+    if kind not in LAYER_KINDS:
+        return None  # (control units have no tiles)
+    current = store.layer_versions(kind=kind)
+    if not current:
+        return None
+    lv_id = current[0]["id"]
+    store.clear_zone_tiles(kind)
+    ext = store.extent(kind)
+    rendered = kept = size = 0
+    batch: list[tuple[int, int, int, bytes]] = []
+    for z in range(PRERENDER_ZOOM + 1):
+        if ext is None:
+            break
+        # a tile draws the zones that meet it grown by its buffer: grow the extent as much (a
+        # degree of longitude is at least as long as a degree of latitude on the map)
+        pad = 360.0 / (1 << z) * BUFFER / EXTENT * 1.01
+        w, s, e, n = ext["bbox"]
+        bbox = (max(w - pad, -180.0), max(s - pad, -_MAX_LAT), min(e + pad, 180.0), min(n + pad, _MAX_LAT))
+        for t in TMS.tiles(*bbox, [z]):
+            body = _render(store, kind, TileRef(z, t.x, t.y), None, True)
+            rendered += 1
+            if body:
+                batch.append((z, t.x, t.y, body))
+                kept, size = kept + 1, size + len(body)
+            if len(batch) >= PRERENDER_BATCH:
+                store.add_zone_tiles(lv_id, batch)
+                batch = []
+    if batch:
+        store.add_zone_tiles(lv_id, batch)
+    complete = store.zone_tiles_written(lv_id, PRERENDER_ZOOM, ZONE_TILE_RULES, kept)
+    return {
+        "layer_version_id": lv_id,
+        "kind": kind,
+        "rendered": rendered,
+        "tiles": kept,
+        "bytes": size,
+        "complete": complete,  # False: a run started meanwhile cleared them (it writes them again)
+    }
+
+
+def prerender_missing(store: Store) -> list[dict]:
+    """Pre-render the zone tiles of the current layer versions that have none by these rules
+    (a store upgraded from before them, a load cut short, a newer redline): what was written."""
+    return [
+        done
+        for kind in LAYER_KINDS
+        if store.zone_tile(kind, 0, 0, 0, ZONE_TILE_RULES) is None
+        and (done := prerender_zone_tiles(store, kind)) is not None
+    ]
 
 
 def _thinned_here(tile: TileRef, flt: FlagFilter | None) -> bool:

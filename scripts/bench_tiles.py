@@ -7,8 +7,10 @@ database holding the same data (filled from the SQLite store when it holds no fl
 ``--db URL`` measures any other store instead. For each zoom 6..14, renders --tiles tiles at
 random places across the flag extent, for the flags and the red-line collections:
 
-- engine, cold: redline.tiles.render with every tile built afresh (no tile cache; the flags'
-  points of the data version, redline.tiles.FlagPoints, are loaded once, timed apart);
+- engine, cold: redline.tiles.render with no tile kept in memory (the flags' points of the
+  data version, redline.tiles.FlagPoints, are loaded once, timed apart; zone tiles up to
+  redline.tiles.PRERENDER_ZOOM come from the store's pre-rendered tiles, written first as a
+  layer load writes them, timed apart);
 - http: through the API (FastAPI TestClient: authentication, ETag, the response), as a map
   asks: tiles are kept per data version, so a tile drawn twice in the sample is a hit.
 
@@ -34,6 +36,7 @@ from bench_check import EAST, NORTH, SOUTH, WEST, build  # noqa: E402
 
 from redline import tiles  # noqa: E402
 from redline.store import open_store  # noqa: E402
+from redline.store.migrations import upgrade  # noqa: E402
 
 ZOOMS = range(6, 15)
 
@@ -95,6 +98,18 @@ def measure(url: str, refs, collections, http: bool) -> None:
     if points is not None:
         points.get(store, store.change_stamp())
     load_ms = (time.perf_counter() - t) * 1000
+    prerender = getattr(tiles, "prerender_zone_tiles", None)
+    prerendered = []
+    for cid in collections:
+        if cid != "flags" and prerender is not None:
+            t = time.perf_counter()
+            done = prerender(store, cid)
+            took = time.perf_counter() - t
+            if done:
+                prerendered.append(
+                    f"{cid} zone tiles of zooms 0-{tiles.PRERENDER_ZOOM} pre-rendered in {took:.1f} s"
+                    f" ({done['tiles']} of {done['rendered']} tiles not empty, {done['bytes'] / 1e6:.1f} MB)"
+                )
     engine: dict[tuple[str, int], list[float]] = {}
     sizes: dict[tuple[str, int], list[int]] = {}
     for cid in collections:
@@ -134,6 +149,8 @@ def measure(url: str, refs, collections, http: bool) -> None:
                     assert r.status_code in (200, 204), r.text
 
     print(f"\nstore: {url.split('@')[-1]}; flag points loaded in {load_ms:.0f} ms")
+    for line in prerendered:
+        print(line)
     print(
         f"{'collection':<10} {'zoom':>4} {'cold p50':>9} {'p95':>8} {'http p50':>9} {'p95':>8} {'max':>8} {'KB p50':>7}"
     )
@@ -167,8 +184,11 @@ def main(argv=None):
     if not urls or args.postgis:
         urls.insert(0, sqlite_store(args.workdir, args.zones, args.flags))
     if args.postgis:
-        fill(urls[0], args.postgis)
         urls.append(args.postgis)
+    for url in urls:
+        upgrade(url)  # (a store built by an older redline)
+    if args.postgis:
+        fill(urls[0], args.postgis)
     rng = np.random.default_rng(3)
     refs = list(sample_tiles(rng, args.tiles))
     print(f"{args.tiles} random tiles per zoom across {WEST}..{EAST} E, {SOUTH}..{NORTH} N")

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from redline.change import resolve_product
-from redline.layers import read_layer, read_mapping_file
+from redline.layers import add_layer, read_layer, read_mapping_file
 from redline.scan import scan_product
 from redline.store import open_store
 
@@ -33,7 +33,7 @@ def build(out: Path, scan: bool = True, url: str | None = None) -> tuple[dict, s
     try:
         mapping = ROOT / "sample_data" / "mapping.toml"
         for kind, name in LAYERS:
-            store.add_layer_version(read_layer(kind, out / name, mapping=read_mapping_file(mapping, kind)))
+            add_layer(store, read_layer(kind, out / name, mapping=read_mapping_file(mapping, kind)))
         if scan:
             for name in PRODUCTS:
                 scan_product(store, resolve_product(out / name))

@@ -11,6 +11,8 @@ from redline.auth import PERMISSIONS, ROLES, Principal, authenticate, create_tok
 from redline.errors import AuthenticationError, InputError, PermissionDeniedError
 from redline.store import FlagFilter
 
+from .rows import flag_row
+
 XIN, YIHE = "150625100", "150625201"
 
 # who may do what, written out by hand
@@ -99,27 +101,7 @@ def test_missing_wrong_and_revoked_tokens_are_refused(store):
 
 # --- the jurisdiction filter of flag listings (Principal.scope) ---------------------------
 
-FLAG = {
-    "status": "new",
-    "severity": "high",
-    "activity": "mining",
-    "confidence": "high",
-    "score": None,
-    "area_ha": 1.0,
-    "area_mu": 15.0,
-    "first_seen": "2026-06-01",
-    "last_seen": "2026-06-01",
-    "n_observations": 1,
-    "zone_layer": "redline",
-    "zone_name": "RL",
-    "zone_regime": "redline",
-    "admin_code": XIN,
-    "admin_name": "A",
-    "permit_id": None,
-    "layer_versions": {"redline": 1},
-    "rules_version": "t",
-    "rule": "r",
-}
+FLAG = flag_row(admin_code=XIN)
 
 
 @pytest.fixture

@@ -12,27 +12,9 @@ from redline.errors import NotFoundError, StoreError
 from redline.store import FlagFilter, open_store
 from redline.store.sqlite import SCHEMA_VERSION
 
-FLAG = {
-    "status": "new",
-    "severity": "high",
-    "activity": "mining",
-    "confidence": "high",
-    "score": None,
-    "area_ha": 1.0,
-    "area_mu": 15.0,
-    "first_seen": "2026-06-01",
-    "last_seen": "2026-06-01",
-    "n_observations": 1,
-    "zone_layer": "redline",
-    "zone_name": "RL",
-    "zone_regime": "redline",
-    "admin_code": "1",
-    "admin_name": "A",
-    "permit_id": None,
-    "layer_versions": {"redline": 1},
-    "rules_version": "t",
-    "rule": "r",
-}
+from .rows import flag_row
+
+FLAG = flag_row()
 
 
 def test_transaction_rolls_back_everything(store):

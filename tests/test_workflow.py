@@ -17,6 +17,8 @@ from redline.model import FlagDetail
 from redline.vocab import FLAG_STATUSES
 from redline.workflow import TransitionError, allowed_next, flag_detail, move
 
+from .rows import flag_row
+
 LEGAL = {
     ("new", "dispatched"),
     ("dispatched", "verified_violation"),
@@ -41,27 +43,7 @@ STATUSES = (
 )
 PAIRS = list(itertools.product(STATUSES, STATUSES))
 
-FLAG = {
-    "status": "new",
-    "severity": "high",
-    "activity": "mining",
-    "confidence": "high",
-    "score": None,
-    "area_ha": 1.0,
-    "area_mu": 15.0,
-    "first_seen": "2026-06-01",
-    "last_seen": "2026-06-01",
-    "n_observations": 1,
-    "zone_layer": "redline",
-    "zone_name": "RL",
-    "zone_regime": "redline",
-    "admin_code": "150625100",
-    "admin_name": "A",
-    "permit_id": None,
-    "layer_versions": {"redline": 1},
-    "rules_version": "t",
-    "rule": "r",
-}
+FLAG = flag_row(admin_code="150625100")
 
 
 def ready_to_close(store, fid: int) -> None:

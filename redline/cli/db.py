@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from ..store import migrations
-from .options import JsonOpt, console, print_json, settings
+from .options import JsonOpt, console, print_json, settings, store
 
 app = typer.Typer(help="Store schema: upgrade in place, show the revision.", no_args_is_help=True)
 
@@ -35,12 +35,23 @@ def upgrade(
     """
     url = _url()
     before, after = migrations.upgrade(url, revision)
+    tiled = []
+    if after == migrations.HEAD:  # the zoomed-out tiles of layers loaded before they were kept
+        from ..tiles import prerender_missing
+
+        with store() as s:
+            tiled = prerender_missing(s)
     if as_json:
-        print_json({"store": _show(url), "from": before, "to": after, "head": migrations.HEAD})
-    elif before == after:
+        print_json({"store": _show(url), "from": before, "to": after, "head": migrations.HEAD, "tiles": tiled})
+        return
+    if before == after:
         console.print(f"{_show(url)}: schema {after}, nothing to do", highlight=False)
     else:
         console.print(f"{_show(url)}: schema {before or 'empty'} → {after}", highlight=False)
+    for t in tiled:
+        console.print(
+            f"{t['kind']}: {t['tiles']} zoomed-out tiles rendered ({t['bytes'] / 1e6:,.1f} MB)", highlight=False
+        )
 
 
 @app.command("current")

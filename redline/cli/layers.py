@@ -11,7 +11,7 @@ from rich.table import Table
 from .. import vocab
 from ..accesslist import read_access_list
 from ..errors import InputError
-from ..layers import read_layer, read_mapping_file
+from ..layers import add_layer, read_layer, read_mapping_file
 from .options import JsonOpt, console, print_json, settings, store
 
 app = typer.Typer(
@@ -69,7 +69,7 @@ def load(
         max_vertices=settings().max_vertices_per_feature,
     )
     with store() as s:
-        version = s.add_layer_version(report)
+        version = add_layer(s, report)
     out = {**report.summary(), "version": version["version"]}
     if as_json:
         print_json(out)

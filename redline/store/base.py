@@ -140,6 +140,25 @@ class Store(ABC):
         None where the engine encodes it (redline.tiles)."""
         return None
 
+    # zone tiles rendered once per layer version (redline.tiles.prerender_zone_tiles)
+    @abstractmethod
+    def zone_tile(self, kind: str, z: int, x: int, y: int, rules: int) -> bytes | None:
+        """The pre-rendered tile of the current ``kind`` version (``b""``: known to be empty),
+        or None when that version's tiles up to ``z`` by ``rules`` are not all written."""
+
+    @abstractmethod
+    def clear_zone_tiles(self, kind: str) -> None:
+        """Forget the pre-rendered tiles of every version of ``kind``."""
+
+    @abstractmethod
+    def add_zone_tiles(self, layer_version_id: int, tiles: list[tuple[int, int, int, bytes]]) -> None:
+        """Write pre-rendered tiles ((z, x, y, body), non-empty), in a transaction of their own."""
+
+    @abstractmethod
+    def zone_tiles_written(self, layer_version_id: int, max_zoom: int, rules: int, tiles: int) -> bool:
+        """Mark the ``tiles`` tiles of ``layer_version_id`` up to ``max_zoom`` complete (served
+        from now on); False, nothing marked, when they are not all there."""
+
     # scans -----------------------------------------------------------------------------
     @abstractmethod
     def scan_by_checksum(self, checksum: str) -> dict | None: ...
@@ -171,6 +190,11 @@ class Store(ABC):
         """Every flag's vector-tile fields (redline.model.FLAG_TILE_FIELDS) and the centre of
         its bounding box (``cx``, ``cy``, lon/lat), as columns (one sequence per name, in the
         same flag order): what zoomed-out tiles are thinned from."""
+
+    @abstractmethod
+    def flag_point_changes(self, since: list, stamp: list) -> dict[str, Sequence] | None:
+        """What :meth:`flag_points` gives, for the flags changed after the :meth:`change_stamp`
+        ``since`` only; None where more than flags changed up to ``stamp`` (load every flag)."""
 
     @abstractmethod
     def flag_cells(self, flt: FlagFilter | None, spec) -> list[dict]:

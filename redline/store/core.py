@@ -204,7 +204,7 @@ class SQLStore(Store):
         the parameters of :meth:`_intersects_params`); for CQL2 S_INTERSECTS."""
         raise NotImplementedError
 
-    def _intersects_params(self, prefix: str, geom) -> dict:
+    def _intersects_params(self, table: sa.Table, prefix: str, geom) -> dict:
         raise NotImplementedError
 
     def _bounds(self, table: sa.Table) -> tuple[list, list]:
@@ -369,6 +369,78 @@ class SQLStore(Store):
             self._zone_bands(lv_id, [zone.geometry for zone in report.zones])  # for vector tiles
         self._zones_loaded()
         return {"id": lv_id, "kind": report.kind, "version": version}
+
+    # pre-rendered zone tiles (redline.tiles.prerender_zone_tiles) ------------------------
+    def zone_tile(self, kind: str, z: int, x: int, y: int, rules: int) -> bytes | None:
+        """The pre-rendered tile of the current ``kind`` version (``b""``: known to be empty),
+        or None when that version's tiles up to ``z`` by ``rules`` are not all written."""
+        t, s, lv = S.zone_tiles, S.zone_tile_sets, S.layer_versions
+
+        def build():
+            current = select(func.max(lv.c.id)).where(lv.c.kind == bindparam("kind")).scalar_subquery()
+            at = (t.c.z == bindparam("z")) & (t.c.x == bindparam("x")) & (t.c.y == bindparam("y"))
+            return (
+                select(s.c.tiles, t.c.body)
+                .select_from(s.outerjoin(t, (t.c.layer_version_id == s.c.layer_version_id) & at))
+                .where(s.c.layer_version_id == current, s.c.rules == bindparam("rules"), s.c.max_zoom >= bindparam("z"))
+            )
+
+        row = self._first("zone_tile", build, {"kind": kind, "z": z, "x": x, "y": y, "rules": rules})
+        if row is None:
+            return None
+        return b"" if row["body"] is None else bytes(row["body"])
+
+    def clear_zone_tiles(self, kind: str) -> None:
+        """Forget the pre-rendered tiles of every version of ``kind`` (one about to be written
+        replaces them; only the current version's are ever served)."""
+        lv = S.layer_versions
+        with self.transaction():
+            for table in (S.zone_tile_sets, S.zone_tiles):  # the set first: nothing is served half-deleted
+                self._run(
+                    ("clear_zone_tiles", table.name),
+                    lambda table=table: sa.delete(table).where(
+                        table.c.layer_version_id.in_(select(lv.c.id).where(lv.c.kind == bindparam("kind")))
+                    ),
+                    {"kind": kind},
+                )
+
+    def add_zone_tiles(self, layer_version_id: int, tiles: list[tuple[int, int, int, bytes]]) -> None:
+        """Write pre-rendered tiles ((z, x, y, body), non-empty), in a transaction of their own."""
+        t = S.zone_tiles
+
+        def build():
+            stmt = _UPSERT[self.dialect.name](t).values(_binds(t, ("layer_version_id", "z", "x", "y", "body")))
+            return stmt.on_conflict_do_update(index_elements=list(t.primary_key), set_={"body": stmt.excluded.body})
+
+        sql, _ = self._statement("add_zone_tiles", build)
+        with self.transaction():
+            self._executemany(
+                sql, [{"layer_version_id": layer_version_id, "z": z, "x": x, "y": y, "body": b} for z, x, y, b in tiles]
+            )
+
+    def zone_tiles_written(self, layer_version_id: int, max_zoom: int, rules: int, tiles: int) -> bool:
+        """The ``tiles`` (non-empty) tiles of ``layer_version_id`` up to ``max_zoom`` are
+        written: from now on they are served, and a tile without a row is empty. False (and
+        nothing marked) when they are not all there: another run cleared them meanwhile."""
+        s, t = S.zone_tile_sets, S.zone_tiles
+        row = {"layer_version_id": layer_version_id, "max_zoom": max_zoom, "rules": rules, "tiles": tiles}
+
+        def build():
+            stmt = _UPSERT[self.dialect.name](s).values(_binds(s, (*row, "written_at")))
+            return stmt.on_conflict_do_update(
+                index_elements=[s.c.layer_version_id], set_={k: stmt.excluded[k] for k in (*row, "written_at")}
+            )
+
+        with self.transaction():  # under the write lock: no clear_zone_tiles in between
+            there = self._one(
+                "zone_tiles_count",
+                lambda: select(func.count().label("n")).select_from(t).where(t.c.layer_version_id == bindparam("lv")),
+                {"lv": layer_version_id},
+            )["n"]
+            if there != tiles:
+                return False
+            self._run("zone_tiles_written", build, {**row, "written_at": now()})
+        return True
 
     def add_access_list(self, report: AccessListReport) -> dict:
         a = S.access_entries
@@ -791,19 +863,40 @@ class SQLStore(Store):
 
         return self._all(None if shape is None else ("flag_cells", shape), build, {**params, **_cell_params(spec)})
 
-    def flag_points(self) -> dict[str, Sequence]:
+    def _flag_points(self):
+        """The select of :meth:`flag_points` (every flag)."""
         f = S.flags
         joins, (minx, miny, maxx, maxy) = self._bounds(f)
+        stmt = select(
+            *[f.c[k] for k in FLAG_TILE_FIELDS], ((minx + maxx) / 2).label("cx"), ((miny + maxy) / 2).label("cy")
+        ).select_from(f)
+        for table, on in joins:
+            stmt = stmt.join(table, on)
+        return stmt
+
+    def flag_points(self) -> dict[str, Sequence]:
+        rows = self._all("flag_points", self._flag_points)
+        return {k: [r[k] for r in rows] for k in (*FLAG_TILE_FIELDS, "cx", "cy")}
+
+    def flag_point_changes(self, since: list, stamp: list) -> dict[str, Sequence] | None:
+        """What :meth:`flag_points` gives, for the flags changed after the :meth:`change_stamp`
+        ``since`` only (as they are now): those inserted or audited since (every change to a
+        flag is audited: what change_stamp counts on). None where more than flags changed
+        between ``since`` and the later stamp ``stamp``, a layer version or a scan (load every
+        flag), or ``since`` is no earlier stamp of this store."""
+        # stamps: (layer versions, scans, flags, audit), the latest ids
+        if since[:2] != stamp[:2] or any((a or 0) > (b or 0) for a, b in zip(since, stamp, strict=True)):
+            return None
+        f, a = S.flags, S.audit
 
         def build():
-            stmt = select(
-                *[f.c[k] for k in FLAG_TILE_FIELDS], ((minx + maxx) / 2).label("cx"), ((miny + maxy) / 2).label("cy")
-            ).select_from(f)
-            for table, on in joins:
-                stmt = stmt.join(table, on)
-            return stmt
+            changed = sa.union(
+                select(a.c.flag_id).where(a.c.id > bindparam("audit")),
+                select(f.c.id).where(f.c.id > bindparam("flags")),
+            )
+            return self._flag_points().where(f.c.id.in_(changed))
 
-        rows = self._all("flag_points", build)
+        rows = self._all("flag_point_changes", build, {"flags": since[2] or 0, "audit": since[3] or 0})
         return {k: [r[k] for r in rows] for k in (*FLAG_TILE_FIELDS, "cx", "cy")}
 
     def count_flags(self, flt=None) -> int:

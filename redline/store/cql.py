@@ -80,7 +80,7 @@ class Compiler:
             self.n += 1
             prefix = f"cql_geom_{self.n}"
             geom = shapely.geometry.shape(node.rhs.geometry)
-            self.params.update(self.store._intersects_params(prefix, geom))
+            self.params.update(self.store._intersects_params(self.table, prefix, geom))
             return sa.and_(*self.store._intersects(self.table, prefix))
         col = self._column(node.lhs)
         if isinstance(node, ast.IsNull):

@@ -268,7 +268,7 @@ class PostGISStore(SQLStore):
         geom = table.c[S.GEOMETRY_COLUMN[table.name]]
         return [func.ST_Intersects(geom, S.FromWKB(bindparam(prefix), S.GEOMETRY), type_=sa.Boolean)]
 
-    def _intersects_params(self, prefix, geom):
+    def _intersects_params(self, table, prefix, geom):
         return {prefix: shapely.to_wkb(geom)}
 
     def _bounds(self, table):

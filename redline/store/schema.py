@@ -190,6 +190,31 @@ zone_bands = sa.Table(
     sa.PrimaryKeyConstraint("zone_id", "band"),
 )
 
+# zoomed-out zone tiles (MVT) rendered once per layer version (redline.tiles.prerender_zone_tiles),
+# the non-empty ones: a cache, served only once its set row below says it is complete
+zone_tiles = sa.Table(
+    "zone_tiles",
+    metadata,
+    _ref("layer_version_id", "layer_versions.id", ondelete="CASCADE"),
+    req("z", INT),
+    req("x", INT),
+    req("y", INT),
+    req("body", sa.LargeBinary()),
+    sa.PrimaryKeyConstraint("layer_version_id", "z", "x", "y"),
+)
+
+# a layer version whose zone tiles up to ``max_zoom`` are all written (a missing one is empty),
+# by the tile rules ``rules`` (redline.tiles.ZONE_TILE_RULES)
+zone_tile_sets = sa.Table(
+    "zone_tile_sets",
+    metadata,
+    sa.Column("layer_version_id", ID, sa.ForeignKey("layer_versions.id", ondelete="CASCADE"), primary_key=True),
+    req("max_zoom", INT),
+    req("rules", INT),
+    req("tiles", INT),
+    req("written_at", TIMESTAMP),
+)
+
 scans = sa.Table(
     "scans",
     metadata,

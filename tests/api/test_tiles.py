@@ -13,6 +13,7 @@ from redline.layers import LoadReport, Zone, read_layer, read_mapping_file
 from redline.store import open_store
 
 from ..conftest import BACKENDS, backend_url
+from ..rows import flag_row
 from ..scenario import ROOT
 from .conftest import XIN, YIHE, assert_problem
 
@@ -364,27 +365,7 @@ def dense(request, tmp_path_factory):
     store.close()
 
 
-FLAG_ROW = {
-    "status": "new",
-    "severity": "high",
-    "activity": "mining",
-    "confidence": "high",
-    "score": None,
-    "area_ha": 1.5,
-    "area_mu": 22.5,
-    "first_seen": "2026-06-01",
-    "last_seen": "2026-06-01",
-    "n_observations": 1,
-    "zone_layer": "redline",
-    "zone_name": "RL",
-    "zone_regime": "redline",
-    "admin_code": "1",
-    "admin_name": "某乡",
-    "permit_id": None,
-    "layer_versions": {"redline": 1},
-    "rules_version": "t",
-    "rule": "r",
-}
+FLAG_ROW = flag_row(area_ha=1.5, area_mu=22.5, admin_name="某乡")
 
 
 def _tile_at(dense, z: int):
@@ -544,7 +525,7 @@ def test_tile_encoder_matches_the_library(dense, z):
 def test_migration_0009_generalises_loaded_layers(tmp_path, request):
     """Stores with layers loaded before 0009 get the zones' generalised copies by the upgrade."""
     from redline import tiles
-    from redline.store.migrations import upgrade
+    from redline.store.migrations import HEAD, upgrade
 
     for backend in BACKENDS:
         url = backend_url(request, backend, tmp_path)
@@ -560,16 +541,17 @@ def test_migration_0009_generalises_loaded_layers(tmp_path, request):
 
             db = sqlite3.connect(url.removeprefix("sqlite:///"))
             db.executescript(
-                "DROP TABLE zone_bands; UPDATE alembic_version SET version_num = '0008'; PRAGMA user_version = 8;"
+                "DROP TABLE zone_tile_sets; DROP TABLE zone_tiles; DROP TABLE zone_bands;"
+                " UPDATE alembic_version SET version_num = '0008'; PRAGMA user_version = 8;"
             )
             db.close()
         else:
             import psycopg
 
             with psycopg.connect(url) as conn:
-                conn.execute("DROP TABLE zone_bands")
+                conn.execute("DROP TABLE zone_tile_sets, zone_tiles, zone_bands")
                 conn.execute("UPDATE alembic_version SET version_num = '0008'")
-        assert upgrade(url) == ("0008", "0009")
+        assert upgrade(url) == ("0008", HEAD)
         s = open_store(url)
         try:
             for band in (7, 9, 11):
