@@ -9,8 +9,9 @@ in Debian's chromium (Playwright, never a downloaded browser):
   drawn), cold (new browser context) and warm (the same context, page reloaded);
 - redraw after a filter change: from ticking a severity box to the map drawing only that severity
   (the map filters on the client: the flag tiles carry severity), and to the list answering;
-- a trace of the last cold load (navigation-relative, from the page's Resource Timing): when the
-  first tile was asked for, when the flag tiles and all tiles were in, when the map was idle.
+- a trace of the last cold load (navigation-relative, as the test driver saw the requests): when the
+  first tile was asked for, when the flag tiles and all tiles were in, when the map was idle; and
+  the page's own marks (map created, style parsed, view known, sources added, first idle).
 
 Prints the figures (medians of --runs runs). No timing is asserted anywhere.
 """
@@ -70,6 +71,11 @@ IN_PAGE = """(wanted) => { const r = window.redline, m = r.map; window.__redraw 
     };
     m.on('render', check);
   }, {once: true}); }"""
+
+
+# the page's own milestones (Performance API marks of web/src/map.js), in seconds from navigation
+MARKS = """() => Object.fromEntries(performance.getEntriesByType('mark')
+  .filter((m) => m.name.startsWith('map:')).map((m) => [m.name, m.startTime / 1000]))"""
 
 
 def _trace(seen: list[tuple[str, str, float]], idle: float) -> dict:
@@ -165,6 +171,7 @@ def main(argv=None) -> None:
                 page.wait_for_function(IDLE, arg=None, polling=16)
                 first_cold.append(time.perf_counter() - t)
                 trace = _trace(seen, first_cold[-1])
+                marks = page.evaluate(MARKS)
                 first_requests = list(done)
                 t = time.perf_counter()
                 page.reload()
@@ -209,6 +216,10 @@ def main(argv=None) -> None:
     print(
         f"redraw measured in the page (change event to the first complete frame): median {med(in_page):.2f} s  "
         f"(runs: {', '.join(f'{x:.2f}' for x in in_page)})"
+    )
+    print(
+        "the page's marks in that load (s from navigation): "
+        + "; ".join(f"{k.removeprefix('map:')} {v:.2f}" for k, v in sorted(marks.items(), key=lambda kv: kv[1]))
     )
     print(
         "trace of the last cold load (s from navigation): "

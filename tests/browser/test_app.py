@@ -424,10 +424,9 @@ def _move(server, fid: int, *steps: tuple[str, dict]) -> None:
         assert r.status_code == 200, r.text
 
 
-def test_the_overview_charts_come_from_stats_and_the_ledger(app_page, store_server):
-    server = store_server  # on SQLite and on PostGIS
-    p, page = app_page, app_page.page
-    # two problems on the rectification ledger in XIN: one overdue, one being rectified
+def _ledger(server) -> dict:
+    """The inspector's ledger (XIN's), with two problems put on it if it has none: one overdue,
+    one being rectified."""
     ledger = api(server, "inspector", "/ledger", f="json")
     if not ledger["items"]:
         new = [
@@ -448,6 +447,13 @@ def test_the_overview_charts_come_from_stats_and_the_ledger(app_page, store_serv
             ("rectifying", {}),
         )
         ledger = api(server, "inspector", "/ledger", f="json")
+    return ledger
+
+
+def test_the_overview_charts_come_from_stats_and_the_ledger(app_page, store_server):
+    server = store_server  # on SQLite and on PostGIS
+    p, page = app_page, app_page.page
+    ledger = _ledger(server)
     summary = ledger["summary"]
     assert summary and all(g["admin_code"] == XIN for g in summary), "the inspector's ledger is XIN's"
     p.sign_in(server["tokens"]["inspector"], query="?view=overview")
@@ -487,6 +493,58 @@ def test_the_overview_charts_come_from_stats_and_the_ledger(app_page, store_serv
     assert fig.locator("thead").inner_text().split("\t")[:2] == ["Admin unit", "Problems"]
     fig.scroll_into_view_if_needed()
     p.shot("overview-en")
+
+
+PROGRESS_SHOWN = """() => Object.fromEntries([...document.querySelectorAll('.chart[data-key=progress] .state')]
+    .map((s) => [s.dataset.status, Number(s.querySelector('b').textContent)]))"""
+# the progress view shows these counts in the ledger's states
+PROGRESS_IS = f"""(want) => {{ const got = ({PROGRESS_SHOWN})();
+    return Object.keys(got).length === Object.keys(want).length
+      && Object.entries(want).every(([k, v]) => got[k] === v); }}"""
+
+
+def test_the_progress_view_follows_the_page_filters(app_page, store_server):
+    server = store_server
+    p, page = app_page, app_page.page
+    ledger = _ledger(server)
+
+    def severities(ledger: dict) -> dict[int, str]:
+        return {
+            i["id"]: api(server, "inspector", f"/collections/flags/items/{i['id']}")["properties"]["severity"]
+            for i in ledger["items"]
+        }
+
+    sev = severities(ledger)
+    if len(set(sev.values())) < 2:  # a problem of another severity, so that a severity filter tells them apart
+        other = next(
+            f["id"]
+            for f in api(server, "inspector", "/collections/flags/items", status="new", limit=200)["features"]
+            if f["properties"]["severity"] not in sev.values()
+        )
+        _move(
+            server,
+            other,
+            ("dispatched", {}),
+            ("verified_violation", {"responsible": "镇政府", "deadline": "2099-12-31"}),
+        )
+        ledger = api(server, "inspector", "/ledger", f="json")
+        sev = severities(ledger)
+    pick = next(iter(sev.values()))
+    filtered = api(server, "inspector", "/ledger", f="json", severity=pick)
+    assert 0 < sum(filtered["states"].values()) < sum(ledger["states"].values())
+    p.sign_in(server["tokens"]["inspector"], query="?view=overview")
+    fig = page.locator(".chart[data-key=progress]")
+    page.wait_for_function(PROGRESS_IS, arg=ledger["states"])
+    # ticking a severity in the page's filters: the progress is the API's for that severity
+    page.locator(f"fieldset[data-key=severity] input[value={pick}]").check()
+    page.wait_for_function(PROGRESS_IS, arg=filtered["states"])
+    assert page.evaluate(PROGRESS_SHOWN) == filtered["states"]
+    rows = [[c.inner_text() for c in r.locator("td").all()] for r in fig.locator(".progress-table tbody tr").all()]
+    want = [[g["admin_name"], str(g["problems"]), str(g["rectified"])] for g in filtered["summary"]]
+    assert [r[:3] for r in rows] == want
+    assert f"severity={pick}" in page.url
+    fig.scroll_into_view_if_needed()
+    p.shot("progress-filtered")
 
 
 def test_json_clients_keep_the_landing_page(server):

@@ -9,6 +9,8 @@ import { t, word } from "./i18n.js";
 import { apiParams, VOCAB } from "./state.js";
 
 maplibregl.setWorkerUrl(workerUrl);
+// the worker (a module of its own to fetch and compile) starts now, not when the map does
+maplibregl.prewarm();
 
 export const SEVERITY_COLORS = { low: "#f2c230", medium: "#f08a24", high: "#e0312b", critical: "#7b1fa2" };
 export const REGIME_COLORS = { core: "#1b5e20", buffer: "#43a047", experimental: "#a5d6a7",
@@ -183,19 +185,29 @@ export class FlagMap {
     this.map = new maplibregl.Map({
       container, style: style(config.basemap), center: camera?.center ?? [108.7, 39.85], zoom: camera?.zoom ?? 9,
       transformRequest: api.transformRequest, attributionControl: false, maxPitch: 0, dragRotate: false,
+      // no labels to fade in, one copy of the world: no frame drawn for either
+      fadeDuration: 0, renderWorldCopies: false,
     });
     this.map.addControl(new maplibregl.NavigationControl({ showCompass: false }), "top-right");
     this.map.addControl(new maplibregl.ScaleControl({ unit: "metric" }), "bottom-right");
     this.map.doubleClickZoom.disable();
-    const loaded = new Promise((resolve) => this.map.on("load", resolve));
-    this.ready = Promise.all([loaded, camera ? null : bounds]).then(([, box]) => {
+    // milestones of the start, as Performance API marks (scripts/bench_web.py reports them)
+    performance.mark("map:created");
+    this.map.once("load", () => performance.mark("map:load"));
+    // sources and layers go in as soon as the style is parsed, before the first frame: that frame
+    // asks for the tiles (a frame is slow to draw in software WebGL: it must not come first)
+    const styled = new Promise((resolve) => this.map.once("style.load", resolve)).then(() => performance.mark("map:style"));
+    this.ready = Promise.all([styled, camera ? null : bounds]).then(([, box]) => {
       if (box) {
         this.map.fitBounds([[box[0], box[1]], [box[2], box[3]]], { padding: 40, maxZoom: 15, duration: 0 });
       }
+      performance.mark("map:view");
       this.setup();
+      performance.mark("map:sources");
     });
     // the first complete render: the page fetches what is not on the map only after it
-    this.firstRender = this.ready.then(() => new Promise((resolve) => this.map.once("idle", resolve)));
+    this.firstRender = this.ready.then(() => new Promise((resolve) => this.map.once("idle", resolve)))
+      .then(() => performance.mark("map:idle"));
     this.map.on("moveend", () => onMove?.({ center: this.map.getCenter().toArray(), zoom: this.map.getZoom() }));
     // errors (a refused or failed tile) are shown on the page, not only in the console
     this.map.on("error", (e) => onError?.(e.error?.status ? `HTTP ${e.error.status}` : String(e.error?.message || e.error)));

@@ -1,6 +1,6 @@
 // Overview: flags by month, activity, severity, admin unit and status, from /stats, and the
-// rectification progress from the ledger (/ledger): the API counts, restricted to the caller's
-// jurisdiction; the page only draws.
+// rectification progress from the ledger (/ledger): the API counts, with the page's filters and
+// restricted to the caller's jurisdiction; the page only draws.
 import { BarController, BarElement, CategoryScale, Chart, Legend, LinearScale, Tooltip } from "chart.js";
 import * as api from "./api.js";
 import { esc, table } from "./dom.js";
@@ -10,8 +10,6 @@ import { VOCAB } from "./state.js";
 
 const STATUS_COLORS = { new: "#e0312b", dispatched: "#f08a24", verified_violation: "#b71c1c", false_positive: "#9e9e9e",
   permitted: "#1e88e5", rectifying: "#f2c230", rectified: "#7cb342", closed: "#2e7d32" };
-// the ledger's states (redline.ledger.LEDGER_STATUSES), in their order
-const LEDGER_STATES = ["verified_violation", "rectifying", "rectified", "closed"];
 const order = (kind) => (a, b) => VOCAB[kind].indexOf(a[kind]) - VOCAB[kind].indexOf(b[kind]);
 
 Chart.register(BarController, BarElement, CategoryScale, LinearScale, Tooltip, Legend);
@@ -37,6 +35,7 @@ const PROGRESS = [
 export class Overview {
   constructor(el) { this.el = el; this.charts = []; }
 
+  /** Draw the statistics for ``params``: the page's filters as API query parameters. */
   async render(params) {
     this.charts.forEach((c) => c.destroy());
     this.charts = [];
@@ -63,20 +62,21 @@ export class Overview {
       } catch (e) {
         fig.insertAdjacentHTML("beforeend", `<div class="error">${esc(e.message)}</div>`);
       }
-    }), this.progress()]);
+    }), this.progress(params)]);
   }
 
   /**
-   * Rectification progress from the ledger (GET /ledger: the API's rows and its summary by
-   * admin unit, inside the caller's jurisdiction): how many problems are in each ledger state,
-   * and per admin unit the rectified share and the overdue ones, as a chart and a table.
+   * Rectification progress from the ledger (GET /ledger with the flag filters ``params``: the
+   * API's count in each ledger state and its summary by admin unit, inside the caller's
+   * jurisdiction): per admin unit the rectified share and the overdue ones, as a chart and a table.
    */
-  async progress() {
+  async progress(params) {
     const fig = this.el.querySelector('[data-key="progress"]');
     try {
-      const { items, summary } = await api.get("/ledger", "f=json");
-      const states = LEDGER_STATES.map((s) => [s, items.filter((i) => i.status === s).length]);
-      fig.querySelector(".states").innerHTML = states.map(([s, n]) =>
+      const p = new URLSearchParams(params);
+      p.set("f", "json");
+      const { states, summary } = await api.get("/ledger", p);
+      fig.querySelector(".states").innerHTML = Object.entries(states).map(([s, n]) =>
         `<span class="state" data-status="${s}"><span class="dot" style="background:${STATUS_COLORS[s]}"></span>${esc(word("status", s))} <b>${num(n, 0)}</b></span>`).join("");
       if (!summary.length) {
         fig.querySelector(".canvas-box").remove();
