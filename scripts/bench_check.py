@@ -109,6 +109,18 @@ def build(path: Path, n_zones: int, n_flags: int, seed: int = 7) -> None:
     store.close()
 
 
+def sqlite_store(workdir: Path, zones: int, flags: int) -> str:
+    """The URL of the benchmark store in ``workdir``, built there first when missing."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    db = workdir / f"check-{zones}-{flags}.db"
+    if not db.exists():
+        t = time.perf_counter()
+        build(db.with_suffix(".tmp"), zones, flags)
+        db.with_suffix(".tmp").rename(db)
+        print(f"built {db} in {time.perf_counter() - t:.1f} s")
+    return f"sqlite:///{db}"
+
+
 def percentile(values, q):
     return float(np.percentile(values, q))
 
@@ -120,13 +132,7 @@ def main(argv=None):
     ap.add_argument("--flags", type=int, default=100_000)
     ap.add_argument("--checks", type=int, default=40)
     args = ap.parse_args(argv)
-    args.workdir.mkdir(parents=True, exist_ok=True)
-    db = args.workdir / f"check-{args.zones}-{args.flags}.db"
-    if not db.exists():
-        t = time.perf_counter()
-        build(db.with_suffix(".tmp"), args.zones, args.flags)
-        db.with_suffix(".tmp").rename(db)
-        print(f"built {db} in {time.perf_counter() - t:.1f} s")
+    url = sqlite_store(args.workdir, args.zones, args.flags)
 
     rng = np.random.default_rng(1)
     regions = []
@@ -134,7 +140,7 @@ def main(argv=None):
         x, y = rng.uniform(WEST, EAST - COUNTY[0]), rng.uniform(SOUTH, NORTH - COUNTY[1])
         regions.append(blob(rng, x + COUNTY[0] / 2, y + COUNTY[1] / 2, COUNTY[1] / 2, 64))
 
-    store = open_store(f"sqlite:///{db}")
+    store = open_store(url)
     engine_ms, sizes = [], []
     for region in regions:
         t = time.perf_counter()
@@ -149,11 +155,11 @@ def main(argv=None):
     from redline.auth import create_token
     from redline.config import Settings
 
-    store = open_store(f"sqlite:///{db}")
+    store = open_store(url)
     token = create_token(store, "bench", "viewer")
     store.close()
     api_ms = []
-    with TestClient(create_app(Settings(database_url=f"sqlite:///{db}"))) as client:
+    with TestClient(create_app(Settings(database_url=url))) as client:
         # warm-up, not timed: starts the worker processes that do the request work
         client.post(
             "/checks", json=shapely.geometry.mapping(regions[0]), headers={"Authorization": f"Bearer {token}"}
@@ -169,7 +175,7 @@ def main(argv=None):
     zones = [s[1] for s in sizes]
     print(
         f"store: {args.zones:,} red-line polygons, {args.flags:,} flags, "
-        f"24 scan footprints ({db.stat().st_size / 1e6:.0f} MB)"
+        f"24 scan footprints ({Path(url.removeprefix('sqlite:///')).stat().st_size / 1e6:.0f} MB)"
     )
     print(
         f"{args.checks} county-sized checks (~{COUNTY[0]} x {COUNTY[1]} deg): median {statistics.median(flags):.0f} "

@@ -24,8 +24,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,22 +36,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from bench_check import EAST, NORTH, SOUTH, WEST  # noqa: E402
-from bench_tiles import fill, sqlite_store  # noqa: E402
+from bench_check import EAST, NORTH, SOUTH, WEST, sqlite_store  # noqa: E402
+from bench_tiles import fill  # noqa: E402
 
 from redline.auth import create_token  # noqa: E402
 from redline.safeio import HARDENED_CONFIG  # noqa: E402
 from redline.store import open_store  # noqa: E402
+from tests.live import LiveServer  # noqa: E402
 
 
 def pct(values, q) -> float:
     return float(np.percentile(values, q))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def filters(rng, n: int) -> list[str]:
@@ -69,43 +62,6 @@ def filters(rng, n: int) -> list[str]:
             ][i % 4]
         )
     return out
-
-
-class Server:
-    """``redline serve`` on ``url``, on a free port, until closed."""
-
-    def __init__(self, url: str, log: Path):
-        import httpx
-
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "REDLINE_DATABASE_URL": url, "PYTHONPATH": str(ROOT)}  # this checkout's redline
-        self.log = open(log, "wb")
-        self.proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "redline"), "serve", "--port", str(self.port)],
-            cwd=ROOT,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{self.base}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.close()
-                raise SystemExit(f"redline serve did not start: {log.read_text()[-2000:]}")
-            time.sleep(0.2)
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(30)
-        self.log.close()
 
 
 def tile_after_moves(base: str, headers: dict, moves: int = 3) -> None:
@@ -142,7 +98,11 @@ def measure(url: str, n: int, workdir: Path, ogr: bool) -> None:
     admin = create_token(store, "bench-features-admin", "admin")
     store.close()
     headers = {"Authorization": f"Bearer {token}"}
-    server = Server(url, workdir / "serve.log")
+    server = LiveServer(url, workdir / "serve.log")
+    try:
+        server.start()
+    except RuntimeError as e:
+        raise SystemExit(str(e)) from None
     try:
         items = f"{server.base}/collections/flags/items"
         with httpx.Client(headers=headers, timeout=60) as client:
@@ -185,7 +145,7 @@ def measure(url: str, n: int, workdir: Path, ogr: bool) -> None:
                 f"in {seconds:.1f} s (goal <= 20 s)"
             )
     finally:
-        server.close()
+        server.stop()
 
 
 def main(argv=None):

@@ -144,7 +144,7 @@ def main() -> None:
     env = {"REDLINE_EVIDENCE_DIR": str(work / "evidence"), "REDLINE_DATA_DIR": str(out)}
     server = LiveServer(url, work / "serve.log", env)
     try:
-        server.__enter__()
+        server.start()
     except RuntimeError as e:
         sys.exit(str(e))
     base = server.base

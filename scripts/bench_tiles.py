@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from bench_check import EAST, NORTH, SOUTH, WEST, build  # noqa: E402
+from bench_check import EAST, NORTH, SOUTH, WEST, sqlite_store  # noqa: E402
 
 from redline import tiles  # noqa: E402
 from redline.store import open_store  # noqa: E402
@@ -50,17 +50,6 @@ def sample_tiles(rng, n: int):
         for _ in range(n):
             t = tiles.TMS.tile(rng.uniform(WEST, EAST), rng.uniform(SOUTH, NORTH), z)
             yield tiles.TileRef(z, t.x, t.y)
-
-
-def sqlite_store(workdir: Path, zones: int, flags: int) -> str:
-    workdir.mkdir(parents=True, exist_ok=True)
-    db = workdir / f"check-{zones}-{flags}.db"
-    if not db.exists():
-        t = time.perf_counter()
-        build(db.with_suffix(".tmp"), zones, flags)
-        db.with_suffix(".tmp").rename(db)
-        print(f"built {db} in {time.perf_counter() - t:.1f} s")
-    return f"sqlite:///{db}"
 
 
 def fill(source: str, target: str) -> None:

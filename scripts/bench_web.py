@@ -19,36 +19,21 @@ Prints the figures (medians of --runs runs). No timing is asserted anywhere.
 from __future__ import annotations
 
 import argparse
-import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
-
-import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from bench_check import build  # noqa: E402
+from bench_check import sqlite_store  # noqa: E402
 
 from redline.auth import create_token  # noqa: E402
 from redline.store import open_store  # noqa: E402
+from tests.live import CHROMIUM, CHROMIUM_ARGS, LiveServer  # noqa: E402
 
-CHROMIUM = os.environ.get("REDLINE_CHROMIUM", "/usr/bin/chromium")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 IDLE = """(flags) => { const r = window.redline; return r && r.map && r.map.loaded() && r.map.areTilesLoaded()
             && !r.map.isMoving() && r.flagMap.renderedFlagIds().length > 0
             && (!flags || r.map.queryRenderedFeatures({layers: r.flagMap.drawnLayers()})
@@ -109,44 +94,24 @@ def main(argv=None) -> None:
     ap.add_argument("--flags", type=int, default=100_000)
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args(argv)
-    args.workdir.mkdir(parents=True, exist_ok=True)
-    db = args.workdir / f"check-{args.zones}-{args.flags}.db"
-    if not db.exists():
-        t = time.perf_counter()
-        build(db.with_suffix(".tmp"), args.zones, args.flags)
-        db.with_suffix(".tmp").rename(db)
-        print(f"built {db} in {time.perf_counter() - t:.1f} s")
-    url = f"sqlite:///{db}"
+    url = sqlite_store(args.workdir, args.zones, args.flags)
     store = open_store(url)
     token = create_token(store, "bench-web", "admin")
     store.close()
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "REDLINE_DATABASE_URL": url, "REDLINE_EVIDENCE_DIR": str(args.workdir / "evidence")}
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "redline"), "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
+    server = LiveServer(url, args.workdir / "serve.log", {"REDLINE_EVIDENCE_DIR": str(args.workdir / "evidence")})
     try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
+        server.start()
+    except RuntimeError as e:
+        raise SystemExit(str(e)) from None
+    base = server.base
+    try:
         from playwright.sync_api import sync_playwright
 
         first_cold, first_warm, redraw, relist, in_page = [], [], [], [], []
         trace: dict = {}
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             for _ in range(args.runs):
                 ctx = browser.new_context(viewport={"width": 1440, "height": 900})
                 page = ctx.new_page()
@@ -192,8 +157,7 @@ def main(argv=None) -> None:
                 ctx.close()
             browser.close()
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
+        server.stop()
     med = statistics.median
     tiles: dict[str, list[float]] = {}
     for path, seconds in first_requests:

@@ -1,6 +1,6 @@
 """A real ``redline serve`` in a child process, for the tests that need a live server (GDAL's
 OAPIF client, the browser) and for the benchmark scripts: one way to start it on a free port,
-wait until it answers, and stop it with its worker processes."""
+wait until it answers, and stop it with its worker processes; and the browser they drive."""
 
 from __future__ import annotations
 
@@ -16,6 +16,18 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 REDLINE = str(Path(sys.executable).parent / "redline")
+# the browser of the browser tests and the map benchmark: Debian's chromium
+# (scripts/provision_browser.sh), headless, software WebGL, nothing fetched of its own
+CHROMIUM = os.environ.get("REDLINE_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def free_port() -> int:
@@ -43,6 +55,10 @@ class LiveServer:
         self.proc: subprocess.Popen | None = None
 
     def __enter__(self) -> LiveServer:
+        return self.start()
+
+    def start(self) -> LiveServer:
+        """Start the server; RuntimeError, with the log's tail, when it does not answer."""
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             [REDLINE, "serve", "--port", str(self.port)],

@@ -11,11 +11,6 @@ from __future__ import annotations
 
 import io
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -24,19 +19,10 @@ import pytest
 from redline.auth import create_token
 from redline.store import open_store
 
+from ..live import CHROMIUM, CHROMIUM_ARGS, LiveServer
 from ..scenario import build
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = os.environ.get("REDLINE_CHROMIUM", "/usr/bin/chromium")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ARTEFACTS = Path(os.environ.get("REDLINE_TEST_ARTEFACTS", ROOT / "test-artefacts")) / "browser"
 XIN = "150625100"  # 锡尼镇: every flag but one
 YIHE = "150625201"  # 伊和乌素苏木: the farmland flag
@@ -51,12 +37,6 @@ def _photo() -> bytes:
     buf = io.BytesIO()
     img.save(buf, "JPEG")
     return buf.getvalue()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -95,36 +75,14 @@ def _serve(out: Path, url: str | None = None):
         }
     finally:
         store.close()
-    port = _free_port()
-    env = {
-        **os.environ,
-        "REDLINE_DATABASE_URL": url,
+    env: dict[str, str | None] = {
         "REDLINE_EVIDENCE_DIR": str(out / "evidence"),
         "REDLINE_DATA_DIR": str(out / "data"),
         "REDLINE_WORK_PROCESSES": "1",
+        "REDLINE_BASEMAP_URL": None,
     }
-    env.pop("REDLINE_BASEMAP_URL", None)
-    log = open(out / "server.log", "wb")
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "redline"), "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"redline serve did not start: {(out / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.2)
+    with LiveServer(url, out / "server.log", env) as server:
+        base = server.base
         admin = {"Authorization": f"Bearer {tokens['admin']}"}
         flags = httpx.get(f"{base}/collections/flags/items?limit=1000", headers=admin).json()["features"]
         # a photo on one flag, so that the panel shows a thumbnail
@@ -135,15 +93,6 @@ def _serve(out: Path, url: str | None = None):
             data={"note": "现场照片"},
         ).raise_for_status()
         yield {"base": base, "tokens": tokens, "flags": flags, "out": out, "url": url}
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)  # the server and its worker processes, by group id
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        log.close()
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +102,7 @@ def browser():  # closed with its module: Playwright's event loop never outlives
     if not Path(CHROMIUM).is_file():
         pytest.fail(f"no browser at {CHROMIUM}: run scripts/provision_browser.sh (Debian's chromium)")
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         yield b
         b.close()
 
