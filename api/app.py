@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
@@ -12,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES as GZIP_EXCLUDED
 
 from redline import __version__
+from redline import tiles as tile_engine
 from redline.config import Settings, get_settings
 from redline.evidence import recover as recover_evidence
 from redline.jobs import JobKeeper
@@ -42,6 +45,17 @@ from .schemas import Health
 from .work import WorkPool
 
 
+def _warm_tiles(url: str) -> None:
+    try:
+        store = open_store(url)
+        try:
+            tile_engine.warm(store)
+        finally:
+            store.close()
+    except Exception:  # a cache, not a duty: the first tile then loads them
+        logging.getLogger(__name__).warning("could not preload the flag points", exc_info=True)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -61,7 +75,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             store.close()
         await run_in_threadpool(work.start)
         await run_in_threadpool(jobs.start)
+        warming = threading.Thread(target=_warm_tiles, args=(settings.database_url,), name="tile-warm", daemon=True)
+        warming.start()  # the server answers meanwhile
         yield
+        warming.join()
         executor.shutdown(wait=True)
         jobs.stop()
         work.close()

@@ -407,6 +407,12 @@ class _FlagPointsCache:
 FLAG_POINTS = _FlagPointsCache()
 
 
+def warm(store: Store) -> None:
+    """Load the flag points of the current data version now (a server's start), so that the
+    first zoomed-out flag tile someone asks for is not the one that waits for them."""
+    FLAG_POINTS.get(store, data_version(store, "flags"))
+
+
 def zone_features(store: Store, kind: str, tile: TileRef, where=None) -> list[dict]:
     """The zones of one tile (``where``: a checked CQL2 filter, redline.cql.parse)."""
     zones = store.tile_zones(kind, tile.lonlat_bounds(BUFFER), zone_band(tile.z), where)

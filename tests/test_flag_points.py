@@ -182,3 +182,22 @@ def test_the_http_tile_after_a_workflow_move_via_the_api(dense, tmp_path):
     assert after.content == full.content
     statuses = {f["properties"]["status"] for f in mapbox_vector_tile.decode(after.content)["flags"]["features"]}
     assert "dispatched" in statuses
+
+
+def test_a_starting_server_loads_the_points_before_anyone_asks(dense, tmp_path):
+    # the first zoomed-out flag tile after a start finds the points loaded (no full load of its own)
+    _forget()
+    full = tiles.FLAG_POINTS.loads["full"]
+    token = create_token(dense["store"], "root", "admin")
+    settings = Settings(database_url=dense["url"], data_dir=tmp_path, evidence_dir=tmp_path / "evidence")
+    with TestClient(create_app(settings)):
+        pass  # started and stopped: the warm-up is over when the server has stopped
+    assert tiles.FLAG_POINTS.loads["full"] == full + 1
+    ref = _refs(dense["t9"])[0]
+    with TestClient(create_app(settings)) as client:
+        r = client.get(
+            f"/collections/flags/tiles/WebMercatorQuad/{ref.z}/{ref.y}/{ref.x}",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert r.status_code in (200, 204)
+    assert tiles.FLAG_POINTS.loads["full"] == full + 1  # neither the second start nor the tile reloaded
