@@ -163,11 +163,6 @@ def main(argv=None):
         urls.insert(0, sqlite_store(args.workdir, args.zones, args.flags))
     if args.postgis:
         fill(urls[0], args.postgis)
-        # the planner's statistics, as autovacuum keeps them on a server (scripts/bench_store.py
-        # does the same after its fill): without them it sorts every match of a filter for a page
-        store = open_store(args.postgis)
-        store.conn.execute("VACUUM ANALYZE")
-        store.close()
         urls.append(args.postgis)
     for url in urls:
         measure(url, args.requests, args.workdir, not args.no_ogr2ogr)
