@@ -22,7 +22,7 @@ const TEXT = {
     rule: "规则", ha: "公顷", mu: "亩", zoom_to: "定位", http_401: "未登录或令牌无效", http_403: "无权限", http_404: "不存在", http_409: "操作不允许",
     http_413: "内容过大", http_422: "输入有误", http_503: "服务繁忙", month: "月份", all_months: "全部月份",
     progress_title: "整改进展", progress_scope: "（整改台账，按当前筛选）", progress_none: "台账中暂无符合筛选的问题",
-    progress_rectified: "已整改", progress_open_on_time: "整改中（未逾期）", progress_overdue: "逾期",
+    progress_rectified: "已整改", progress_open_on_time: "未整改（未逾期）", progress_overdue: "逾期",
     progress_problems: "问题数", progress_share: "整改率", unknown_unit: "未知行政区",
     not_observed: "未被影像覆盖", not_observed_drawn: "见地图斜线区域", all_observed: "全部已覆盖",
   },
