@@ -1,6 +1,6 @@
 """OGC API – Features: Part 1 (core, GeoJSON), Part 2 (CRS by reference) and Part 3 (queryables,
-CQL2 filters, sortby) over flags and the protection layers (red lines, reserve zones, permits,
-admin units). Every geometry is a MultiPolygon. Query parameters an operation does not define
+CQL2 filters, sortby) over flags and the zone layers (red lines, reserve zones, permits, admin
+units, environmental control units). Every geometry is a MultiPolygon. Query parameters an operation does not define
 are refused with 400, never ignored.
 """
 
@@ -21,6 +21,7 @@ from redline.errors import CRSError, NotFoundError
 from redline.geo import STORAGE_CRS, parse_crs, reproject
 from redline.model import Zone
 from redline.store import ZoneFilter
+from redline.tiles import COLLECTIONS  # the same collections have features and vector tiles
 
 from . import webapp
 from .deps import CurrentUser, StoreDep
@@ -72,13 +73,6 @@ CONFORMANCE = [
     f"{_PROC}/job-list",
     f"{_PROC}/oas30",
 ]
-COLLECTIONS = {
-    "flags": "Flags: persistent human-activity conflicts with red lines and reserve zones",
-    "redline": "Ecological protection red lines (current layer version)",
-    "reserve": "Nature-reserve zones (current layer version)",
-    "permit": "Permitted footprints (current layer version)",
-    "admin": "Administrative units (current layer version)",
-}
 COMMON_PARAMS = ("limit", "bbox", "bbox-crs", "crs", "filter", "filter-lang", "filter-crs", "sortby", "f")
 FLAG_PARAMS = ("after", "offset", "status", "severity", "activity", "admin", "datetime")
 ZONE_PARAMS = ("after", "offset")

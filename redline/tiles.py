@@ -3,7 +3,7 @@ WebMercatorQuad tile matrix set. No web framework here: the API's router only pa
 request, calls :func:`render` and :func:`etag`, and answers.
 
 One MVT layer per tile, named after the collection (``flags``, ``redline``, ``reserve``,
-``permit``, ``admin``). Geometries are clipped to the tile plus a small buffer, moved to
+``permit``, ``admin``, ``control``). Geometries are clipped to the tile plus a small buffer, moved to
 tile coordinates (0..4096, y down) and generalised to the tile's resolution: simplified
 with a tolerance of half a screen pixel (1/512 of the tile), then snapped to the integer grid
 and repaired where that made a polygon invalid.
@@ -56,7 +56,7 @@ from .errors import NotFoundError
 from .model import FLAG_TILE_FIELDS
 from .store import FlagFilter, Store
 from .store.core import zone_band
-from .vocab import LAYER_KINDS
+from .vocab import ZONE_KINDS
 
 TMS_ID = "WebMercatorQuad"
 TMS = morecantile.tms.get(TMS_ID)
@@ -80,8 +80,11 @@ COLLECTIONS = {
     "reserve": "Nature-reserve zones (current layer version)",
     "permit": "Permitted footprints (current layer version)",
     "admin": "Administrative units (current layer version)",
+    "control": "Environmental control units (环境管控单元, three lines one list): regime is the unit type"
+    " (priority_protection_unit, key_control_unit, general_control_unit), code the unit code access lists"
+    " cite (current layer version)",
 }
-assert set(COLLECTIONS) == {"flags", *LAYER_KINDS}
+assert set(COLLECTIONS) == {"flags", *ZONE_KINDS}  # the OGC API collections too (api.features)
 
 FLAG_PROPERTIES = FLAG_TILE_FIELDS  # what a flag carries in a vector tile (redline.model)
 ZONE_PROPERTIES = ("id", "name", "regime", "code", "layer")
@@ -625,8 +628,8 @@ def prerender_zone_tiles(store: Store, kind: str) -> dict | None:
     the non-empty ones kept; the set is marked complete last, once every tile is there, so a
     run cut short leaves tiles that are never served (they are rendered per request) and
     loses nothing. Returns what was written, or None when ``kind`` has no version."""
-    if kind not in LAYER_KINDS:
-        return None  # (control units have no tiles)
+    if kind not in ZONE_KINDS:
+        return None
     current = store.layer_versions(kind=kind)
     if not current:
         return None
@@ -670,7 +673,7 @@ def prerender_missing(store: Store) -> list[dict]:
     (a store upgraded from before them, a load cut short, a newer redline): what was written."""
     return [
         done
-        for kind in LAYER_KINDS
+        for kind in ZONE_KINDS
         if store.zone_tile(kind, 0, 0, 0, ZONE_TILE_RULES) is None
         and (done := prerender_zone_tiles(store, kind)) is not None
     ]

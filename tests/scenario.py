@@ -12,7 +12,16 @@ from redline.scan import scan_product
 from redline.store import open_store
 
 ROOT = Path(__file__).resolve().parents[1]
-LAYERS = (("redline", "redline.gpkg"), ("reserve", "reserve.gpkg"), ("permit", "permits.zip"), ("admin", "admin.kml"))
+LAYERS = (
+    ("redline", "redline.gpkg"),
+    ("reserve", "reserve.gpkg"),
+    ("permit", "permits.zip"),
+    ("admin", "admin.kml"),
+    ("control", "control_units.gpkg"),  # environmental control units (三线一单), as scripts/demo.sh loads them
+)
+# the control units' agency field names (sample_data/mapping.toml has no [control] table;
+# scripts/demo.sh passes the same with -f)
+CONTROL_FIELDS = {"code": "HJDYBM", "name": "HJDYMC", "unit_type": "DYLX"}
 PRODUCTS = ("change_2026-06.tif", "change_2026-09.tif", "landcover_pair.json")
 
 
@@ -33,7 +42,8 @@ def build(out: Path, scan: bool = True, url: str | None = None) -> tuple[dict, s
     try:
         mapping = ROOT / "sample_data" / "mapping.toml"
         for kind, name in LAYERS:
-            add_layer(store, read_layer(kind, out / name, mapping=read_mapping_file(mapping, kind)))
+            fields = CONTROL_FIELDS if kind == "control" else read_mapping_file(mapping, kind)
+            add_layer(store, read_layer(kind, out / name, mapping=fields))
         if scan:
             for name in PRODUCTS:
                 scan_product(store, resolve_product(out / name))

@@ -22,7 +22,7 @@ def test_landing_conformance_collections(client, auth):
     assert {link["rel"] for link in client.get("/").json()["links"]} >= {"self", "conformance", "data", "service-desc"}
     assert any(c.endswith("/geojson") for c in client.get("/conformance").json()["conformsTo"])
     ids = [c["id"] for c in client.get("/collections", headers=auth("viewer")).json()["collections"]]
-    assert ids == ["flags", "redline", "reserve", "permit", "admin"]
+    assert ids == ["flags", "redline", "reserve", "permit", "admin", "control"]
     assert_problem(client.get("/collections/roads", headers=auth("viewer")), 404, "roads")
 
 

@@ -14,7 +14,7 @@ from .conftest import XIN, YIHE, assert_problem
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 EPSG4490 = "http://www.opengis.net/def/crs/EPSG/0/4490"
-COLLECTIONS = ("flags", "redline", "reserve", "permit", "admin")
+COLLECTIONS = ("flags", "redline", "reserve", "permit", "admin", "control")
 
 
 def _items(client, h, query: str = "", cid: str = "flags") -> dict:

@@ -210,10 +210,60 @@ def test_a_drawn_region_runs_a_check_and_a_screening(app_page, server):
     assert "亩" in result.inner_text() and "公顷" in result.inner_text()
     p.shot("check")
     page.locator(".check-tool select.activity").select_option("mining")
-    page.locator(".check-tool button.run-screening").click()
+    with page.expect_response(lambda r: r.url.endswith("/screenings")) as screened:
+        page.locator(".check-tool button.run-screening").click()
+    screening = screened.value.json()
     result.locator(".verdict").first.wait_for()
     assert result.locator("h4 .verdict").inner_text() in ("禁止", "需审批", "无冲突")
+    # the control units the footprint touches: listed with their codes, outlined on the map
+    codes = sorted(u["code"] for u in screening["control_units"])
+    assert codes, "the drawn box lies in the scenario's control units"
+    assert sorted(c.inner_text() for c in result.locator(".units tbody code").all()) == codes
+    p.wait_idle()
+    assert page.evaluate("() => window.redline.flagMap.checkDrawn()")["units"] == codes
     p.shot("screening")
+
+
+def test_the_control_unit_layer_switches_on_and_a_click_names_the_unit(app_page, store_server):
+    import shapely
+    import shapely.geometry
+
+    server = store_server  # on SQLite and on PostGIS
+    p, page = app_page, app_page.page
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url))
+    p.sign_in(server["tokens"]["admin"])
+    units = api(server, "viewer", "/collections/control/items")["features"]
+    assert len(units) == 3
+    switch = page.locator("input[data-layer=control]")
+    assert not switch.is_checked(), "control units are off by default"
+    drawn = "() => window.redline.map.queryRenderedFeatures({layers: ['control-fill']}).map(f => f.properties.code)"
+    assert page.evaluate(drawn) == []
+    assert not [u for u in asked if "/collections/control/" in u], "a layer that is off asks for no tile"
+    assert page.locator(".legend").get_by_text("重点管控单元").is_visible()
+    switch.check()
+    p.wait_idle()
+    assert [u for u in asked if "/collections/control/tiles/" in u]
+    west, south, east, north = page.evaluate("() => window.redline.map.getBounds().toArray().flat()")
+    view = shapely.geometry.box(west, south, east, north)
+    in_view = sorted(u["properties"]["code"] for u in units if shapely.geometry.shape(u["geometry"]).intersects(view))
+    assert in_view and sorted(set(page.evaluate(drawn))) == in_view
+    p.shot("control-units")
+    # a click inside a unit, away from any flag, names it: its name, type and code
+    unit = next(u for u in units if u["properties"]["regime"] == "key_control_unit")
+    area = shapely.geometry.shape(unit["geometry"]).intersection(view.buffer(-0.002))
+    flags = shapely.union_all([shapely.geometry.shape(f["geometry"]) for f in server["flags"]]).buffer(0.003)
+    spot = area.difference(flags).representative_point()
+    page.mouse.click(*_screen_point(page, spot.x, spot.y))
+    popup = page.locator(".maplibregl-popup.unit-popup")
+    popup.wait_for()
+    text = popup.inner_text()
+    assert unit["properties"]["name"] in text and "ZH15062520001" in text and "重点管控单元" in text
+    assert page.locator(".panel").is_hidden(), "no flag was clicked"
+    p.shot("control-unit-popup")
+    switch.uncheck()
+    p.wait_idle()
+    assert page.evaluate(drawn) == [] and popup.count() == 0
 
 
 def test_an_uploaded_region_runs_a_check(app_page, server, tmp_path):

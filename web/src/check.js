@@ -130,13 +130,17 @@ export class CheckTool {
     const activity = $(".activity", this.el).value;
     return this.run(async () => {
       const a = await api.send("POST", "/screenings", { footprint: poly, activity });
+      this.fm.showCheck(a, poly);  // the zones and control units touched, outlined on the map
       return `<h4>${t("screening")}: <span class="verdict v-${esc(a.verdict)}">${esc(word("verdict", a.verdict))}</span></h4>
         <dl class="attrs"><dt>${t("area")}</dt><dd>${area(a.area_ha, a.area_mu)}</dd>
         ${a.nearest_redline ? `<dt>${t("nearest")}</dt><dd>${esc(a.nearest_redline.name)} · ${Math.round(a.nearest_redline.distance_m)} m</dd>` : ""}</dl>
         <div class="zones">${a.zones.length ? table([t("zone"), t("area"), t("verdict")], a.zones.map((z) => [
           `${esc(z.name)} <small>${esc(word("regime", z.regime))}</small>`, area(z.overlap_ha, z.overlap_mu),
           `<span class="verdict v-${esc(z.verdict)}">${esc(word("verdict", z.verdict))}</span>`]))
-          : `<div class="muted">${t("no_zones")}</div>`}</div>`;
+          : `<div class="muted">${t("no_zones")}</div>`}</div>
+        ${a.control_units.length ? `<h4>${t("control_units")}</h4><div class="units">${table([t("layer_control"), t("unit_code"), t("verdict")],
+          a.control_units.map((u) => [`${esc(u.name)} <small>${esc(word("regime", u.regime))}</small>`, `<code>${esc(u.code)}</code>`,
+            `<span class="verdict v-${esc(u.verdict)}">${esc(word("verdict", u.verdict))}</span>`]))}</div>` : ""}`;
     });
   }
 }

@@ -62,7 +62,7 @@ function listPage(params) {
 }
 
 async function shell(me, config, firstPage) {
-  const { bboxOf, FlagMap, LAYERS, legend } = await loadMap();
+  const { bboxOf, FlagMap, LAYERS, LAYERS_OFF, legend } = await loadMap();
   const state = urlState.read();
   const sharedView = Boolean(state.camera);  // a shared link keeps its view; otherwise fit to the flags
   const multi = (k) => `<fieldset class="multi" data-key="${k}"><legend>${t(k)}</legend>${urlState.VOCAB[k].map((v) =>
@@ -82,7 +82,7 @@ async function shell(me, config, firstPage) {
             <label>${t("date_to")}<input type="date" class="to" value="${esc(state.filters.to)}"></label></div>
           <div class="tool-row"><button type="button" class="reset">${t("reset")}</button></div></details>
         <details open class="layers"><summary>${t("layers")}</summary>${LAYERS.map((l) =>
-          `<label><input type="checkbox" data-layer="${l}" checked>${t(`layer_${l}`)}</label>`).join("")}
+          `<label><input type="checkbox" data-layer="${l}" ${LAYERS_OFF.includes(l) ? "" : "checked"}>${t(`layer_${l}`)}</label>`).join("")}
           <div class="legend">${legend()}</div></details>
         <details class="checks"><summary>${t("check")} / ${t("screening")}</summary><div class="check-tool"></div></details>
         <details open class="list"><summary>${t("list")} <span class="count"></span></summary><ol class="flag-list"></ol></details>

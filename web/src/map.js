@@ -1,10 +1,12 @@
-// The map: protection layers and flags from the API's vector tiles (or, on a server without the
-// tiles endpoint, from its GeoJSON items), a legend, layer switches, an optional basemap.
+// The map: protection layers, environmental control units and flags from the API's vector tiles
+// (or, on a server without the tiles endpoint, from its GeoJSON items), a legend, layer switches,
+// an optional basemap.
 import * as maplibregl from "maplibre-gl";
 import "maplibre-gl/dist/maplibre-gl.css";
 // MapLibre's worker is a file of its own: served beside the bundle (same origin, no blob: or CDN)
 import workerUrl from "maplibre-gl/dist/maplibre-gl-worker.mjs?url";
 import * as api from "./api.js";
+import { esc } from "./dom.js";
 import { t, word } from "./i18n.js";
 import { apiParams, VOCAB } from "./state.js";
 
@@ -15,8 +17,15 @@ maplibregl.prewarm();
 export const SEVERITY_COLORS = { low: "#f2c230", medium: "#f08a24", high: "#e0312b", critical: "#7b1fa2" };
 export const REGIME_COLORS = { core: "#1b5e20", buffer: "#43a047", experimental: "#a5d6a7",
   core_protection: "#2e7d32", general_control: "#9ccc65" };
-export const LAYERS = ["admin", "redline", "reserve", "permit", "flags"];
-const ZONES = ["admin", "redline", "reserve", "permit"];
+// environmental control units (三线一单) by unit type: calm fills, away from the red lines' red,
+// the reserves' greens, the permits' blue and the flags' warm colours; outlines a shade darker
+export const CONTROL_COLORS = { priority_protection_unit: "#4db6ac", key_control_unit: "#c9a27e",
+  general_control_unit: "#9fa8da" };
+const CONTROL_LINES = { priority_protection_unit: "#00897b", key_control_unit: "#8d6e63",
+  general_control_unit: "#5c6bc0" };
+export const LAYERS = ["admin", "control", "redline", "reserve", "permit", "flags"];
+export const LAYERS_OFF = ["control"]; // switched off until the user turns them on
+const ZONES = ["admin", "control", "redline", "reserve", "permit"];
 const CHECK_ZONES = ["redline", "reserve"]; // the protection layers a check answers about
 const PERMIT_ZOOM = 9;
 const OUTLINE_ZOOM = 8;
@@ -115,6 +124,13 @@ function layerFilter(id, filters) {
 
 function addLayers(map, tiled, filters) {
   const src = (id) => (tiled ? { source: id, "source-layer": id } : { source: id });
+  // control units tile a whole county: a faint fill under everything else (no tile is asked
+  // for while the layer is off)
+  const off = { layout: { visibility: "none" } };
+  map.addLayer({ id: "control-fill", type: "fill", ...src("control"), ...off,
+    paint: { "fill-color": byValue("regime", CONTROL_COLORS, "#bdbdbd"), "fill-opacity": 0.28 } });
+  map.addLayer({ id: "control-line", type: "line", ...src("control"), ...off,
+    paint: { "line-color": byValue("regime", CONTROL_LINES, "#757575"), "line-width": 1.5 } });
   map.addLayer({ id: "admin-line", type: "line", ...src("admin"),
     paint: { "line-color": "#5f6b7a", "line-width": 1.2, "line-dasharray": [4, 2] } });
   // a province of red lines is a tint; their outlines from a county's zoom on (thousands of
@@ -142,6 +158,10 @@ function addLayers(map, tiled, filters) {
     map.addLayer({ id: `check-zones-${kind}`, type: "line", ...src(kind), filter: ["any"],
       paint: { "line-color": "#ff6f00", "line-width": 3 } });
   }
+  // the control units a screening touched (by unit code), drawn whether the layer is on or not
+  // (shown only then: a layer shown asks for its source's tiles)
+  map.addLayer({ id: "check-zones-control", type: "line", ...src("control"), filter: ["any"], ...off,
+    paint: { "line-color": "#ff6f00", "line-width": 2.5, "line-dasharray": [4, 2] } });
   map.addLayer({ id: "check-region", type: "line", source: "check", filter: ["==", ["get", "part"], "region"],
     paint: { "line-color": "#0277bd", "line-width": 2.5, "line-dasharray": [3, 1.5] } });
   // polygons from FLAG_POINT_ZOOM on; below it the tiles hold points only
@@ -179,7 +199,7 @@ export class FlagMap {
     this.tiled = Boolean(config.tiles);
     this.filters = filters;
     this.cql = null;  // a filter the tiles cannot express on the client: sent with the tile URL
-    this.visible = Object.fromEntries(LAYERS.map((l) => [l, true]));
+    this.visible = Object.fromEntries(LAYERS.map((l) => [l, !LAYERS_OFF.includes(l)]));
     this.active = "a";  // the point source drawn (the other loads filtered tiles when needed)
     this.generation = 0;
     this.map = new maplibregl.Map({
@@ -241,25 +261,46 @@ export class FlagMap {
       }
     }
     addLayers(map, this.tiled, this.filters);
+    this.loaded = new Set();  // the zone collections fetched as GeoJSON (no tiles endpoint)
     if (!this.tiled) {
       // no tiles endpoint on this server: the zone collections and the flags it serves as GeoJSON
-      for (const id of ["redline", "reserve"]) {
-        api.get(`/collections/${id}/items`, "limit=10000").then((fc) => map.getSource(id).setData(fc)).catch(() => {});
-      }
+      for (const id of ["redline", "reserve"]) this.loadItems(id);
       this.reloadFlags();
     }
+    // a click opens the flag under it; elsewhere, with the layer on, it names the control unit
     map.on("click", (e) => {
       if (this.clickHandler) return this.clickHandler(e);
-      if (!this.visible.flags) return undefined;
-      const box = [[e.point.x - 3, e.point.y - 3], [e.point.x + 3, e.point.y + 3]];
-      const hit = map.queryRenderedFeatures(box, { layers: this.drawnLayers() });
-      if (hit.length) this.onFlagClick?.(Number(hit[0].properties.id));
+      if (this.visible.flags) {
+        const box = [[e.point.x - 3, e.point.y - 3], [e.point.x + 3, e.point.y + 3]];
+        const hit = map.queryRenderedFeatures(box, { layers: this.drawnLayers() });
+        if (hit.length) return this.onFlagClick?.(Number(hit[0].properties.id));
+      }
+      const unit = this.visible.control && map.queryRenderedFeatures(e.point, { layers: ["control-fill"] })[0];
+      if (unit) this.showUnit(unit.properties, e.lngLat);
+      return undefined;
     });
     map.on("dblclick", (e) => this.dblclickHandler?.(e));
     for (const l of this.map.getStyle().layers.map((x) => x.id).filter((id) => /^flags-(fill|line|point)/.test(id))) {
       map.on("mouseenter", l, () => { if (!this.clickHandler) map.getCanvas().style.cursor = "pointer"; });
       map.on("mouseleave", l, () => { if (!this.clickHandler) map.getCanvas().style.cursor = ""; });
     }
+  }
+
+  loadItems(id) {
+    if (this.loaded.has(id)) return;
+    this.loaded.add(id);
+    api.get(`/collections/${id}/items`, "limit=10000").then((fc) => this.map.getSource(id).setData(fc)).catch(() => {});
+  }
+
+  /** A control unit's name, type and code in a popup at ``lngLat``. */
+  showUnit(unit, lngLat) {
+    this.popup?.remove();
+    this.popup = new maplibregl.Popup({ className: "unit-popup", maxWidth: "300px" }).setLngLat(lngLat)
+      .setHTML(`<strong>${esc(unit.name)}</strong><dl class="attrs">
+        <dt>${t("unit_type")}</dt><dd><span class="sw fill" style="--c:${CONTROL_COLORS[unit.regime] ?? "#bdbdbd"}"></span>
+          ${esc(word("regime", unit.regime))}</dd>
+        <dt>${t("unit_code")}</dt><dd><code>${esc(unit.code)}</code></dd></dl>`)
+      .addTo(this.map);
   }
 
   /** The flag layers drawn now (the active point set, not the one loading in the background). */
@@ -359,10 +400,12 @@ export class FlagMap {
 
   setVisible(layer, on) {
     this.visible[layer] = on;
+    if (on && !this.tiled && layer === "control") this.loadItems(layer);
+    if (!on && layer === "control") this.popup?.remove();
     for (const l of this.map.getStyle().layers) {
       const source = l.source?.startsWith("flags-points-") ? "flags" : l.source;
-      // of the two point sets, only the one drawn
-      if (source === layer && !l.source.endsWith(this.active === "a" ? "-b" : "-a")) {
+      // of the two point sets, only the one drawn; a screening's control units stay outlined
+      if (source === layer && !l.source.endsWith(this.active === "a" ? "-b" : "-a") && l.id !== "check-zones-control") {
         this.map.setLayoutProperty(l.id, "visibility", on ? "visible" : "none");
       }
     }
@@ -395,9 +438,10 @@ export class FlagMap {
   }
 
   /**
-   * Draw what a check answered: the region (drawn, or as the server read an uploaded file), the zones it
-   * touched (outlined on the zone tiles: name, regime and code) and the part of the region that
-   * no image observed (hatched). ``answer`` null clears it.
+   * Draw what a check or a screening answered: the region (drawn, or as the server read an
+   * uploaded file), the zones it touched (outlined on the zone tiles: name, regime and code), the
+   * control units a screening touched (by code) and the part of the region that no image
+   * observed (hatched). ``answer`` null clears it.
    */
   showCheck(answer, region = null) {
     const features = [];
@@ -414,6 +458,10 @@ export class FlagMap {
           ["==", ["to-string", ["get", "code"]], z.code ?? ""]]);
         this.map.setFilter(`check-zones-${kind}`, ["any", ...zones]);
       }
+      const units = (answer?.control_units ?? []).map((u) => u.code);
+      if (units.length && !this.tiled) this.loadItems("control");
+      this.map.setFilter("check-zones-control", units.length ? ["in", ["get", "code"], ["literal", units]] : ["any"]);
+      this.map.setLayoutProperty("check-zones-control", "visibility", units.length ? "visible" : "none");
     });
     const box = bboxOf(features);
     if (box && region) {
@@ -427,7 +475,8 @@ export class FlagMap {
     const parts = this.map.querySourceFeatures("check").map((f) => f.properties.part);
     const zones = this.map.queryRenderedFeatures({ layers: CHECK_ZONES.map((k) => `check-zones-${k}`) })
       .map((f) => `${f.properties.name}|${f.properties.regime}`);
-    return { parts: [...new Set(parts)].sort(), zones: [...new Set(zones)].sort(),
+    const units = this.map.queryRenderedFeatures({ layers: ["check-zones-control"] }).map((f) => f.properties.code);
+    return { parts: [...new Set(parts)].sort(), zones: [...new Set(zones)].sort(), units: [...new Set(units)].sort(),
       unobserved: this.map.queryRenderedFeatures({ layers: ["check-unobserved"] }).length };
   }
 
@@ -450,6 +499,8 @@ export function legend() {
     ...VOCAB.severity.slice().reverse().map((s) => row(SEVERITY_COLORS[s], word("severity", s))),
     `<h4>${t("layer_reserve")}</h4>`,
     ...Object.entries(REGIME_COLORS).map(([r, c]) => row(c, word("regime", r))),
+    `<h4>${t("layer_control")}</h4>`,
+    ...Object.entries(CONTROL_COLORS).map(([r, c]) => row(c, word("regime", r))),
     `<h4>${t("layers")}</h4>`,
     row("#e53935", t("layer_redline"), "outline"),
     row("#1565c0", t("layer_permit"), "dashed"),
