@@ -25,7 +25,7 @@ from redline.tiles import COLLECTIONS  # the same collections have features and 
 
 from . import webapp
 from .deps import CurrentUser, StoreDep
-from .filters import FlagQuery
+from .filters import FlagQuery, parse_filter
 from .inputs import parse_bbox
 from .params import BAD_PARAMETER, BadParameterError, reject_unknown
 from .schemas import MAX_ID
@@ -363,9 +363,7 @@ def items(
     _format(f)
     crs_uri, out_crs = _crs(crs)
     bbox = _bbox(request.query_params.get("bbox"), bbox_crs)
-    node = cql.parse(filter, filter_lang, cid, _crs(filter_crs, "filter-crs")[1]) if filter is not None else None
-    if filter is None and (filter_lang or filter_crs):
-        raise BadParameterError("filter-lang and filter-crs need a filter")
+    node = parse_filter(cid, filter, filter_lang, filter_crs)
     order = cql.parse_sortby(sortby, cid)
     if order and after is not None:
         raise BadParameterError("after pages in id order: with sortby, page with offset")

@@ -1,4 +1,4 @@
-"""Query parameters shared by flag listings, exports and statistics."""
+"""Query parameters shared by flag listings, exports, statistics, the ledger and tiles."""
 
 from __future__ import annotations
 
@@ -6,10 +6,14 @@ from typing import Annotated
 
 from fastapi import Depends, Query
 
+from redline import cql
+from redline.errors import CRSError
+from redline.geo import parse_crs
 from redline.store import FlagFilter
 
 from .deps import CurrentUser
 from .inputs import parse_bbox, parse_datetime_interval
+from .params import BadParameterError
 from .schemas import Activity, Severity, Status
 
 
@@ -37,3 +41,18 @@ def flag_filter(
 
 
 FlagQuery = Annotated[FlagFilter, Depends(flag_filter)]
+
+
+def parse_filter(collection: str, text: str | None, lang: str | None, crs: str | None):
+    """The checked CQL2 filter (redline.cql.parse) of ``filter``, ``filter-lang`` and
+    ``filter-crs`` (any CRS of the allowlist, default CRS84) over ``collection``'s queryables;
+    None without a filter."""
+    if text is None:
+        if lang or crs:
+            raise BadParameterError("filter-lang and filter-crs need a filter")
+        return None
+    try:
+        geometry_crs = parse_crs(crs) if crs else None
+    except CRSError as exc:
+        raise BadParameterError(f"filter-crs: {exc}") from None
+    return cql.parse(text, lang, collection, geometry_crs)

@@ -10,13 +10,11 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from redline import cql
-from redline.geo import parse_crs
 from redline.ledger import MEDIA_TYPES, add_note, ledger_rows, states, summary
 
 from .deps import SettingsDep, StoreDep, requires
-from .filters import FlagQuery
-from .params import BAD_PARAMETER, BadParameterError, reject_unknown, route_parameters
+from .filters import FlagQuery, parse_filter
+from .params import BAD_PARAMETER, reject_unknown, route_parameters
 from .schemas import Id
 from .work import ledger_task
 
@@ -58,10 +56,8 @@ async def get_ledger(
     admin, bbox, datetime, filter) narrow the rows and the counts alike; statuses off the ledger
     match nothing."""
     reject_unknown(request, route_parameters(request))
-    if filter is None and (filter_lang or filter_crs):
-        raise BadParameterError("filter-lang and filter-crs need a filter")
-    if filter is not None:
-        flt = replace(flt, cql=cql.parse(filter, filter_lang, "flags", parse_crs(filter_crs) if filter_crs else None))
+    if filter is not None or filter_lang or filter_crs:
+        flt = replace(flt, cql=parse_filter("flags", filter, filter_lang, filter_crs))
     if f == "json":
         rows = await run_in_threadpool(ledger_rows, store, user, today, flt)
         return {"items": rows, "states": states(rows), "summary": summary(rows)}

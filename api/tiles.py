@@ -12,15 +12,14 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from redline import cql
 from redline import tiles as engine
 from redline.errors import NotFoundError
-from redline.geo import parse_crs
 from redline.store import FlagFilter
 
 from .deps import CurrentUser, StoreDep
+from .filters import parse_filter
 from .inputs import parse_datetime_interval
-from .params import BAD_PARAMETER, BadParameterError, reject_unknown
+from .params import BAD_PARAMETER, reject_unknown
 from .schemas import Activity, Severity, Status
 
 router = APIRouter(tags=["tiles"])
@@ -70,20 +69,12 @@ def tile_filter(
     ] = None,
 ) -> FlagFilter:
     since, until = parse_datetime_interval(datetime)
-    where = _cql(collection_id, filter, filter_lang, filter_crs)
+    where = parse_filter(_collection(collection_id), filter, filter_lang, filter_crs)
     return user.scope(
         FlagFilter(
             status=status, severity=severity, activity=activity, admin_code=admin, since=since, until=until, cql=where
         )
     )
-
-
-def _cql(collection_id: str, text: str | None, lang: str | None, crs: str | None):
-    if text is None:
-        if lang or crs:
-            raise BadParameterError("filter-lang and filter-crs need a filter")
-        return None
-    return cql.parse(text, lang, _collection(collection_id), parse_crs(crs) if crs else None)
 
 
 TileFilter = Annotated[FlagFilter, Depends(tile_filter)]
