@@ -21,7 +21,16 @@ from pygeofilter.parsers.cql2_text import parse as parse_cql2_text
 
 from .errors import RedlineError
 from .model import FLAG_SPECS
-from .vocab import ACTIVITIES, CONFIDENCES, FLAG_STATUSES, LAYER_KINDS, SEVERITIES
+from .vocab import (
+    ACTIVITIES,
+    CONFIDENCES,
+    CONTROL,
+    CONTROL_REGIMES,
+    FLAG_STATUSES,
+    LAYER_KINDS,
+    RESERVE_REGIMES,
+    SEVERITIES,
+)
 
 GEOMETRY = "geometry"
 MAX_FILTER_CHARS = 20_000
@@ -96,8 +105,17 @@ ZONE_QUERYABLES: dict[str, Queryable] = {
 SORT_RANKS = {"severity": SEVERITIES, "confidence": CONFIDENCES}
 
 
+# the zone kinds whose regime is one of a closed list (loading normalises it: redline.vocab)
+_REGIMES = {"reserve": RESERVE_REGIMES, CONTROL: CONTROL_REGIMES}
+
+
 def queryables(collection: str) -> dict[str, Queryable]:
-    return FLAG_QUERYABLES if collection == "flags" else ZONE_QUERYABLES
+    if collection == "flags":
+        return FLAG_QUERYABLES
+    regimes = _REGIMES.get(collection)
+    if regimes is None:
+        return ZONE_QUERYABLES
+    return {**ZONE_QUERYABLES, "regime": Queryable("regime", "str", regimes, "The zone's type")}
 
 
 def json_schema(collection: str, url: str) -> dict:

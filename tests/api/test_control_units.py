@@ -12,7 +12,7 @@ import pytest
 import shapely
 from typer.testing import CliRunner
 
-from redline import tiles
+from redline import tiles, vocab
 from redline.cli import app as cli
 from redline.store import open_store
 from redline.vocab import CONTROL_REGIMES
@@ -97,6 +97,11 @@ def test_queryables_filters_sortby_and_bbox(client, auth):
     q = client.get("/collections/control/queryables", headers=h)
     assert q.headers["content-type"].startswith("application/schema+json")
     assert {"name", "regime", "code", "geometry"} <= set(q.json()["properties"])
+    # the unit types are a closed list, said in the schema (a client offers them as choices)
+    assert q.json()["properties"]["regime"]["enum"] == list(vocab.CONTROL_REGIMES)
+    reserve = client.get("/collections/reserve/queryables", headers=h).json()["properties"]["regime"]
+    assert reserve["enum"] == list(vocab.RESERVE_REGIMES)
+    assert "enum" not in client.get("/collections/permit/queryables", headers=h).json()["properties"]["regime"]
     key = _items(client, h, "filter=" + quote("regime = 'key_control_unit'"))["features"]
     assert [f["properties"]["code"] for f in key] == ["ZH15062520001"]
     json_filter = '{"op":"in","args":[{"property":"regime"},["priority_protection_unit","general_control_unit"]]}'
