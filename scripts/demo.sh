@@ -19,7 +19,7 @@ redline layers load reserve sample_data/reserve.gpkg --mapping sample_data/mappi
 redline layers load permit sample_data/permits.zip --mapping sample_data/mapping.toml
 redline layers load admin sample_data/admin.kml --mapping sample_data/mapping.toml
 echo "-- three lines, one list (三线一单): environmental control units and their access list"
-redline layers load control sample_data/control_units.gpkg -f code=HJDYBM -f name=HJDYMC -f unit_type=DYLX
+redline layers load control sample_data/control_units.gpkg --mapping sample_data/mapping.toml
 redline layers load access-list sample_data/access_list.csv
 
 echo "== 3. the nightly batch finds two change products and a land-cover pair, scans each once"

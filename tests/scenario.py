@@ -19,9 +19,6 @@ LAYERS = (
     ("admin", "admin.kml"),
     ("control", "control_units.gpkg"),  # environmental control units (三线一单), as scripts/demo.sh loads them
 )
-# the control units' agency field names (sample_data/mapping.toml has no [control] table;
-# scripts/demo.sh passes the same with -f)
-CONTROL_FIELDS = {"code": "HJDYBM", "name": "HJDYMC", "unit_type": "DYLX"}
 PRODUCTS = ("change_2026-06.tif", "change_2026-09.tif", "landcover_pair.json")
 
 
@@ -42,8 +39,7 @@ def build(out: Path, scan: bool = True, url: str | None = None) -> tuple[dict, s
     try:
         mapping = ROOT / "sample_data" / "mapping.toml"
         for kind, name in LAYERS:
-            fields = CONTROL_FIELDS if kind == "control" else read_mapping_file(mapping, kind)
-            add_layer(store, read_layer(kind, out / name, mapping=fields))
+            add_layer(store, read_layer(kind, out / name, mapping=read_mapping_file(mapping, kind)))
         if scan:
             for name in PRODUCTS:
                 scan_product(store, resolve_product(out / name))

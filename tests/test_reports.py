@@ -24,6 +24,7 @@ from redline.auth import OPERATOR, Principal
 from redline.check import check_region
 from redline.errors import InputError, PermissionDeniedError
 from redline.evidence import save_evidence
+from redline.layers import read_mapping_file
 from redline.regions import read_region
 from redline.reports import MAX_PACKET, check_report, flag_report, flags_report
 from redline.reports.figures import SEVERITY_COLOURS, cjk_fonts, map_figure
@@ -527,7 +528,7 @@ def test_nightly_writes_the_digest_page_and_its_csv(tmp_path):
 
 # --- screening reports ------------------------------------------------------------------
 
-CONTROL_MAP = {"code": "HJDYBM", "name": "HJDYMC", "unit_type": "DYLX"}
+CONTROL_MAP = read_mapping_file(ROOT / "sample_data" / "mapping.toml", "control")
 PRIORITY_UNIT = "库布其沙漠优先保护单元"
 
 

@@ -13,13 +13,14 @@ import shapely.geometry
 from pypdf import PdfReader
 
 from redline.accesslist import read_access_list
-from redline.layers import read_layer
+from redline.layers import read_layer, read_mapping_file
 from redline.model import ScreeningAnswer
 from redline.store import open_store
 
+from ..scenario import ROOT
 from .conftest import assert_problem
 
-UNIT_MAP = {"code": "HJDYBM", "name": "HJDYMC", "unit_type": "DYLX"}
+UNIT_MAP = read_mapping_file(ROOT / "sample_data" / "mapping.toml", "control")
 PRIORITY = ("ZH15062510001", "库布其沙漠优先保护单元")
 
 
