@@ -33,6 +33,7 @@ from .conftest import XIN, YIHE, assert_problem
 ROLES = ("viewer", "inspector", "analyst", "admin")
 PUBLIC = None  # a row's ``roles`` for endpoints that need no token
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 TABLES = (
     "flags",
     "observations",
@@ -44,6 +45,7 @@ TABLES = (
     "scans",
     "subscriptions",
     "deliveries",
+    "leads",
 )
 
 
@@ -191,6 +193,17 @@ ROWS = (
         },
         ok=422,
     ),
+    # national leads (api/leads.py): imported by inspectors and admins (an inspector's leads outside
+    # their jurisdiction are refused row by row: tests/api/test_leads_api.py), results read by all
+    Row(
+        "POST",
+        "/leads",
+        ("inspector", "admin"),
+        call=lambda w: {"data": {"batch": "access"}, "files": {"file": ("leads.csv", w["leads_csv"])}},
+        harmless=lambda w: {"data": {"batch": "access"}, "files": {"file": ("x.png", PNG)}},
+        ok=422,
+    ),
+    Row("GET", "/leads/{batch}", ROLES, call=_get(lambda w: "/leads/never-imported?f=csv"), ok=404),
     # scans
     Row(
         "POST",
@@ -307,6 +320,7 @@ def world(env):
         "xin": xin,
         "ledger_xin": ledger_xin,
         "xin_point": xin_point,
+        "leads_csv": (env["out"] / "national_leads.csv").read_bytes(),
         "flags": by_unit,
         "job": job,
         "region": region,
