@@ -256,6 +256,11 @@ flags = sa.Table(
     req("geom", GEOMETRY),
     *_flag_columns(added=True),
     sa.Index("flags_status", "status", "severity"),
+    # the filters people use most; a count of matches reads these (migration 0011)
+    sa.Index("flags_severity", "severity"),
+    sa.Index("flags_activity", "activity", "severity"),
+    sa.Index("flags_last_seen", "last_seen"),
+    sa.Index("flags_admin", "admin_code"),
 )
 
 # One observation per sighting of a flag: by a scan (``scan_id``), or by a problem from another

@@ -522,6 +522,10 @@ def test_tile_encoder_matches_the_library(dense, z):
             assert ga.equals(gb) or ga.symmetric_difference(gb).area <= 1e-9 * max(gb.area, 1.0), (cid, i)
 
 
+# what migration 0011 adds (a store rewound to before it must not have them)
+FLAG_INDEXES_0011 = ("flags_severity", "flags_activity", "flags_last_seen", "flags_admin")
+
+
 def test_migration_0009_generalises_loaded_layers(tmp_path, request):
     """Stores with layers loaded before 0009 get the zones' generalised copies by the upgrade."""
     from redline import tiles
@@ -542,7 +546,8 @@ def test_migration_0009_generalises_loaded_layers(tmp_path, request):
             db = sqlite3.connect(url.removeprefix("sqlite:///"))
             db.executescript(
                 "DROP TABLE zone_tile_sets; DROP TABLE zone_tiles; DROP TABLE zone_bands;"
-                " UPDATE alembic_version SET version_num = '0008'; PRAGMA user_version = 8;"
+                + "".join(f" DROP INDEX {name};" for name in FLAG_INDEXES_0011)
+                + " UPDATE alembic_version SET version_num = '0008'; PRAGMA user_version = 8;"
             )
             db.close()
         else:
@@ -550,6 +555,7 @@ def test_migration_0009_generalises_loaded_layers(tmp_path, request):
 
             with psycopg.connect(url) as conn:
                 conn.execute("DROP TABLE zone_tile_sets, zone_tiles, zone_bands")
+                conn.execute(f"DROP INDEX {', '.join(FLAG_INDEXES_0011)}")
                 conn.execute("UPDATE alembic_version SET version_num = '0008'")
         assert upgrade(url) == ("0008", HEAD)
         s = open_store(url)
