@@ -17,7 +17,7 @@ from redline.cli import app as cli
 from redline.store import open_store
 from redline.vocab import CONTROL_REGIMES
 
-from ..scenario import CONTROL_FIELDS
+from ..scenario import ROOT
 from .conftest import assert_problem
 
 TMS = morecantile.tms.get("WebMercatorQuad")
@@ -194,7 +194,7 @@ def test_a_new_control_layer_version_changes_the_etag(env, client, auth):
     assert client.get(url, headers=h | {"If-None-Match": tag}).status_code == 304
     # the red-line tiles do not depend on the control units
     red = client.get(url.replace("/control/", "/redline/"), headers=h).headers["etag"]
-    fields = [a for k, v in CONTROL_FIELDS.items() for a in ("-f", f"{k}={v}")]
+    fields = ["--mapping", str(ROOT / "sample_data" / "mapping.toml")]
     r = CliRunner().invoke(
         cli, ["--db", env["url"], "layers", "load", "control", str(env["out"] / "control_units.gpkg"), *fields]
     )
