@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import numpy as np
@@ -25,7 +25,7 @@ from redline.tiles import COLLECTIONS  # the same collections have features and 
 
 from . import webapp
 from .deps import CurrentUser, StoreDep
-from .filters import FlagQuery, parse_filter
+from .filters import FilterCrs, FilterLang, FlagQuery, parse_filter
 from .inputs import parse_bbox
 from .params import BAD_PARAMETER, BadParameterError, reject_unknown
 from .schemas import MAX_ID
@@ -348,13 +348,8 @@ def items(
     crs: Annotated[str | None, Query(description=f"Output CRS: {', '.join(CRS_LIST)}.")] = None,
     bbox_crs: Annotated[str | None, Query(alias="bbox-crs", description="CRS of bbox (default CRS84).")] = None,
     filter: Annotated[str | None, Query(description="CQL2 filter (see /queryables).")] = None,
-    filter_lang: Annotated[
-        Literal["cql2-text", "cql2-json"] | None,
-        Query(alias="filter-lang", description="cql2-text (default) or cql2-json."),
-    ] = None,
-    filter_crs: Annotated[
-        str | None, Query(alias="filter-crs", description="CRS of the filter's geometries (default CRS84).")
-    ] = None,
+    filter_lang: FilterLang = None,
+    filter_crs: FilterCrs = None,
     sortby: Annotated[str | None, Query(description="+name,-name over the queryables.")] = None,
     f: Annotated[str | None, Query(description="json (GeoJSON, the default).")] = None,
 ) -> Any:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Depends, Query
 
@@ -41,6 +41,16 @@ def flag_filter(
 
 
 FlagQuery = Annotated[FlagFilter, Depends(flag_filter)]
+
+
+# the CQL2 filter's language and CRS (OGC API Features Part 3), the same wherever a filter is taken
+FilterLang = Annotated[
+    Literal["cql2-text", "cql2-json"] | None,
+    Query(alias="filter-lang", description="cql2-text (default) or cql2-json."),
+]
+FilterCrs = Annotated[
+    str | None, Query(alias="filter-crs", description="CRS of the filter's geometries (default CRS84).")
+]
 
 
 def parse_filter(collection: str, text: str | None, lang: str | None, crs: str | None):

@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from redline.ledger import MEDIA_TYPES, add_note, ledger_rows, states, summary
 
 from .deps import SettingsDep, StoreDep, requires
-from .filters import FlagQuery, parse_filter
+from .filters import FilterCrs, FilterLang, FlagQuery, parse_filter
 from .params import BAD_PARAMETER, reject_unknown, route_parameters
 from .schemas import Id
 from .work import ledger_task
@@ -41,13 +41,8 @@ async def get_ledger(
     ] = "json",
     today: Annotated[date | None, Query(description="Count overdue days as of this date (default today)")] = None,
     filter: Annotated[str | None, Query(description="CQL2 filter over the flags' queryables.")] = None,
-    filter_lang: Annotated[
-        Literal["cql2-text", "cql2-json"] | None,
-        Query(alias="filter-lang", description="cql2-text (default) or cql2-json."),
-    ] = None,
-    filter_crs: Annotated[
-        str | None, Query(alias="filter-crs", description="CRS of the filter's geometries (default CRS84).")
-    ] = None,
+    filter_lang: FilterLang = None,
+    filter_crs: FilterCrs = None,
 ) -> Any:
     """Problems inside your jurisdiction (verified violations, on their way to close-out, and
     closed ones): responsible, deadline, overdue days, whether the imagery still sees activity;

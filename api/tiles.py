@@ -17,7 +17,7 @@ from redline.errors import NotFoundError
 from redline.store import FlagFilter
 
 from .deps import CurrentUser, StoreDep
-from .filters import parse_filter
+from .filters import FilterCrs, parse_filter
 from .inputs import parse_datetime_interval
 from .params import BAD_PARAMETER, reject_unknown
 from .schemas import Activity, Severity, Status
@@ -64,9 +64,7 @@ def tile_filter(
     filter_lang: Annotated[
         str | None, Query(alias="filter-lang", description="cql2-text (default) or cql2-json.")
     ] = None,
-    filter_crs: Annotated[
-        str | None, Query(alias="filter-crs", description="CRS of the filter's geometries (default CRS84).")
-    ] = None,
+    filter_crs: FilterCrs = None,
 ) -> FlagFilter:
     since, until = parse_datetime_interval(datetime)
     where = parse_filter(_collection(collection_id), filter, filter_lang, filter_crs)
